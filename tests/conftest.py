@@ -1,0 +1,57 @@
+"""Test setup shared by every test: Pulumi mocks installed before program code runs.
+
+Pulumi's mocks are process-global. Mocks are installed at import time, so anything that
+touches the Pulumi runtime while being imported meets mocks and never a real engine; the
+`mocks` fixture then installs a fresh `PulumiMocks` per test (with a fresh event loop and
+empty config) and resets the runtime afterwards, so no test sees another's resources. A
+test that forgets the fixture then fails loudly instead of sharing another test's mocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from pulumi.runtime import reset_options, set_all_config, set_mocks
+
+pytest.register_assert_rewrite("tests.pulumi_mocks")
+
+from tests.pulumi_mocks import DEFAULT_REGION, PulumiMocks  # noqa: E402
+
+PROJECT = "librechat-lambda"
+TEST_STACK = "test"
+
+# Installed before any test module imports program code (see module docstring).
+set_mocks(PulumiMocks(), project=PROJECT, stack=TEST_STACK, preview=False)
+
+
+@pytest.fixture(autouse=True)
+def _event_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A fresh event loop per test, its leftover tasks cancelled afterwards.
+
+    Registering a resource queues work on the current loop; a test that never awaits it
+    would otherwise hand that work to the next test.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield loop
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def mocks() -> Iterator[PulumiMocks]:
+    """Fresh mocks and empty stack config for one test; `mocks.resources` records everything."""
+    instance = PulumiMocks(region=DEFAULT_REGION)
+    reset_options(project=PROJECT, stack=TEST_STACK)  # drop the root stack of another loop
+    set_all_config({"aws:region": DEFAULT_REGION}, secret_keys=[])
+    set_mocks(instance, project=PROJECT, stack=TEST_STACK, preview=False)
+    yield instance
+    set_all_config({}, secret_keys=[])
+    reset_options(project=PROJECT, stack=TEST_STACK)
