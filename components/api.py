@@ -1,0 +1,289 @@
+"""API Gateway REST API that streams the function's response to the client.
+
+One REST API with `ANY /` and `ANY /{proxy+}`, both Lambda proxy integrations in STREAM
+transfer mode against the function's `InvokeWithResponseStream` URI, one stage with JSON
+access logs and optional throttling, and the permission for this API alone to invoke the
+function.
+
+Access logging needs the account-wide API Gateway CloudWatch role (`aws.apigateway.Account`,
+one per account and region). This component does not manage that shared setting: another
+stack may own it and two owners would overwrite each other. Where the account has no role yet,
+set it once outside this project, or pass `access_logging=False`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+#: API Gateway's maximum integration timeout in STREAM mode (15 minutes).
+STREAM_TIMEOUT_MS = 900_000
+#: The endpoint types a REST API can stream through; EDGE cuts idle streams after 30 s.
+ENDPOINT_TYPES = ("REGIONAL", "EDGE")
+#: Retention periods CloudWatch Logs accepts (days).
+LOG_RETENTION_DAYS = frozenset(
+    {
+        1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+        1096, 1827, 2192, 2557, 2922, 3288, 3653,
+    }
+)  # fmt: skip
+
+#: One JSON object per request. Every value is quoted: API Gateway writes "-" for an empty
+#: variable, which would break unquoted JSON numbers.
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "extendedRequestId": "$context.extendedRequestId",
+        "requestTime": "$context.requestTime",
+        "ip": "$context.identity.sourceIp",
+        "userAgent": "$context.identity.userAgent",
+        "httpMethod": "$context.httpMethod",
+        "resourcePath": "$context.resourcePath",
+        "path": "$context.path",
+        "protocol": "$context.protocol",
+        "domainName": "$context.domainName",
+        "status": "$context.status",
+        "responseLength": "$context.responseLength",
+        "responseLatency": "$context.responseLatency",
+        "integrationStatus": "$context.integration.status",
+        "integrationLatency": "$context.integrationLatency",
+        "integrationError": "$context.integration.error",
+        "responseTransferMode": "$context.integration.responseTransferMode",
+        "errorMessage": "$context.error.message",
+        "errorType": "$context.error.responseType",
+    },
+    separators=(",", ":"),
+)
+
+
+def streaming_invoke_arn(
+    function_arn: pulumi.Input[str], region: pulumi.Input[str], partition: str = "aws"
+) -> pulumi.Output[str]:
+    """The InvokeWithResponseStream integration URI for a function or alias ARN.
+
+    `aws.lambda_.Function` exports this as `response_streaming_invoke_arn`; `aws.lambda_.Alias`
+    does not, so an alias (provisioned concurrency) needs it built from its qualified ARN.
+    """
+    return pulumi.Output.concat(
+        f"arn:{partition}:apigateway:",
+        region,
+        ":lambda:path/2021-11-15/functions/",
+        function_arn,
+        "/response-streaming-invocations",
+    )
+
+
+@dataclass
+class StreamingApiArgs:
+    """Inputs of `StreamingApi`."""
+
+    function_name: pulumi.Input[str]
+    """Name (or ARN) of the function the API invokes."""
+    invoke_arn: pulumi.Input[str]
+    """`response_streaming_invoke_arn` of the function or alias; the plain invoke ARN fails."""
+    stage_name: str
+    qualifier: pulumi.Input[str] | None = None
+    """Alias name when the API targets an alias (provisioned concurrency), else None."""
+    endpoint_type: str = "REGIONAL"
+    binary_media_types: Sequence[str] = field(default_factory=lambda: ["*/*"])
+    """`*/*` passes every request body through unaltered (base64 with `isBase64Encoded`)."""
+    throttling_burst_limit: int | None = None
+    throttling_rate_limit: float | None = None
+    log_retention_days: int = 30
+    tags: Mapping[str, str] = field(default_factory=dict)
+    access_logging: bool = True
+    """Needs the account's API Gateway CloudWatch role; see the module docstring."""
+
+
+def validate_api_args(args: StreamingApiArgs) -> list[str]:
+    """Every problem with `args`, each a sentence naming the argument and the fix."""
+    problems: list[str] = []
+    if args.endpoint_type not in ENDPOINT_TYPES:
+        problems.append(
+            f"endpoint_type is {args.endpoint_type!r}; use REGIONAL (5-minute idle timeout for "
+            "streams) or EDGE (30 s). PRIVATE APIs are not supported by this component."
+        )
+    if not args.stage_name or not all(c.isalnum() or c in "-_" for c in args.stage_name):
+        problems.append(
+            f"stage_name {args.stage_name!r} must be non-empty and use only letters, digits, "
+            "'-' and '_'."
+        )
+    if args.throttling_burst_limit is not None and args.throttling_burst_limit < 0:
+        problems.append("throttling_burst_limit must be 0 or more requests (or unset).")
+    if args.throttling_rate_limit is not None and args.throttling_rate_limit < 0:
+        problems.append("throttling_rate_limit must be 0 or more requests per second (or unset).")
+    if args.log_retention_days not in LOG_RETENTION_DAYS:
+        problems.append(
+            f"log_retention_days is {args.log_retention_days}; CloudWatch Logs accepts one of "
+            f"{sorted(LOG_RETENTION_DAYS)}."
+        )
+    return problems
+
+
+def _fingerprint(*parts: object) -> str:
+    """A stable digest of the deployed configuration, for the deployment's triggers."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class StreamingApi(pulumi.ComponentResource):
+    """REST API whose every route streams from one Lambda function."""
+
+    rest_api: aws.apigateway.RestApi
+    stage: aws.apigateway.Stage
+    rest_api_id: pulumi.Output[str]
+    stage_name: pulumi.Output[str]
+    stage_url: pulumi.Output[str]
+    execution_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: StreamingApiArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("librechat:aws:StreamingApi", name, None, opts)
+        problems = validate_api_args(args)
+        if problems:
+            raise ValueError(f"StreamingApi {name!r}: " + " ".join(problems))
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+
+        # 1. The API. Binary media types make API Gateway pass request bodies unaltered.
+        self.rest_api = aws.apigateway.RestApi(
+            f"{name}-api",
+            description="LibreChat API on Lambda, responses streamed",
+            endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(
+                types=args.endpoint_type
+            ),
+            binary_media_types=list(args.binary_media_types),
+            tags=tags,
+            opts=child,
+        )
+
+        # 2. ANY on the root and on {proxy+}, each a streaming Lambda proxy integration.
+        proxy = aws.apigateway.Resource(
+            f"{name}-proxy",
+            rest_api=self.rest_api.id,
+            parent_id=self.rest_api.root_resource_id,
+            path_part="{proxy+}",
+            opts=child,
+        )
+        routes = {"root": self.rest_api.root_resource_id, "proxy": proxy.id}
+        methods: list[aws.apigateway.Method] = []
+        integrations: list[aws.apigateway.Integration] = []
+        for route, resource_id in routes.items():
+            method = aws.apigateway.Method(
+                f"{name}-{route}-any",
+                rest_api=self.rest_api.id,
+                resource_id=resource_id,
+                http_method="ANY",
+                authorization="NONE",
+                opts=child,
+            )
+            integration = aws.apigateway.Integration(
+                f"{name}-{route}-lambda",
+                rest_api=self.rest_api.id,
+                resource_id=resource_id,
+                http_method=method.http_method,
+                type="AWS_PROXY",
+                integration_http_method="POST",
+                uri=args.invoke_arn,
+                response_transfer_mode="STREAM",
+                timeout_milliseconds=STREAM_TIMEOUT_MS,
+                opts=child,
+            )
+            methods.append(method)
+            integrations.append(integration)
+
+        # 3. A deployment replaced whenever what it serves changes. Pulumi creates the
+        #    replacement before deleting the old one, so the stage never points at nothing.
+        served = pulumi.Output.all(
+            self.rest_api.binary_media_types,
+            proxy.path_part,
+            *[pulumi.Output.all(m.http_method, m.authorization) for m in methods],
+            *[
+                pulumi.Output.all(
+                    i.type,
+                    i.integration_http_method,
+                    i.uri,
+                    i.response_transfer_mode,
+                    i.timeout_milliseconds,
+                )
+                for i in integrations
+            ],
+        )
+        deployment = aws.apigateway.Deployment(
+            f"{name}-deployment",
+            rest_api=self.rest_api.id,
+            description="Managed by Pulumi; replaced when methods or integrations change",
+            triggers={"redeployment": served.apply(lambda values: _fingerprint(*values))},
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*methods, *integrations],
+                replace_on_changes=["triggers"],
+                delete_before_replace=False,
+            ),
+        )
+
+        # 4. The stage, with JSON access logs to its own log group and throttling.
+        access_log_settings = None
+        if args.access_logging:
+            log_group = aws.cloudwatch.LogGroup(
+                f"{name}-access-logs",
+                name=pulumi.Output.concat(
+                    "/aws/apigateway/", self.rest_api.id, "/", args.stage_name, "/access"
+                ),
+                retention_in_days=args.log_retention_days,
+                tags=tags,
+                opts=child,
+            )
+            access_log_settings = aws.apigateway.StageAccessLogSettingsArgs(
+                destination_arn=log_group.arn, format=ACCESS_LOG_FORMAT
+            )
+        self.stage = aws.apigateway.Stage(
+            f"{name}-stage",
+            rest_api=self.rest_api.id,
+            deployment=deployment.id,
+            stage_name=args.stage_name,
+            access_log_settings=access_log_settings,
+            tags=tags,
+            opts=child,
+        )
+        if args.throttling_burst_limit is not None or args.throttling_rate_limit is not None:
+            aws.apigateway.MethodSettings(
+                f"{name}-throttling",
+                rest_api=self.rest_api.id,
+                stage_name=self.stage.stage_name,
+                method_path="*/*",
+                settings=aws.apigateway.MethodSettingsSettingsArgs(
+                    throttling_burst_limit=args.throttling_burst_limit,
+                    throttling_rate_limit=args.throttling_rate_limit,
+                ),
+                opts=child,
+            )
+
+        # 5. Only this API (any stage, method and path) may invoke the function or alias.
+        aws.lambda_.Permission(
+            f"{name}-invoke",
+            function=args.function_name,
+            qualifier=args.qualifier,
+            action="lambda:InvokeFunction",
+            principal="apigateway.amazonaws.com",
+            source_arn=pulumi.Output.concat(self.rest_api.execution_arn, "/*/*"),
+            opts=child,
+        )
+
+        self.rest_api_id = self.rest_api.id
+        self.stage_name = self.stage.stage_name
+        self.stage_url = self.stage.invoke_url
+        self.execution_arn = self.rest_api.execution_arn
+        self.register_outputs(
+            {
+                "rest_api_id": self.rest_api_id,
+                "stage_name": self.stage_name,
+                "stage_url": self.stage_url,
+                "execution_arn": self.execution_arn,
+            }
+        )
