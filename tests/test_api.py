@@ -194,6 +194,12 @@ def test_stage_serves_the_deployment_and_reports_its_url(mocks: PulumiMocks) -> 
 
     deployment = mocks.one(T.API_DEPLOYMENT)
     assert deployment.inputs["restApi"] == out["api_id"]
+    # A deployment made before its integrations exist fails ("No integration defined").
+    registered = [r.typ for r in mocks.resources]
+    last_route = max(
+        i for i, typ in enumerate(registered) if typ in (T.API_METHOD, T.API_INTEGRATION)
+    )
+    assert registered.index(T.API_DEPLOYMENT) > last_route
     assert mocks.one(T.API_STAGE).inputs["deployment"] == mocks.outputs[deployment.name]["id"]
     assert out["stage_url"] == (
         f"https://{out['api_id']}.execute-api.{DEFAULT_REGION}.amazonaws.com/live"
