@@ -39,8 +39,12 @@ class CustomDomainArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def validate_domain_args(args: CustomDomainArgs) -> list[str]:
-    """Every problem with `args`, each a sentence naming the argument and the fix."""
+def validate_domain_args(args: CustomDomainArgs, region: str | None = None) -> list[str]:
+    """Every problem with `args`, each a sentence naming the argument and the fix.
+
+    `region` is the API's region when known: a regional domain name accepts only a
+    certificate from that region.
+    """
     problems: list[str] = []
     if not _DOMAIN_RE.match(args.domain_name):
         problems.append(
@@ -59,6 +63,14 @@ def validate_domain_args(args: CustomDomainArgs) -> list[str]:
             f"certificate_arn {args.certificate_arn!r} is not an ACM certificate ARN "
             "(arn:aws:acm:<region>:<account>:certificate/<id>); leave it unset to have one "
             "created."
+        )
+    elif (
+        args.certificate_arn is not None and region and args.certificate_arn.split(":")[3] != region
+    ):
+        problems.append(
+            f"certificate_arn {args.certificate_arn!r} is in region "
+            f"{args.certificate_arn.split(':')[3]}, but a REGIONAL domain needs a certificate "
+            f"in the API's region {region}; request or import one there."
         )
     if args.base_path is not None and not _BASE_PATH_RE.match(args.base_path):
         problems.append(
@@ -112,7 +124,9 @@ class CustomDomain(pulumi.ComponentResource):
         self, name: str, args: CustomDomainArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("librechat:aws:CustomDomain", name, None, opts)
-        problems = validate_domain_args(args)
+        # The API's region, when the default provider is used (an explicit one may differ).
+        region = None if opts and opts.provider else pulumi.Config("aws").get("region")
+        problems = validate_domain_args(args, region)
         if problems:
             raise ValueError(f"CustomDomain {name!r}: " + " ".join(problems))
         child = pulumi.ResourceOptions(parent=self)

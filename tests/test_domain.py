@@ -238,6 +238,7 @@ def test_domain_maps_to_the_streaming_api_stage(mocks: PulumiMocks) -> None:
         ({"domain_name": "Not A Domain"}, "domain_name"),
         ({"base_path": "/chat"}, "base_path"),
         ({"certificate_arn": "arn:aws:iam::1:role/x"}, "certificate_arn"),
+        ({"certificate_arn": EXISTING_CERT.replace(DEFAULT_REGION, "us-east-1")}, "us-east-1"),
         ({"hosted_zone_name": "apro.is"}, "not both"),
         ({"hosted_zone_id": None, "hosted_zone_name": "example.com"}, "not inside"),
     ],
