@@ -34,7 +34,9 @@ LOG_RETENTION_DAYS = frozenset(
 )  # fmt: skip
 
 #: One JSON object per request. Every value is quoted: API Gateway writes "-" for an empty
-#: variable, which would break unquoted JSON numbers.
+#: variable, which would break unquoted JSON numbers. Streaming integrations write no execution
+#: logs, so these records are the only per-request trace; the transfer mode (BUFFERED or
+#: STREAMED) and the time to first content byte show whether a response really streamed.
 ACCESS_LOG_FORMAT = json.dumps(
     {
         "requestId": "$context.requestId",
@@ -54,6 +56,8 @@ ACCESS_LOG_FORMAT = json.dumps(
         "integrationLatency": "$context.integrationLatency",
         "integrationError": "$context.integration.error",
         "responseTransferMode": "$context.integration.responseTransferMode",
+        "timeToAllHeaders": "$context.integration.timeToAllHeaders",
+        "timeToFirstContent": "$context.integration.timeToFirstContent",
         "errorMessage": "$context.error.message",
         "errorType": "$context.error.responseType",
     },

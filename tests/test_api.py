@@ -162,6 +162,7 @@ def test_stage_logs_json_access_records_with_the_transfer_mode(mocks: PulumiMock
         "$context.status",
         "$context.responseLength",
         "$context.integrationLatency",
+        "$context.integration.timeToFirstContent",
     ):
         assert variable in record.values()
 
