@@ -1,0 +1,46 @@
+"""A Lambda custom runtime that serves LibreChat (or any HTTP server) with response streaming.
+
+The image entrypoint runs ``python -m streaming_proxy``. At cold start it fetches the config
+object and the secrets, starts the upstream server on localhost and waits until it is healthy;
+then every API Gateway event becomes an HTTP request to the upstream whose response is streamed
+back through the Lambda Runtime API streaming protocol (JSON prelude, 8 NUL bytes, body chunks,
+error trailers). awslambdaric cannot stream from Python, so the protocol is spoken here.
+
+Environment variables (all optional except ``AWS_LAMBDA_RUNTIME_API``, which Lambda sets):
+
+=========================  ==================================  ==============================================
+Variable                   Default                             Meaning
+=========================  ==================================  ==============================================
+AWS_LAMBDA_RUNTIME_API     (set by Lambda)                     host:port of the Runtime API
+AWS_LAMBDA_MAX_CONCURRENCY 1                                   invocations served at once (Managed Instances)
+UPSTREAM_COMMAND           ``node /app/api/server/index.js``   shell-style command line of the upstream server
+UPSTREAM_HOST              127.0.0.1                           address the upstream listens on (given as HOST)
+UPSTREAM_PORT              3080                                port the upstream listens on (given as PORT)
+UPSTREAM_HEALTH_PATH       /health                             GET path that answers 200 once ready
+UPSTREAM_READY_TIMEOUT     60                                  seconds from start until the upstream must be
+                                                               healthy (init ends after ~9.5 s regardless;
+                                                               the first invocation keeps waiting)
+CONFIG_S3_BUCKET           (unset)                             bucket of the config object (with the key)
+CONFIG_S3_KEY              (unset)                             key of the config object (with the bucket)
+CONFIG_PATH                /tmp/librechat.yaml                 where the config is written; given to the
+                                                               upstream as CONFIG_PATH
+CONFIG_DOMAIN_FROM         (unset)                             domain replaced everywhere in the config by
+                                                               the host of DOMAIN_SERVER
+DOMAIN_SERVER              (unset)                             public URL of the server (LibreChat's own)
+SSM_SECRETS                (unset)                             JSON ``{"ENV_NAME": "/ssm/parameter"}``, resolved
+                                                               with decryption into the upstream's env only
+BASE_PATH                  (unset)                             path prefix stripped from requests (custom
+                                                               domain base path mappings)
+SSE_KEEPALIVE_INTERVAL     20                                  seconds of silence on a text/event-stream
+                                                               response before an SSE comment is sent; 0 = off
+DEADLINE_MARGIN            0.5                                 seconds before the invocation deadline at which
+                                                               the response is ended and the upstream aborted
+BACKGROUND_HOLD            on                                  hold ``/next`` while background generation runs
+BACKGROUND_HOLD_PATH       ``^/api/agents/chat(/[^/]+)?$``     regex of POST paths that may start background work
+BACKGROUND_STATUS_PATH     ``/api/agents/chat/status/{id}``    status path polled with the caller's credentials
+BACKGROUND_POLL_INTERVAL   0.25                                seconds between status polls
+LOG_LEVEL                  INFO                                DEBUG logs every request, INFO too; WARNING less
+=========================  ==================================  ==============================================
+
+boto3 honours ``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3`` and ``AWS_ENDPOINT_URL_SSM``.
+"""

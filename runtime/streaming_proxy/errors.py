@@ -1,0 +1,26 @@
+"""Exceptions that carry an HTTP status and a message a user can act on."""
+
+from __future__ import annotations
+
+
+class InitError(Exception):
+    """Cold start cannot succeed; reported through /runtime/init/error, then the process exits."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+class RequestError(Exception):
+    """An invocation fails before the prelude is sent; becomes a clean JSON error response."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class BadEvent(RequestError):
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)

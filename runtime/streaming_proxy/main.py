@@ -1,0 +1,110 @@
+"""Cold start, then the event loop: one worker per allowed concurrent invocation.
+
+The cold-start fetch is forked before any thread exists and before the proxy's own imports,
+so both proceed at once. Init ends as soon as the upstream is healthy, or after the init
+budget (~9.5 s of Lambda's 10 s) with the first invocation waiting on ("async init").
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+from streaming_proxy import log
+from streaming_proxy.coldstart import ColdStartFetch
+from streaming_proxy.errors import InitError
+from streaming_proxy.runtime_api import RuntimeApiClient
+from streaming_proxy.settings import SettingsError, load
+from streaming_proxy.upstream import Upstream, UpstreamFailed, upstream_env
+
+
+def main() -> int:
+    started = time.monotonic()
+    try:
+        settings = load()
+    except SettingsError as exc:
+        return _fail_init(os.environ.get("AWS_LAMBDA_RUNTIME_API"), "Runtime.ConfigError", str(exc))
+    log.set_level(settings.log_level)
+    fetch = ColdStartFetch(settings)  # forks: must come before any thread is started
+
+    from streaming_proxy.proxy import Proxy  # noqa: PLC0415 - imported while the fetch runs
+
+    api = RuntimeApiClient(settings.runtime_api)
+    upstream: Upstream | None = None
+    try:
+        secrets = fetch.result()
+        upstream = Upstream(
+            settings.upstream_command,
+            settings.upstream_host,
+            settings.upstream_port,
+            settings.health_path,
+            upstream_env(
+                os.environ,
+                settings.upstream_host,
+                settings.upstream_port,
+                settings.config_path if settings.config_bucket else None,
+                secrets,
+            ),
+        )
+        del secrets
+        upstream.start()
+        _stop_upstream_on_sigterm(upstream)
+        ready = upstream.wait_healthy(started + settings.init_budget)
+    except (InitError, UpstreamFailed) as exc:
+        if upstream is not None:
+            upstream.stop()
+        error_type = exc.error_type if isinstance(exc, InitError) else "Runtime.UpstreamError"
+        return _fail_init(settings.runtime_api, error_type, str(exc), api)
+    log.info(
+        "init done" if ready else "init budget spent; the first invocation waits for the upstream",
+        initMs=round((time.monotonic() - started) * 1000, 1),
+        concurrency=settings.max_concurrency,
+    )
+
+    proxy = Proxy(settings, upstream)
+    for n in range(1, settings.max_concurrency):
+        threading.Thread(
+            target=_serve,
+            args=(proxy, RuntimeApiClient(settings.runtime_api)),
+            name=f"worker-{n}",
+            daemon=True,
+        ).start()
+    _serve(proxy, api)
+    return 1
+
+
+def _serve(proxy: object, api: RuntimeApiClient) -> None:
+    """The event loop of one worker: ask for an event, serve it, repeat."""
+    handle = proxy.handle  # type: ignore[attr-defined]
+    try:
+        while True:
+            handle(api, api.next())
+    except Exception as exc:
+        log.error("the Runtime API failed; exiting", error=f"{type(exc).__name__}: {exc}")
+        os._exit(1)
+
+
+def _fail_init(
+    address: str | None, error_type: str, message: str, api: RuntimeApiClient | None = None
+) -> int:
+    log.error("init failed", errorType=error_type, error=message)
+    if address:
+        try:
+            (api or RuntimeApiClient(address)).init_error(error_type, message)
+        except OSError as exc:
+            log.error("could not report the init error to the Runtime API", error=str(exc))
+    else:
+        print(message, file=sys.stderr)
+    return 1
+
+
+def _stop_upstream_on_sigterm(upstream: Upstream) -> None:
+    def stop(signum: int, frame: FrameType | None) -> None:
+        upstream.stop()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)

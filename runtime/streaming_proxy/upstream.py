@@ -1,0 +1,180 @@
+"""The upstream server's lifecycle: start, forward its output, wait until healthy, restart.
+
+Readiness is polled every 10 ms with a raw socket, and a child that exits is noticed on the
+next poll, so a crash fails init at once with its exit code and the tail of its stderr.
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+
+from streaming_proxy import log
+
+POLL_INTERVAL = 0.01
+_STDERR_TAIL_LINES = 20
+
+
+class UpstreamFailed(Exception):
+    """The upstream exited or did not become healthy in time; the message says which."""
+
+
+class Upstream:
+    def __init__(
+        self,
+        command: tuple[str, ...],
+        host: str,
+        port: int,
+        health_path: str,
+        env: Mapping[str, str],
+    ) -> None:
+        self.command = command
+        self.host = host
+        self.port = port
+        self._health_request = (
+            f"GET {health_path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        self._env = dict(env)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
+        self._lock = threading.Lock()
+        self._stderr_reader: threading.Thread | None = None
+        self.healthy = False
+        self.started_at = 0.0
+        self.restarts = 0
+
+    def start(self) -> None:
+        self._stderr_tail.clear()
+        self.healthy = False
+        self.started_at = time.monotonic()
+        try:
+            self._process = subprocess.Popen(
+                self.command,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise UpstreamFailed(
+                f"cannot start the upstream {self.command[0]!r}: {exc.strerror or exc}; "
+                "check UPSTREAM_COMMAND"
+            ) from None
+        log.info("upstream started", pid=self._process.pid, command=self.command[0])
+        for stream, name in ((self._process.stdout, "stdout"), (self._process.stderr, "stderr")):
+            reader = threading.Thread(
+                target=self._forward, args=(stream, name), name=f"upstream-{name}", daemon=True
+            )
+            reader.start()
+        self._stderr_reader = reader
+
+    def _forward(self, stream: object, name: str) -> None:
+        """Forward the child's output line by line; keep the stderr tail for error messages."""
+        tail = self._stderr_tail if name == "stderr" else None
+        for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if tail is not None:
+                tail.append(line)
+            log.info(line, source="upstream", stream=name)
+
+    def exit_code(self) -> int | None:
+        return None if self._process is None else self._process.poll()
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def wait_healthy(self, until: float) -> bool:
+        """Poll until healthy (True) or ``until`` passes (False); raise if the child exits."""
+        while True:
+            code = self.exit_code()
+            if code is not None:
+                raise UpstreamFailed(self._exit_message(code))
+            if self._probe():
+                self.healthy = True
+                log.info(
+                    "upstream healthy",
+                    readyMs=round((time.monotonic() - self.started_at) * 1000, 1),
+                )
+                return True
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(POLL_INTERVAL, remaining))
+
+    def ensure_ready(self, until: float, ready_timeout: float) -> None:
+        """Make sure a healthy upstream is there, restarting a dead one, before ``until``."""
+        if self.healthy and self._process is not None and self._process.poll() is None:
+            return
+        with self._lock:
+            if not self.alive:
+                code = self.exit_code()
+                if code is not None:
+                    log.warning(
+                        "upstream exited; restarting it",
+                        exitCode=code,
+                        stderrTail=list(self._stderr_tail)[-5:],
+                    )
+                self.restarts += 1
+                self.start()
+            if self.healthy:
+                return
+            limit = min(until, self.started_at + ready_timeout)
+            if not self.wait_healthy(limit):
+                raise UpstreamFailed(
+                    f"the upstream did not become healthy on {self.host}:{self.port} "
+                    f"within {time.monotonic() - self.started_at:.1f} s "
+                    f"(UPSTREAM_READY_TIMEOUT={ready_timeout:g} s)" + self._tail_suffix()
+                )
+
+    def _probe(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
+                sock.sendall(self._health_request)
+                head = sock.recv(64)
+        except OSError:
+            return False
+        return head.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200"))
+
+    def _exit_message(self, code: int) -> str:
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        return (
+            f"the upstream ({self.command[0]}) {how} before it became healthy" + self._tail_suffix()
+        )
+
+    def _tail_suffix(self) -> str:
+        # The stderr reader may still be draining the pipe of a child that just exited.
+        if self._stderr_reader is not None and not self.alive:
+            self._stderr_reader.join(timeout=0.5)
+        tail = [line for line in self._stderr_tail if line.strip()][-10:]
+        return (
+            "; last stderr lines: " + " | ".join(tail) if tail else "; it wrote nothing to stderr"
+        )
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+
+def upstream_env(
+    base: Mapping[str, str],
+    host: str,
+    port: int,
+    config_path: str | None,
+    secrets: Mapping[str, str],
+) -> dict[str, str]:
+    """The child's environment: ours, minus the runtime's own plumbing, plus its settings."""
+    env = {k: v for k, v in base.items() if k != "SSM_SECRETS"}
+    env.update(PORT=str(port), HOST=host)
+    if config_path:
+        env["CONFIG_PATH"] = config_path
+    env.update(secrets)
+    return env
