@@ -1,0 +1,225 @@
+"""The GitHub Actions workflows keep their promises: tests on every change, a preview per stack
+on pull requests, serialized deployments on main, pinned actions and least privilege.
+
+The workflows cannot run here, so these tests read them as data, check the stacks they name
+against the repository's `Pulumi.<stack>.yaml` files, and run the two real linters the lint
+step runs (GitHub's workflow schema through check-jsonschema, and zizmor offline).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / ".github" / "workflows"
+PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+VERSION_COMMENT = re.compile(r"@[0-9a-f]{40} # v\d+(\.\d+)*\s*$")
+OIDC_ACTION = "aws-actions/configure-aws-credentials"
+PULUMI_ACTION = "pulumi/actions"
+
+
+def load(name: str) -> dict[str, Any]:
+    workflow = yaml.safe_load((WORKFLOWS / name).read_text())
+    # YAML 1.1 reads the key `on` as the boolean True.
+    workflow["on"] = workflow.pop(True, workflow.get("on"))
+    return workflow
+
+
+def all_workflows() -> list[str]:
+    return sorted(p.name for p in WORKFLOWS.glob("*.yml"))
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return job.get("steps", [])
+
+
+def step_using(job: dict[str, Any], action: str) -> dict[str, Any]:
+    found = [s for s in steps(job) if s.get("uses", "").split("@")[0] == action]
+    assert len(found) == 1, f"expected one {action} step, found {len(found)}"
+    return found[0]
+
+
+def stacks_in_repository() -> set[str]:
+    return {p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml")}
+
+
+def tool(name: str) -> str:
+    beside_python = Path(sys.executable).parent / name
+    found = str(beside_python) if beside_python.exists() else shutil.which(name)
+    assert found, f"{name} not found: it comes from the dev dependency group (uv sync)"
+    return found
+
+
+def test_the_four_workflows_exist() -> None:
+    assert all_workflows() == ["ci.yml", "deploy.yml", "preview.yml", "pulumi-up.yml"]
+
+
+@pytest.mark.parametrize("name", all_workflows())
+def test_every_action_is_pinned_by_commit_sha_with_its_version(name: str) -> None:
+    text = (WORKFLOWS / name).read_text()
+    for line in text.splitlines():
+        match = re.match(r"\s*(?:- )?uses: (\S+)", line)
+        if not match or match.group(1).startswith("./"):
+            continue
+        assert PINNED.match(match.group(1)), f"{name}: not pinned by full SHA: {line.strip()}"
+        assert VERSION_COMMENT.search(line), f"{name}: say which version the SHA is: {line}"
+
+
+@pytest.mark.parametrize("name", all_workflows())
+def test_permissions_are_empty_by_default_and_granted_per_job(name: str) -> None:
+    workflow = load(name)
+    assert workflow["permissions"] == {}, f"{name}: top-level permissions must be {{}}"
+    for job_name, job in workflow["jobs"].items():
+        granted = job.get("permissions")
+        assert granted is not None, f"{name}:{job_name} must declare its permissions"
+        assert set(granted.items()) <= {
+            ("contents", "read"),
+            ("id-token", "write"),
+            ("pull-requests", "write"),
+        }, f"{name}:{job_name} asks for more than it needs: {granted}"
+        uses_oidc = any(s.get("uses", "").startswith(OIDC_ACTION) for s in steps(job))
+        calls_workflow = "uses" in job
+        if granted.get("id-token") == "write":
+            assert uses_oidc or calls_workflow, f"{name}:{job_name}: id-token without OIDC"
+        if granted.get("pull-requests") == "write":
+            assert name == "preview.yml", f"{name}:{job_name}: only the preview comments"
+
+
+@pytest.mark.parametrize("name", all_workflows())
+def test_checkouts_do_not_persist_the_token(name: str) -> None:
+    for job in load(name)["jobs"].values():
+        for step in steps(job):
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False
+
+
+def test_ci_runs_the_readme_test_command_on_every_pull_request_and_push() -> None:
+    workflow = load("ci.yml")
+    assert "pull_request" in workflow["on"]
+    assert "push" in workflow["on"]
+    runs = [s["run"] for job in workflow["jobs"].values() for s in steps(job) if "run" in s]
+    assert runs == ["bash .ci/run"]
+    ci_run = (ROOT / ".ci" / "run").read_text().strip().splitlines()
+    assert ci_run[-1] == "exec make test", ".ci/run must run exactly the README's `make test`"
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^test: .*\blint\b.*\bpytest\b", makefile, flags=re.MULTILINE)
+    lint = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
+    for linter in ("ruff check", "ruff format --check", "hadolint", "check-jsonschema", "zizmor"):
+        assert linter in lint, f"make lint must run {linter}"
+
+
+def test_preview_diffs_every_stack_on_pull_requests_as_a_comment() -> None:
+    workflow = load("preview.yml")
+    assert list(workflow["on"]) == ["pull_request"]
+    job = workflow["jobs"]["preview"]
+    matrix_stacks = {entry["stack"] for entry in job["strategy"]["matrix"]["include"]}
+    assert matrix_stacks == stacks_in_repository(), "preview every Pulumi.<stack>.yaml"
+    assert matrix_stacks >= {"dev", "prod"}
+    pulumi = step_using(job, PULUMI_ACTION)["with"]
+    assert pulumi["command"] == "preview"
+    assert pulumi["diff"] is True
+    assert pulumi["comment-on-pr"] is True
+    assert pulumi["stack-name"] == "${{ matrix.stack }}"
+    credentials = step_using(job, OIDC_ACTION)["with"]
+    assert "vars." in " ".join(e["role"] for e in job["strategy"]["matrix"]["include"])
+    assert credentials["role-to-assume"] == "${{ matrix.role }}"
+    assert "aws-access-key-id" not in credentials, "OIDC only, no long-lived keys"
+    assert not [s for s in steps(job) if "docker" in s.get("uses", "")], "preview needs no Docker"
+
+
+def test_deploy_runs_pulumi_up_per_stack_on_main_dev_before_prod() -> None:
+    workflow = load("deploy.yml")
+    assert workflow["on"] == {"push": {"branches": ["main"]}}
+    jobs = workflow["jobs"]
+    assert set(jobs) == stacks_in_repository()
+    assert jobs["prod"]["needs"] == "dev", "prod deploys only after dev succeeded"
+    for stack, job in jobs.items():
+        assert job["uses"] == "./.github/workflows/pulumi-up.yml"
+        assert job["with"] == {"stack": stack}
+        assert "inherit" not in str(job.get("secrets")), "pass secrets by name"
+
+
+def test_each_deployment_is_serialized_behind_its_environment() -> None:
+    workflow = load("pulumi-up.yml")
+    assert list(workflow["on"]) == ["workflow_call"]
+    job = workflow["jobs"]["up"]
+    assert job["environment"] == "${{ inputs.stack }}"
+    assert job["concurrency"] == {
+        "group": "pulumi-up-${{ inputs.stack }}",
+        "cancel-in-progress": False,
+    }
+    pulumi = step_using(job, PULUMI_ACTION)["with"]
+    assert pulumi["command"] == "up"
+    assert pulumi["stack-name"] == "${{ inputs.stack }}"
+    step_using(job, "docker/setup-buildx-action")
+    order = [s.get("uses", "").split("@")[0] for s in steps(job)]
+    assert order.index(OIDC_ACTION) < order.index(PULUMI_ACTION)
+
+
+def test_workflows_validate_against_githubs_schema() -> None:
+    result = subprocess.run(
+        [
+            tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *[str(WORKFLOWS / n) for n in all_workflows()],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def run_zizmor(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [tool("zizmor"), "--offline", "--min-severity", "medium", "--no-progress", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_zizmor_finds_nothing_of_medium_severity_or_worse() -> None:
+    result = run_zizmor(WORKFLOWS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "good", "bad", "audit"),
+    [
+        (
+            "ci.yml",
+            "        with:\n          persist-credentials: false\n",
+            "",
+            "artipacked",
+        ),
+        (
+            "preview.yml",
+            "pulumi/actions@8e5e406f4007fca908480587cb9893c07090f58d",
+            "pulumi/actions@v7",
+            "unpinned-uses",
+        ),
+    ],
+)
+def test_zizmor_would_catch_a_regression(
+    tmp_path: Path, name: str, good: str, bad: str, audit: str
+) -> None:
+    """Guards the guard: the same zizmor run fails on a token kept by checkout or a tag pin."""
+    text = (WORKFLOWS / name).read_text()
+    assert good in text
+    mutated = tmp_path / name
+    mutated.write_text(text.replace(good, bad))
+    result = run_zizmor(mutated)
+    assert result.returncode != 0
+    assert f"[{audit}]" in result.stdout
