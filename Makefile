@@ -29,7 +29,8 @@ lint: sync
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen hadolint runtime/Dockerfile
 	$(UV) run --frozen check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
-	$(UV) run --frozen zizmor --offline --min-severity medium .github/workflows
+	$(UV) run --frozen check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
+	$(UV) run --frozen zizmor --offline --min-severity medium --no-progress .
 
 local: sync
 	$(UV) run --frozen python -m emulator

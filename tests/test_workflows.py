@@ -190,8 +190,25 @@ def run_zizmor(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_dependabot_config_validates_against_its_schema() -> None:
+    result = subprocess.run(
+        [
+            tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.dependabot",
+            str(ROOT / ".github" / "dependabot.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_zizmor_finds_nothing_of_medium_severity_or_worse() -> None:
-    result = run_zizmor(WORKFLOWS)
+    """The repository root, as `make lint` audits it: workflows and the Dependabot config."""
+    result = run_zizmor(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
