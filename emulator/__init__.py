@@ -1,0 +1,18 @@
+"""Local API Gateway (REST, streaming) + Lambda Runtime API emulator.
+
+`LocalStack` runs a Lambda runtime (by default `python -m streaming_proxy`) as a subprocess
+against an emulated Runtime API, and serves real HTTP requests to it as REST v1 proxy events,
+streaming the prelude-framed responses back as they arrive. It freezes the runtime (SIGSTOP)
+while it waits in /next, as Lambda does, and enforces the function timeout.
+
+    from emulator import LocalStack
+    with LocalStack(env={"UPSTREAM_COMMAND": "..."}, function_timeout=30) as stack:
+        httpx.get(stack.url + "/health")
+"""
+
+from __future__ import annotations
+
+from emulator.invocation import Invocation, InvokeResult
+from emulator.stack import LocalStack
+
+__all__ = ["Invocation", "InvokeResult", "LocalStack"]

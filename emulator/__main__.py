@@ -1,0 +1,113 @@
+"""`python -m emulator`: the local demo (API Gateway + Lambda + runtime + an upstream).
+
+python -m emulator [--port 8080] [--upstream-command CMD] [--function-timeout S]
+                   [--no-freeze] [--env K=V ...] [--runtime-command CMD] [--stage NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+
+from emulator.stack import DEFAULT_RUNTIME_COMMAND, LocalStack
+
+DEMO_UPSTREAM = f"{shlex.quote(sys.executable)} -m emulator.demo_upstream"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def parse_env(pairs: Sequence[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--env expects KEY=VALUE, got {pair!r}")
+        env[key] = value
+    return env
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m emulator",
+        description="Local API Gateway (REST, streaming) + Lambda Runtime API running the "
+        "streaming runtime in front of an upstream (a demo SSE server by default).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="gateway bind address (default %(default)s)")
+    p.add_argument("--port", type=int, default=8080, help="gateway port (default %(default)s)")
+    p.add_argument(
+        "--upstream-command",
+        default=DEMO_UPSTREAM,
+        help="UPSTREAM_COMMAND for the runtime (default: the demo SSE upstream)",
+    )
+    p.add_argument(
+        "--runtime-command",
+        default=shlex.join(DEFAULT_RUNTIME_COMMAND),
+        help="the Lambda runtime to run (default: %(default)s)",
+    )
+    p.add_argument("--function-timeout", type=float, default=900.0, help="seconds (default 900)")
+    p.add_argument("--no-freeze", action="store_true", help="do not SIGSTOP the idle runtime")
+    p.add_argument("--stage", default=None, help="emulate a stage path prefix, e.g. prod")
+    p.add_argument("--init-timeout", type=float, default=120.0, help="seconds to wait for init")
+    p.add_argument(
+        "--env", action="append", default=[], metavar="K=V", help="extra runtime environment"
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env = {"UPSTREAM_COMMAND": args.upstream_command, "UPSTREAM_PORT": str(free_port())}
+    env.update(parse_env(args.env))
+    stack = LocalStack(
+        runtime_command=shlex.split(args.runtime_command),
+        env=env,
+        function_timeout=args.function_timeout,
+        freeze=not args.no_freeze,
+        host=args.host,
+        port=args.port,
+        stage=args.stage,
+        verbose=True,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        stack.start(init_timeout=args.init_timeout)
+    except TimeoutError as exc:
+        print(f"emulator: {exc}", file=sys.stderr)
+        stack.stop()
+        return 1
+    if stack.init_error is not None:
+        print(
+            f"emulator: the runtime failed to initialize: {json.dumps(stack.init_error)}",
+            file=sys.stderr,
+        )
+        stack.stop()
+        return 1
+    base = stack.url + (f"/{args.stage}" if args.stage else "")
+    demo = args.upstream_command == DEMO_UPSTREAM
+    print(
+        f"Local API Gateway ready (init {stack.init_duration:.2f} s): "
+        + (f"curl -N {base}/api/demo/chat" if demo else f"curl -N {base}/"),
+        flush=True,
+    )
+    if demo:
+        print(f"  or open {base}/ in a browser. Ctrl-C stops everything.", flush=True)
+    stop.wait()
+    print("emulator: stopping", file=sys.stderr)
+    stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

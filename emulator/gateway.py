@@ -1,0 +1,464 @@
+"""The API Gateway side: REST API (v1) proxy events in, streamed responses out.
+
+Behaves like a REST API with a `{proxy+}` resource + root, method ANY, an AWS_PROXY
+integration in STREAM mode and binaryMediaTypes ["*/*"] (design.md §3):
+- `path` is the raw, still percent-encoded path (stage prefix stripped if a stage is set);
+- query parameters are percent-decoded with '+' kept literal (micronaut-aws#1407), repeated
+  keys kept in order; `null` when there is no query;
+- every non-empty body arrives base64 with `isBase64Encoded: true`;
+- the response starts as soon as the prelude arrives and each body chunk is written to the
+  client (chunked encoding, TCP_NODELAY) as soon as the runtime sends it; a mid-stream
+  failure cuts the connection without the terminating chunk.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+
+from emulator.http11 import (
+    BodyTooLarge,
+    ProtocolError,
+    RequestHead,
+    SocketReader,
+    TcpServer,
+    http_response,
+    read_body,
+    read_request_head,
+    sendv,
+)
+from emulator.invocation import Invocation
+
+MAX_REQUEST_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "upgrade",
+        "trailer",
+    }
+)
+_TCHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def parse_query(query: str | None) -> tuple[dict[str, str] | None, dict[str, list[str]] | None]:
+    """REST v1 query maps: percent-escapes decoded, '+' kept, repeated keys in order."""
+    if not query:
+        return None, None
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for item in query.split("&"):
+        if not item:
+            continue
+        key, _, value = item.partition("=")
+        key, value = unquote(key, errors="replace"), unquote(value, errors="replace")
+        single[key] = value
+        multi.setdefault(key, []).append(value)
+    if not multi:
+        return None, None
+    return single, multi
+
+
+def build_rest_event(
+    *,
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str,
+    request_id: str,
+    stage: str = "local",
+    strip_stage: bool = False,
+    api_id: str = "localapi01",
+    forwarded_proto: str = "http",
+    forwarded_port: int = 80,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The API Gateway REST (v1) proxy event for one HTTP request."""
+    now = time.time() if now is None else now
+    raw_path, _, query = target.partition("?")
+    if raw_path.startswith(("http://", "https://")):  # absolute-form request target
+        raw_path = "/" + raw_path.split("/", 3)[3] if raw_path.count("/") >= 3 else "/"
+    request_path = raw_path or "/"
+    path = request_path
+    if strip_stage:
+        path = request_path[len(stage) + 1 :] or "/"
+
+    grouped: dict[str, list[str]] = {}
+    names: dict[str, str] = {}
+    for name, value in headers:
+        if name.lower() in HOP_BY_HOP:
+            continue
+        key = names.setdefault(name.lower(), name)
+        grouped.setdefault(key, []).append(value)
+    xff = names.get("x-forwarded-for")
+    if xff:
+        grouped[xff] = [", ".join([*grouped[xff], source_ip])]
+    else:
+        grouped["X-Forwarded-For"] = [source_ip]
+    for lower, canonical, value in (
+        ("x-forwarded-proto", "X-Forwarded-Proto", forwarded_proto),
+        ("x-forwarded-port", "X-Forwarded-Port", str(forwarded_port)),
+    ):
+        grouped[names.get(lower, canonical)] = [value]
+    if "x-amzn-trace-id" not in names:
+        grouped["X-Amzn-Trace-Id"] = [f"Root=1-{int(now):08x}-{os.urandom(12).hex()}"]
+    single_headers = {k: v[-1] for k, v in grouped.items()}
+    host = next((v[-1] for k, v in grouped.items() if k.lower() == "host"), "localhost")
+    user_agent = next((v[-1] for k, v in grouped.items() if k.lower() == "user-agent"), None)
+
+    query_single, query_multi = parse_query(query)
+    is_root = path == "/"
+    resource = "/" if is_root else "/{proxy+}"
+    stamp = datetime.fromtimestamp(now, UTC)
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": single_headers,
+        "multiValueHeaders": grouped,
+        "queryStringParameters": query_single,
+        "multiValueQueryStringParameters": query_multi,
+        "pathParameters": None if is_root else {"proxy": unquote(path[1:], errors="replace")},
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "root0" if is_root else "proxy0",
+            "resourcePath": resource,
+            "httpMethod": method,
+            "extendedRequestId": base64.b64encode(os.urandom(6)).decode() + "=",
+            "requestTime": stamp.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "path": request_path,
+            "accountId": "123456789012",
+            "protocol": "HTTP/1.1",
+            "stage": stage,
+            "domainPrefix": host.split(".", 1)[0].split(":", 1)[0],
+            "requestTimeEpoch": int(now * 1000),
+            "requestId": request_id,
+            "identity": {
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "sourceIp": source_ip,
+                "principalOrgId": None,
+                "accessKey": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": user_agent,
+                "user": None,
+            },
+            "domainName": host.split(":", 1)[0],
+            "deploymentId": "localdeploy",
+            "apiId": api_id,
+        },
+        "body": base64.b64encode(body).decode("ascii") if body else None,
+        "isBase64Encoded": bool(body),
+    }
+
+
+def prelude_headers(prelude: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
+    """Status and header list from a prelude; ValueError names what is malformed."""
+    status = prelude.get("statusCode", 200)
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise ValueError(f"prelude statusCode {status!r} is not an HTTP status code")
+    single = prelude.get("headers") or {}
+    multi = prelude.get("multiValueHeaders") or {}
+    cookies = prelude.get("cookies") or []
+    if not isinstance(single, dict) or not isinstance(multi, dict):
+        raise ValueError("prelude headers/multiValueHeaders must be JSON objects")
+    if not isinstance(cookies, list):
+        raise ValueError("prelude cookies must be a list of strings")
+    in_multi = {k.lower() for k in multi}
+    out: list[tuple[str, str]] = []
+    for name, value in single.items():
+        if name.lower() not in in_multi and value is not None:
+            out.append((name, _header_text(value)))
+    for name, values in multi.items():
+        if not isinstance(values, list):
+            raise ValueError(f"prelude multiValueHeaders[{name!r}] must be a list")
+        out += [(name, _header_text(v)) for v in values if v is not None]
+    out += [("Set-Cookie", _header_text(c)) for c in cookies]
+    for name, value in out:
+        if not name or not set(name) <= _TCHARS:
+            raise ValueError(f"prelude header name {name!r} is not a valid HTTP token")
+        if any(c in value for c in "\r\n\x00"):
+            raise ValueError(f"prelude header {name!r} has a CR, LF or NUL in its value")
+    return status, out
+
+
+def _header_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _encode_header(text: str) -> bytes:
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8")
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+class ClientSink:
+    """Streams a response to the gateway's HTTP client."""
+
+    def __init__(self, sock: socket.socket, head: RequestHead, gateway_request_id: str) -> None:
+        self.sock = sock
+        self.status: int | None = None
+        self.reusable = False
+        self._method = head.method
+        self._http10 = head.version == "HTTP/1.0"
+        self._client_keep_alive = head.keep_alive
+        self._request_id = gateway_request_id
+        self._lock = threading.Lock()
+        self._state = "new"  # new -> open -> done | cut | gone
+        self._mode = "chunked"  # chunked | length | close | none
+        self._remaining = 0
+        self._keep_alive = False
+
+    @property
+    def started(self) -> bool:
+        return self._state != "new"
+
+    def _common_headers(self) -> list[tuple[str, str]]:
+        return [
+            ("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())),
+            ("x-amzn-RequestId", self._request_id),
+        ]
+
+    def start(self, prelude: dict[str, Any]) -> None:
+        status, headers = prelude_headers(prelude)
+        length: int | None = None
+        kept: list[tuple[str, str]] = []
+        for name, value in headers:
+            lower = name.lower()
+            if lower in HOP_BY_HOP:
+                continue
+            if lower == "content-length":
+                if length is not None or not value.strip().isdigit():
+                    continue  # invalid or repeated: fall back to chunked framing
+                length = int(value)
+            kept.append((name, value))
+        no_body = self._method == "HEAD" or status in (204, 304) or status < 200
+        if no_body:
+            mode = "none"
+        elif length is not None:
+            mode = "length"
+        elif self._http10:
+            mode = "close"
+            kept = [(n, v) for n, v in kept if n.lower() != "content-length"]
+        else:
+            mode = "chunked"
+        keep_alive = self._client_keep_alive and mode != "close"
+        lines = [f"HTTP/1.1 {status} {_reason(status)}".encode()]
+        lines += [_encode_header(f"{n}: {v}") for n, v in [*self._common_headers(), *kept]]
+        if mode == "chunked":
+            lines.append(b"Transfer-Encoding: chunked")
+        lines.append(b"Connection: keep-alive" if keep_alive else b"Connection: close")
+        data = b"\r\n".join(lines) + b"\r\n\r\n"
+        with self._lock:
+            if self._state != "new":
+                return
+            self.status = status
+            self._mode = mode
+            self._remaining = length or 0
+            self._keep_alive = keep_alive
+            self._state = "open"
+            self._send(data)
+
+    def _send(self, data: bytes | memoryview) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            self._state = "gone"
+
+    def write(self, data: bytes | memoryview) -> None:
+        n = len(data)
+        if not n:
+            return
+        with self._lock:
+            if self._state != "open":
+                return
+            mode = self._mode
+            if mode == "chunked":
+                try:
+                    sendv(self.sock, [b"%X\r\n" % n, data, b"\r\n"])
+                except OSError:
+                    self._state = "gone"
+            elif mode == "length":
+                take = min(n, self._remaining)
+                if take:
+                    self._send(data[:take])
+                    self._remaining -= take
+                if take < n:  # more bytes than Content-Length promised
+                    self._remaining = -1
+            elif mode == "close":
+                self._send(data)
+
+    def finish(self) -> None:
+        with self._lock:
+            if self._state != "open":
+                return
+            if self._mode == "chunked":
+                self._send(b"0\r\n\r\n")
+            elif self._mode == "length" and self._remaining != 0:
+                self._cut_locked()
+                return
+            if self._state == "open":
+                self._state = "done"
+                self.reusable = self._keep_alive
+
+    def abort(self) -> None:
+        # Shut the socket down first (outside the lock) to unblock a send stuck on a slow client.
+        if self._state in ("open", "new"):
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            if self._state in ("open", "new"):
+                self._state = "cut"
+
+    def _cut_locked(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self._state = "cut"
+
+    def fail(self, status: int, body: dict[str, Any]) -> None:
+        if self._state != "new":
+            self.abort()
+            return
+        payload = json.dumps(body).encode()
+        headers = [
+            *self._common_headers(),
+            ("Content-Type", "application/json"),
+            ("x-amzn-ErrorType", _error_type(status)),
+            ("Connection", "keep-alive" if self._client_keep_alive else "close"),
+        ]
+        data = http_response(status, _reason(status), headers, payload)
+        with self._lock:
+            if self._state != "new":
+                return
+            self.status = status
+            self._state = "open"
+            self._send(data)
+            if self._state == "open":
+                self._state = "done"
+                self.reusable = self._client_keep_alive
+
+
+def _error_type(status: int) -> str:
+    return {
+        413: "RequestEntityTooLargeException",
+        504: "IntegrationTimeoutException",
+        403: "ForbiddenException",
+    }.get(status, "InternalServerErrorException")
+
+
+class Gateway:
+    """HTTP server turning requests into REST v1 events for `submit`."""
+
+    def __init__(
+        self,
+        submit: Callable[[Invocation], None],
+        make_invocation: Callable[[Any, ClientSink, str], Invocation],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        stage: str | None = None,
+        forwarded_proto: str = "http",
+    ) -> None:
+        self._submit = submit
+        self._make_invocation = make_invocation
+        self.stage = stage
+        self.forwarded_proto = forwarded_proto
+        self._server = TcpServer(host, port, self._serve, "gateway")
+        self.port = self._server.port
+        self.url = f"http://{host}:{self.port}"
+
+    def start(self) -> None:
+        self._server.start()
+
+    def close(self) -> None:
+        self._server.close()
+
+    def _serve(self, sock: socket.socket, addr: tuple[str, int]) -> None:
+        reader = SocketReader(sock)
+        while True:
+            try:
+                head = read_request_head(reader)
+            except ProtocolError:
+                sock.sendall(_plain_error(400, "Bad Request"))
+                return
+            if head is None:
+                return
+            if head.get("expect").lower() == "100-continue":
+                sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            try:
+                body = read_body(reader, head, MAX_REQUEST_BODY)
+            except BodyTooLarge:
+                sock.sendall(_plain_error(413, "Request Too Long"))
+                return
+            except ProtocolError:
+                return
+            if not self._handle(sock, addr, head, body):
+                return
+
+    def _handle(
+        self, sock: socket.socket, addr: tuple[str, int], head: RequestHead, body: bytes
+    ) -> bool:
+        gateway_request_id = str(uuid.uuid4())
+        sink = ClientSink(sock, head, gateway_request_id)
+        strip = False
+        if self.stage:
+            path = head.target.split("?", 1)[0]
+            if path != f"/{self.stage}" and not path.startswith(f"/{self.stage}/"):
+                sink.fail(403, {"message": "Forbidden"})
+                return sink.reusable
+            strip = True
+        event = build_rest_event(
+            method=head.method,
+            target=head.target,
+            headers=head.headers,
+            body=body,
+            source_ip=addr[0],
+            request_id=gateway_request_id,
+            stage=self.stage or "local",
+            strip_stage=strip,
+            forwarded_proto=self.forwarded_proto,
+            forwarded_port=self.port,
+        )
+        inv = self._make_invocation(event, sink, "gateway")
+        self._submit(inv)
+        inv.done.wait()
+        return sink.reusable
+
+
+def _plain_error(status: int, message: str) -> bytes:
+    body = json.dumps({"message": message}).encode()
+    return http_response(
+        status,
+        _reason(status),
+        [("Content-Type", "application/json"), ("Connection", "close")],
+        body,
+    )

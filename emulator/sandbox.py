@@ -1,0 +1,176 @@
+"""The execution environment: the runtime subprocess, its logs, and freezing.
+
+Lambda freezes the whole sandbox while the runtime waits in /next with nothing to do. We do
+the same with SIGSTOP/SIGCONT on the runtime's process group plus every descendant (the
+runtime may start its upstream in a session of its own), so work that runs after a response
+without holding /next visibly stops, exactly as it would in Lambda.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+
+def descendants(root: int) -> list[int]:
+    """Pids of all descendants of `root` (from /proc; children first-level first)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may contain spaces or parentheses.
+        fields = stat[stat.rfind(b")") + 2 :].split(b" ", 2)
+        children.setdefault(int(fields[1]), []).append(int(name))
+    out: list[int] = []
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def process_state(pid: int) -> str:
+    """The one-letter state of a process from /proc (e.g. 'S', 'R', 'T'), '' if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return ""
+    return stat[stat.rfind(b")") + 2 :].split(b" ", 1)[0].decode()
+
+
+class Sandbox:
+    """Runs the runtime command; restarts create a new generation."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str | None,
+        on_exit: Callable[[int, int], None],
+        on_log: Callable[[str], None],
+    ) -> None:
+        self.command = list(command)
+        self.env = dict(env)
+        self.cwd = cwd
+        self._on_exit = on_exit
+        self._on_log = on_log
+        self.process: subprocess.Popen[bytes] | None = None
+        self.generation = 0
+        self.spawned_at = 0.0
+        self.frozen = False
+        self._frozen_pids: list[int] = []
+        self._lock = threading.Lock()
+
+    def spawn(self) -> int:
+        """Start a fresh runtime process; returns its generation."""
+        with self._lock:
+            self.generation += 1
+            generation = self.generation
+            self.frozen = False
+            self._frozen_pids = []
+            self.spawned_at = time.perf_counter()
+            proc = subprocess.Popen(
+                self.command,
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            self.process = proc
+        threading.Thread(
+            target=self._pump_logs, args=(proc,), name="runtime-logs", daemon=True
+        ).start()
+        threading.Thread(
+            target=self._wait, args=(proc, generation), name="runtime-wait", daemon=True
+        ).start()
+        return generation
+
+    def _pump_logs(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for raw in iter(proc.stdout.readline, b""):
+            self._on_log(raw.decode("utf-8", "replace").rstrip("\r\n"))
+
+    def _wait(self, proc: subprocess.Popen[bytes], generation: int) -> None:
+        rc = proc.wait()
+        self._on_exit(generation, rc)
+
+    def freeze(self) -> None:
+        """SIGSTOP the runtime's process group and all its descendants."""
+        with self._lock:
+            proc = self.process
+            if self.frozen or proc is None or proc.poll() is not None:
+                return
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGSTOP)
+            pids = descendants(proc.pid)
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGSTOP)
+            self._frozen_pids = pids
+            self.frozen = True
+
+    def thaw(self) -> None:
+        """SIGCONT everything `freeze` stopped."""
+        with self._lock:
+            self._thaw_locked()
+
+    def _thaw_locked(self) -> None:
+        proc = self.process
+        if not self.frozen or proc is None:
+            return
+        for pid in self._frozen_pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGCONT)
+        self.frozen = False
+        self._frozen_pids = []
+
+    def kill(self) -> None:
+        """SIGKILL the runtime and everything it started (as Lambda does on a timeout)."""
+        with self._lock:
+            proc = self.process
+            if proc is None:
+                return
+            pids = descendants(proc.pid) if proc.poll() is None else []
+            self._thaw_locked()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def stop(self, grace: float = 3.0) -> None:
+        """SIGTERM (after SIGCONT), then SIGKILL what is left after `grace` seconds."""
+        with self._lock:
+            proc = self.process
+            if proc is None:
+                return
+            pids = descendants(proc.pid) if proc.poll() is None else []
+            self._thaw_locked()
+            for pid in [proc.pid, *pids]:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            print("emulator: runtime ignored SIGTERM; killing it", file=sys.stderr)
+        self.kill()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
