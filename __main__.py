@@ -1,0 +1,104 @@
+"""librechat-lambda: LibreChat's API on Lambda behind a streaming REST API and a custom domain.
+
+Reads the stack configuration (components/config.py) and wires the components; the request
+path is browser -> custom domain -> REST API (STREAM) -> function (image from runtime/).
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.api import StreamingApi, StreamingApiArgs
+from components.config import PROJECT, load
+from components.domain import CustomDomain, CustomDomainArgs
+from components.function import LambdaFunction, LambdaFunctionArgs, RuntimeOptions
+from components.image import ContainerImage, ContainerImageArgs
+from components.network import resolve_network
+
+cfg = load()
+tags = {"Project": PROJECT, "Stack": pulumi.get_stack(), **cfg.tags}
+
+image = ContainerImage(
+    "image",
+    ContainerImageArgs(
+        base_image=cfg.image.base_image,
+        architecture=cfg.function.architecture,
+        repository_name=cfg.name,
+        keep_last_images=cfg.image.keep_last_images,
+        force_delete=cfg.image.force_delete,
+        tags=tags,
+    ),
+)
+
+network = resolve_network(cfg.network)
+function = LambdaFunction(
+    "function",
+    LambdaFunctionArgs(
+        image_uri=image.image_uri,
+        function_name=cfg.name,
+        architecture=cfg.function.architecture,
+        memory_mb=cfg.function.memory_mb,
+        timeout_seconds=cfg.function.timeout_seconds,
+        ephemeral_storage_mb=cfg.function.ephemeral_storage_mb,
+        log_retention_days=cfg.function.log_retention_days,
+        environment=cfg.environment,
+        secrets=cfg.secrets.parameters,
+        secrets_mode=cfg.secrets.mode,
+        secrets_kms_key_arn=cfg.secrets.kms_key_arn,
+        config_object=cfg.librechat_config.location,
+        config_domain_from=cfg.librechat_config.domain_from,
+        base_path=cfg.domain.base_path if cfg.domain else None,
+        files_bucket=cfg.files_bucket,
+        runtime=RuntimeOptions(
+            ready_timeout_seconds=cfg.runtime.ready_timeout_seconds,
+            sse_keepalive_seconds=cfg.runtime.sse_keepalive_seconds,
+            background_hold=cfg.runtime.background_hold,
+            log_level=cfg.runtime.log_level,
+        ),
+        subnet_ids=network.subnet_ids if network else (),
+        security_group_ids=network.security_group_ids if network else (),
+        tracing=cfg.function.tracing,
+        reserved_concurrency=cfg.function.reserved_concurrency,
+        provisioned_concurrency=cfg.function.provisioned_concurrency,
+        tags=tags,
+    ),
+)
+
+api = StreamingApi(
+    "api",
+    StreamingApiArgs(
+        function_name=function.function_name,
+        invoke_arn=function.streaming_invoke_arn,
+        qualifier=function.qualifier,
+        stage_name=cfg.api.stage_name,
+        endpoint_type=cfg.api.endpoint_type,
+        binary_media_types=list(cfg.api.binary_media_types),
+        throttling_burst_limit=cfg.api.throttling_burst_limit,
+        throttling_rate_limit=cfg.api.throttling_rate_limit,
+        log_retention_days=cfg.api.log_retention_days,
+        access_logging=cfg.api.access_logging,
+        tags=tags,
+    ),
+)
+
+if cfg.domain is not None:
+    domain = CustomDomain(
+        "domain",
+        CustomDomainArgs(
+            domain_name=cfg.domain.name,
+            rest_api_id=api.rest_api_id,
+            stage_name=api.stage_name,
+            hosted_zone_id=cfg.domain.hosted_zone_id,
+            hosted_zone_name=cfg.domain.hosted_zone_name,
+            certificate_arn=cfg.domain.certificate_arn,
+            base_path=cfg.domain.base_path,
+            tags=tags,
+        ),
+    )
+    pulumi.export("custom_url", domain.url)
+
+pulumi.export("stage_url", api.stage_url)
+pulumi.export("function_name", function.function_name)
+pulumi.export("function_arn", function.function_arn)
+pulumi.export("image_uri", image.image_uri)
+pulumi.export("log_group_name", function.log_group_name)

@@ -1,0 +1,407 @@
+"""The Lambda function that runs LibreChat behind the streaming runtime, with its IAM and logs.
+
+The function runs the container image (package type Image) whose entrypoint is the Python
+streaming runtime; the runtime starts LibreChat on 127.0.0.1:3080. Its environment is the
+stack's LibreChat variables plus the runtime's own (upstream, config object, domain rewrite,
+keep-alive), `NODE_ENV=production` and LibreChat's writable paths under /tmp.
+
+Secrets (SSM parameters), two modes:
+- `deploy`: each parameter is read with decryption while Pulumi runs and placed in the
+  environment; the invoke result is a plain value (the provider drops secret markers on invoke
+  results), so every value, and the environment as a whole, is wrapped in `Output.secret`.
+- `runtime`: only `SSM_SECRETS` (JSON of variable -> parameter name) is in the environment; the
+  runtime resolves the names at cold start, and the role may call `ssm:GetParameters` on exactly
+  those parameters (and `kms:Decrypt` through SSM on the configured key).
+
+IAM is one inline policy: logs on the function's own log group, `s3:GetObject` on the one
+config object, object read/write in the files bucket, the SSM/KMS grants above, ENI management
+in the function's subnets and security groups when in a VPC, X-Ray when tracing. No statement
+uses a `*` action; `Resource: "*"` appears only for actions AWS does not scope to resources
+(`ec2:Describe*`, X-Ray's `Put*`), listed in `UNSCOPABLE_ACTIONS`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config import S3Location
+
+#: Where the runtime writes the config object (and tells LibreChat to read it).
+CONFIG_PATH = "/tmp/librechat.yaml"  # noqa: S108 - Lambda's only writable directory
+#: How the runtime starts LibreChat (the API image's server entry point) and checks it.
+UPSTREAM_COMMAND = "node /app/api/server/index.js"
+UPSTREAM_PORT = 3080
+UPSTREAM_HEALTH_PATH = "/health"
+#: Set on every function: production mode, and LibreChat's log directory on the writable /tmp
+#: (the image links /app/uploads and /app/client/public/images into /tmp/librechat as well).
+FIXED_ENVIRONMENT: Mapping[str, str] = {
+    "NODE_ENV": "production",
+    "LIBRECHAT_LOG_DIR": "/tmp/librechat/logs",  # noqa: S108
+}
+#: Name of the alias created for provisioned concurrency.
+ALIAS_NAME = "live"
+#: Lambda's limit on all environment variables together (keys and values), in bytes.
+ENVIRONMENT_LIMIT_BYTES = 4096
+#: Actions AWS authorizes only on `Resource: "*"`.
+UNSCOPABLE_ACTIONS = frozenset(
+    {
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """The streaming runtime's tunables (see runtime/streaming_proxy/__init__.py)."""
+
+    ready_timeout_seconds: float = 60
+    sse_keepalive_seconds: float = 20
+    background_hold: bool = True
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class LambdaFunctionArgs:
+    """Inputs of `LambdaFunction`."""
+
+    image_uri: pulumi.Input[str]
+    function_name: str
+    architecture: str = "x86_64"
+    memory_mb: int = 2048
+    timeout_seconds: int = 900
+    ephemeral_storage_mb: int = 1024
+    log_retention_days: int = 30
+    environment: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    secrets_mode: str = "deploy"
+    secrets_kms_key_arn: str | None = None
+    config_object: S3Location | None = None
+    config_domain_from: str | None = None
+    base_path: str | None = None
+    files_bucket: str | None = None
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    subnet_ids: Sequence[str] = ()
+    security_group_ids: Sequence[str] = ()
+    tracing: bool = False
+    reserved_concurrency: int | None = None
+    provisioned_concurrency: int = 0
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AwsContext:
+    """Partition, region and account, for building ARNs."""
+
+    partition: str
+    region: str
+    account: str
+
+
+def plain_environment(args: LambdaFunctionArgs) -> dict[str, str]:
+    """Every non-secret variable: the stack's, the runtime's and the fixed ones."""
+    env = dict(args.environment)
+    env |= {
+        "UPSTREAM_COMMAND": UPSTREAM_COMMAND,
+        "UPSTREAM_PORT": str(UPSTREAM_PORT),
+        "UPSTREAM_HEALTH_PATH": UPSTREAM_HEALTH_PATH,
+        "UPSTREAM_READY_TIMEOUT": f"{args.runtime.ready_timeout_seconds:g}",
+        "SSE_KEEPALIVE_INTERVAL": f"{args.runtime.sse_keepalive_seconds:g}",
+        "BACKGROUND_HOLD": "on" if args.runtime.background_hold else "off",
+        "LOG_LEVEL": args.runtime.log_level,
+    }
+    if args.config_object is not None:
+        env |= {
+            "CONFIG_S3_BUCKET": args.config_object.bucket,
+            "CONFIG_S3_KEY": args.config_object.key,
+            "CONFIG_PATH": CONFIG_PATH,
+        }
+    if args.config_domain_from:
+        env["CONFIG_DOMAIN_FROM"] = args.config_domain_from
+    if args.base_path:
+        env["BASE_PATH"] = "/" + args.base_path.strip("/")
+    if args.secrets_mode == "runtime" and args.secrets:
+        env["SSM_SECRETS"] = json.dumps(dict(sorted(args.secrets.items())), separators=(",", ":"))
+    env |= FIXED_ENVIRONMENT
+    return env
+
+
+def ssm_parameter_arn(name: str, ctx: AwsContext) -> str:
+    """ARN of a parameter given by name (with or without a leading `/`) or already by ARN."""
+    if name.startswith("arn:"):
+        return name
+    path = name if name.startswith("/") else f"/{name}"
+    return f"arn:{ctx.partition}:ssm:{ctx.region}:{ctx.account}:parameter{path}"
+
+
+def policy_statements(
+    args: LambdaFunctionArgs, ctx: AwsContext, log_group_arn: str
+) -> list[dict[str, Any]]:
+    """The function role's statements, each scoped to the exact resources it needs."""
+    p = ctx.partition
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "WriteOwnLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [log_group_arn, f"{log_group_arn}:log-stream:*"],
+        }
+    ]
+    if args.config_object is not None:
+        statements.append(
+            {
+                "Sid": "ReadConfigObject",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:{p}:s3:::{args.config_object.bucket}/{args.config_object.key}"],
+            }
+        )
+    if args.files_bucket:
+        statements.append(
+            {
+                "Sid": "ReadWriteFiles",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                "Resource": [f"arn:{p}:s3:::{args.files_bucket}/*"],
+            }
+        )
+    if args.secrets_mode == "runtime" and args.secrets:
+        statements.append(
+            {
+                "Sid": "ReadSecretParameters",
+                "Effect": "Allow",
+                "Action": ["ssm:GetParameters"],
+                "Resource": sorted({ssm_parameter_arn(n, ctx) for n in args.secrets.values()}),
+            }
+        )
+        if args.secrets_kms_key_arn:
+            statements.append(
+                {
+                    "Sid": "DecryptSecretParameters",
+                    "Effect": "Allow",
+                    "Action": ["kms:Decrypt"],
+                    "Resource": [args.secrets_kms_key_arn],
+                    "Condition": {
+                        "StringEquals": {"kms:ViaService": f"ssm.{ctx.region}.amazonaws.com"}
+                    },
+                }
+            )
+    if args.subnet_ids:
+        ec2 = f"arn:{p}:ec2:{ctx.region}:{ctx.account}"
+        enis = f"{ec2}:network-interface/*"
+        statements += [
+            {
+                "Sid": "CreateFunctionEnis",
+                "Effect": "Allow",
+                "Action": ["ec2:CreateNetworkInterface"],
+                "Resource": [
+                    enis,
+                    *(f"{ec2}:subnet/{s}" for s in args.subnet_ids),
+                    *(f"{ec2}:security-group/{g}" for g in args.security_group_ids),
+                ],
+            },
+            {
+                "Sid": "ManageFunctionEnis",
+                "Effect": "Allow",
+                "Action": [
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                "Resource": [enis],
+            },
+            {
+                "Sid": "DescribeNetwork",
+                "Effect": "Allow",
+                "Action": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+                "Resource": ["*"],
+            },
+        ]
+    if args.tracing:
+        statements.append(
+            {
+                "Sid": "WriteTraces",
+                "Effect": "Allow",
+                "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                "Resource": ["*"],
+            }
+        )
+    return statements
+
+
+def streaming_invoke_arn(ctx: AwsContext, target_arn: pulumi.Input[str]) -> pulumi.Output[str]:
+    """API Gateway's InvokeWithResponseStream URI for a function or alias ARN.
+
+    `aws.lambda_.Alias` has no `response_streaming_invoke_arn` (pulumi-aws 7.51), so the
+    alias's is built the way the provider builds the function's.
+    """
+    return pulumi.Output.concat(
+        f"arn:{ctx.partition}:apigateway:{ctx.region}:lambda:path/2021-11-15/functions/",
+        target_arn,
+        "/response-streaming-invocations",
+    )
+
+
+class LambdaFunction(pulumi.ComponentResource):
+    """IAM role and policy, log group, the image function and, optionally, a provisioned alias."""
+
+    role: aws.iam.Role
+    policy: aws.iam.RolePolicy
+    log_group: aws.cloudwatch.LogGroup
+    function: aws.lambda_.Function
+    alias: aws.lambda_.Alias | None
+    provisioned_concurrency: aws.lambda_.ProvisionedConcurrencyConfig | None
+    function_name: pulumi.Output[str]
+    function_arn: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+    environment: pulumi.Output[dict[str, str]]
+    qualifier: pulumi.Output[str] | None
+    streaming_invoke_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: LambdaFunctionArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("librechat:components:LambdaFunction", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOptions(parent=self)
+        ctx = AwsContext(
+            partition=aws.get_partition(opts=invoke).partition,
+            region=aws.get_region(opts=invoke).region,
+            account=aws.get_caller_identity(opts=invoke).account_id,
+        )
+        tags = dict(args.tags)
+
+        # 1. Environment; in deploy mode it carries the secret values and is secret as a whole.
+        plain = plain_environment(args)
+        if args.secrets_mode == "deploy" and args.secrets:
+            values = {
+                env_name: aws.ssm.get_parameter(
+                    name=parameter, with_decryption=True, opts=invoke
+                ).value
+                for env_name, parameter in args.secrets.items()
+            }
+            _check_environment_size({**plain, **values})
+            self.environment = pulumi.Output.secret({**plain, **values})
+        else:
+            _check_environment_size(plain)
+            self.environment = pulumi.Output.from_input(plain)
+
+        # 2. Log group with retention; the function logs JSON into it.
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/lambda/{args.function_name}",
+            retention_in_days=args.log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+
+        # 3. Role and its one least-privilege inline policy.
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            tags=tags,
+            opts=child,
+        )
+        self.policy_document = self.log_group.arn.apply(
+            lambda arn: json.dumps(
+                {"Version": "2012-10-17", "Statement": policy_statements(args, ctx, arn)}
+            )
+        )
+        self.policy = aws.iam.RolePolicy(
+            f"{name}-access", role=self.role.id, policy=self.policy_document, opts=child
+        )
+
+        # 4. The function; it waits for its policy (Lambda checks ENI rights on create).
+        vpc_config = (
+            {
+                "subnet_ids": list(args.subnet_ids),
+                "security_group_ids": list(args.security_group_ids),
+            }
+            if args.subnet_ids
+            else None
+        )
+        publish = args.provisioned_concurrency > 0
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            name=args.function_name,
+            package_type="Image",
+            image_uri=args.image_uri,
+            architectures=[args.architecture],
+            role=self.role.arn,
+            memory_size=args.memory_mb,
+            timeout=args.timeout_seconds,
+            ephemeral_storage={"size": args.ephemeral_storage_mb},
+            environment={"variables": self.environment},
+            vpc_config=vpc_config,
+            logging_config={"log_format": "JSON", "log_group": self.log_group.name},
+            tracing_config={"mode": "Active"} if args.tracing else None,
+            reserved_concurrent_executions=args.reserved_concurrency,
+            publish=publish,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy, self.log_group]),
+        )
+        self.function_name = self.function.name
+        self.function_arn = self.function.arn
+        self.log_group_name = self.log_group.name
+
+        # 5. Provisioned concurrency lives on an alias of a published version; the API calls it.
+        self.alias = None
+        self.provisioned_concurrency = None
+        self.qualifier = None
+        self.streaming_invoke_arn = self.function.response_streaming_invoke_arn
+        if publish:
+            self.alias = aws.lambda_.Alias(
+                f"{name}-alias",
+                name=ALIAS_NAME,
+                function_name=self.function.name,
+                function_version=self.function.version,
+                opts=child,
+            )
+            self.provisioned_concurrency = aws.lambda_.ProvisionedConcurrencyConfig(
+                f"{name}-provisioned",
+                function_name=self.function.name,
+                qualifier=self.alias.name,
+                provisioned_concurrent_executions=args.provisioned_concurrency,
+                opts=child,
+            )
+            self.qualifier = self.alias.name
+            self.streaming_invoke_arn = streaming_invoke_arn(ctx, self.alias.arn)
+
+        self.register_outputs(
+            {
+                "function_name": self.function_name,
+                "function_arn": self.function_arn,
+                "log_group_name": self.log_group_name,
+                "streaming_invoke_arn": self.streaming_invoke_arn,
+            }
+        )
+
+
+def _check_environment_size(environment: Mapping[str, str]) -> None:
+    size = sum(len(k) + len(v) for k, v in environment.items())
+    if size > ENVIRONMENT_LIMIT_BYTES:
+        msg = (
+            f"The function environment needs {size} bytes but Lambda allows "
+            f"{ENVIRONMENT_LIMIT_BYTES}; set secrets.mode to runtime (secret values then stay "
+            "out of the environment) or move settings into librechat.yaml"
+        )
+        raise pulumi.RunError(msg)

@@ -1,0 +1,125 @@
+"""The function's container image: an ECR repository and the image built from `runtime/`.
+
+Lambda accepts one image manifest for one platform and rejects manifest lists, so the build
+names exactly one platform, the one matching the function's architecture. The function is
+pinned to the pushed digest (`repo@sha256:...`, pulumi-docker's `repo_digest`): a rebuilt image
+changes the digest and so updates the function; an unchanged build context does not rebuild.
+
+Previews need no Docker engine: pulumi-docker 4.x `Image` does not build during preview unless
+`build_on_preview` is true (its default is false, pulumi/pulumi-docker#855); the preview shows
+the digest as unknown when the context changed. `build_on_preview=False` is passed explicitly
+so that a changed provider default cannot start needing an engine on pull requests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_docker as docker
+
+#: Docker platforms Lambda runs, by function architecture.
+PLATFORMS: Mapping[str, str] = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
+#: The tag pushed; the function never uses it (it is pinned to the digest).
+IMAGE_TAG = "latest"
+
+
+@dataclass(frozen=True)
+class ContainerImageArgs:
+    """Inputs of `ContainerImage`. Paths are relative to the project directory (Pulumi's cwd)."""
+
+    base_image: str
+    architecture: str = "x86_64"
+    context: str = "runtime"
+    dockerfile: str = "runtime/Dockerfile"
+    repository_name: str | None = None
+    keep_last_images: int = 10
+    force_delete: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def platform(self) -> str:
+        return PLATFORMS[self.architecture]
+
+
+def lifecycle_policy(keep_last_images: int) -> str:
+    """ECR lifecycle policy that expires all but the newest `keep_last_images` images."""
+    return json.dumps(
+        {
+            "rules": [
+                {
+                    "rulePriority": 1,
+                    "description": f"Keep the last {keep_last_images} images",
+                    "selection": {
+                        "tagStatus": "any",
+                        "countType": "imageCountMoreThan",
+                        "countNumber": keep_last_images,
+                    },
+                    "action": {"type": "expire"},
+                }
+            ]
+        }
+    )
+
+
+class ContainerImage(pulumi.ComponentResource):
+    """ECR repository + single-platform image build and push; `image_uri` is digest-pinned."""
+
+    repository: aws.ecr.Repository
+    image: docker.Image
+    image_uri: pulumi.Output[str]
+    repository_url: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ContainerImageArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("librechat:components:ContainerImage", name, None, opts)
+        if args.architecture not in PLATFORMS:
+            msg = f"architecture {args.architecture!r} is not one of {', '.join(PLATFORMS)}"
+            raise ValueError(msg)
+        child = pulumi.ResourceOptions(parent=self)
+
+        # 1. Repository: scanned on push, tags mutable (only the digest is relied upon).
+        self.repository = aws.ecr.Repository(
+            f"{name}-repo",
+            name=args.repository_name,
+            image_scanning_configuration={"scan_on_push": True},
+            image_tag_mutability="MUTABLE",
+            force_delete=args.force_delete,
+            tags=dict(args.tags),
+            opts=child,
+        )
+        # 2. Lifecycle: keep the newest N images; older ones (and their digests) expire.
+        self.lifecycle_policy = aws.ecr.LifecyclePolicy(
+            f"{name}-lifecycle",
+            repository=self.repository.name,
+            policy=lifecycle_policy(args.keep_last_images),
+            opts=child,
+        )
+        # 3. Push credentials for this registry, kept secret in state.
+        token = aws.ecr.get_authorization_token_output(registry_id=self.repository.registry_id)
+        # 4. Build for one platform and push; never build during preview.
+        self.image = docker.Image(
+            f"{name}-image",
+            image_name=self.repository.repository_url.apply(lambda url: f"{url}:{IMAGE_TAG}"),
+            build=docker.DockerBuildArgs(
+                context=args.context,
+                dockerfile=args.dockerfile,
+                platform=args.platform,
+                args={"BASE_IMAGE": args.base_image},
+            ),
+            registry=docker.RegistryArgs(
+                server=self.repository.repository_url,
+                username=token.user_name,
+                password=pulumi.Output.secret(token.password),
+            ),
+            build_on_preview=False,
+            skip_push=False,
+            opts=child,
+        )
+        self.repository_url = self.repository.repository_url
+        self.image_uri = self.image.repo_digest
+        self.register_outputs({"repository_url": self.repository_url, "image_uri": self.image_uri})

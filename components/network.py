@@ -1,0 +1,74 @@
+"""The function's VPC placement: subnet and security group ids, given or looked up.
+
+A stack names its network either by ids or by tags and names (e.g. the private subnets of an
+existing environment's VPC), so a committed stack file previews without placeholders. Lookups
+are data-source reads (EC2 Describe* calls); nothing is created here. A lookup that finds
+nothing fails the preview with the config key to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config import PROJECT, NetworkConfig
+
+#: Lambda attaches at most this many security groups to a function.
+MAX_SECURITY_GROUPS = 5
+
+
+@dataclass(frozen=True)
+class NetworkIds:
+    """Resolved VPC placement of the function."""
+
+    vpc_id: str | None
+    subnet_ids: tuple[str, ...]
+    security_group_ids: tuple[str, ...]
+
+
+def resolve_network(
+    network: NetworkConfig, opts: pulumi.InvokeOptions | None = None
+) -> NetworkIds | None:
+    """Ids for the function's `vpc_config`, or None when the function runs outside a VPC."""
+    if not network.enabled:
+        return None
+    vpc_id = network.vpc_id
+    if vpc_id is None and network.vpc_tags:
+        # get_vpc fails unless exactly one VPC matches; the provider's message names the filter.
+        vpc_id = aws.ec2.get_vpc(filters=_tag_filters(network.vpc_tags), opts=opts).id
+    in_vpc = [{"name": "vpc-id", "values": [vpc_id]}] if vpc_id else []
+
+    subnet_ids = tuple(network.subnet_ids)
+    if not subnet_ids:
+        found = aws.ec2.get_subnets(filters=in_vpc + _tag_filters(network.subnet_tags), opts=opts)
+        subnet_ids = tuple(sorted(found.ids))
+        if not subnet_ids:
+            _fail("network.subnetTags", f"matched no subnet in {vpc_id}: {network.subnet_tags}")
+
+    sg_ids = tuple(network.security_group_ids)
+    if not sg_ids:
+        filters = in_vpc + _tag_filters(network.security_group_tags)
+        what: object = network.security_group_tags
+        key = "network.securityGroupTags"
+        if network.security_group_names:
+            filters.append({"name": "group-name", "values": list(network.security_group_names)})
+            what, key = list(network.security_group_names), "network.securityGroupNames"
+        sg_ids = tuple(sorted(aws.ec2.get_security_groups(filters=filters, opts=opts).ids))
+        if not sg_ids:
+            _fail(key, f"matched no security group in {vpc_id}: {what}")
+        if len(sg_ids) > MAX_SECURITY_GROUPS:
+            _fail(key, f"matched {len(sg_ids)} security groups ({', '.join(sg_ids)}); "
+                  f"Lambda takes at most {MAX_SECURITY_GROUPS}: narrow the filter")  # fmt: skip
+    return NetworkIds(vpc_id=vpc_id, subnet_ids=subnet_ids, security_group_ids=sg_ids)
+
+
+def _tag_filters(tags: Mapping[str, str]) -> list[dict[str, Sequence[str] | str]]:
+    """EC2 Describe filters for tags; values may hold `*` and `?` wildcards."""
+    return [{"name": f"tag:{key}", "values": [value]} for key, value in sorted(tags.items())]
+
+
+def _fail(key: str, message: str) -> None:
+    raise pulumi.RunError(f"{PROJECT}:{key} {message}; fix the filter or give ids instead")
