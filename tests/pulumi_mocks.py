@@ -13,15 +13,18 @@ override one invoke with `mocks.call_results[C.X] = {...}` (or a callable taking
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from functools import cache
 from importlib import import_module
 from typing import Any
 
+import pulumi
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
+from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
 
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "eu-west-1"
@@ -90,6 +93,30 @@ class C:
     PARTITION = "aws:index/getPartition:getPartition"
 
 
+def settle(check: Coroutine[Any, Any, None]) -> pulumi.Output[None]:
+    """Run an async check inside a `@pulumi.runtime.test`; return its result from the test.
+
+    The test then fails when the check raises, after every output it awaited has resolved.
+    """
+    return pulumi.Output.from_input(asyncio.ensure_future(check))
+
+
+def is_secret_input(value: Any) -> bool:
+    """True when a recorded input arrived as a Pulumi secret (the engine's wire wrapper)."""
+    return isinstance(value, dict) and value.get(_special_sig_key) == _special_secret_sig
+
+
+def plain(value: Any) -> Any:
+    """A recorded input with every secret wrapper removed, for comparing values."""
+    if is_secret_input(value):
+        return plain(value["value"])
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 def fake_hex(seed: str, length: int) -> str:
     """Deterministic hex derived from `seed`: same program, same fake IDs, run after run."""
     return hashlib.sha256(seed.encode()).hexdigest()[:length]
@@ -121,11 +148,15 @@ def output_properties(typ: str) -> frozenset[str]:
 
 
 class Ctx:
-    """What an output builder knows: the resource, its fake name and id, region and account."""
+    """What an output builder knows: the resource, its fake name and id, region and account.
+
+    `inputs` are plain (secret wrappers removed); the echoed outputs keep the wrappers, so a
+    secret input stays a secret output as it does with a real provider.
+    """
 
     def __init__(self, args: MockResourceArgs, region: str, physical_name: str) -> None:
         self.args = args
-        self.inputs: dict[str, Any] = args.inputs
+        self.inputs: dict[str, Any] = plain(args.inputs)
         self.region = region
         self.account = ACCOUNT_ID
         self.name = physical_name
@@ -284,7 +315,7 @@ class PulumiMocks(Mocks):
         self.resources.append(args)
         outputs = dict(args.inputs)
         props = output_properties(args.typ)
-        physical = str(args.inputs.get("name") or f"{args.name}-{fake_hex(args.name, 7)}")
+        physical = str(plain(args.inputs.get("name")) or f"{args.name}-{fake_hex(args.name, 7)}")
         if "name" in props and "name" not in outputs:
             outputs["name"] = physical
         ctx = Ctx(args, self.region, physical)
@@ -331,6 +362,10 @@ class PulumiMocks(Mocks):
         found = [r for r in self.resources if r.name == name]
         assert len(found) == 1, f"expected one resource named {name}, found {len(found)}"
         return found[0]
+
+    def inputs_of(self, typ: str) -> dict[str, Any]:
+        """Plain inputs of the single resource of type `typ`."""
+        return plain(self.one(typ).inputs)
 
     def calls_to(self, token: str) -> list[dict[str, Any]]:
         """Arguments of every invoke of `token`."""

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_aws as aws
+import pytest
 
-from tests.pulumi_mocks import ACCOUNT_ID, C, PulumiMocks, T, fake_ssm_value
+from tests.pulumi_mocks import (
+    ACCOUNT_ID,
+    C,
+    PulumiMocks,
+    T,
+    fake_ssm_value,
+    is_secret_input,
+    plain,
+    settle,
+)
 
 
 @pulumi.runtime.test
@@ -49,3 +59,24 @@ def test_docker_image_digest_is_pinned_to_repository(mocks: PulumiMocks):
         assert len(digest.split("@sha256:")[1]) == 64
 
     return image.repo_digest.apply(check)
+
+
+@pulumi.runtime.test
+def test_secret_inputs_are_recorded_wrapped_and_echoed_as_secret_outputs(mocks: PulumiMocks):
+    param = aws.ssm.Parameter("p", type="SecureString", value=pulumi.Output.secret("s3cr3t"))
+
+    async def check() -> None:
+        assert await param.value.is_secret()
+        recorded = mocks.one("aws:ssm/parameter:Parameter").inputs["value"]
+        assert is_secret_input(recorded)
+        assert plain(recorded) == "s3cr3t"
+
+    return settle(check())
+
+
+def test_a_failing_settled_check_fails_the_test(mocks: PulumiMocks):
+    async def check() -> None:
+        raise AssertionError("seen")
+
+    with pytest.raises(AssertionError, match="seen"):
+        pulumi.runtime.test(lambda: settle(check()))()
