@@ -81,12 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    try:
-        stack.start(init_timeout=args.init_timeout)
-    except TimeoutError as exc:
-        print(f"emulator: {exc}", file=sys.stderr)
-        stack.stop()
-        return 1
+    stack.start(wait_init=False)
+    waited = 0.0
+    while not stack.wait_init(0.25):
+        waited += 0.25
+        if stop.is_set() or waited >= args.init_timeout:
+            if not stop.is_set():
+                tail = "\n".join(stack.logs[-20:])
+                print(f"emulator: no init within {args.init_timeout} s:\n{tail}", file=sys.stderr)
+            stack.stop()
+            return 1
     if stack.init_error is not None:
         print(
             f"emulator: the runtime failed to initialize: {json.dumps(stack.init_error)}",
@@ -103,10 +107,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if demo:
         print(f"  or open {base}/ in a browser. Ctrl-C stops everything.", flush=True)
-    stop.wait()
+    # Wake up regularly: a signal that lands on another thread is only handled when the
+    # main thread runs Python code again.
+    rc = 0
+    while not stop.wait(0.25):
+        if stack.init_error is not None:
+            print(
+                f"emulator: the runtime failed to re-initialize: {json.dumps(stack.init_error)}",
+                file=sys.stderr,
+            )
+            rc = 1
+            break
     print("emulator: stopping", file=sys.stderr)
     stack.stop()
-    return 0
+    return rc
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ DELIM = b"\x00" * 8
 
 
 class Api:
-    def __init__(self) -> None:
-        host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+    def __init__(self, address: str | None = None) -> None:
+        host, port = (address or os.environ["AWS_LAMBDA_RUNTIME_API"]).split(":")
         self.sock = socket.create_connection((host, int(port)))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.file = self.sock.makefile("rb")
