@@ -272,8 +272,11 @@ class ClientSink:
         else:
             mode = "chunked"
         keep_alive = self._client_keep_alive and mode != "close"
+        common = self._common_headers()
+        if any(n.lower() == "date" for n, _ in kept):
+            common = common[1:]
         lines = [f"HTTP/1.1 {status} {_reason(status)}".encode()]
-        lines += [_encode_header(f"{n}: {v}") for n, v in [*self._common_headers(), *kept]]
+        lines += [_encode_header(f"{n}: {v}") for n, v in [*common, *kept]]
         if mode == "chunked":
             lines.append(b"Transfer-Encoding: chunked")
         lines.append(b"Connection: keep-alive" if keep_alive else b"Connection: close")

@@ -163,9 +163,9 @@ class Sandbox:
                 return
             pids = descendants(proc.pid) if proc.poll() is None else []
             self._thaw_locked()
-            for pid in [proc.pid, *pids]:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGTERM)
+            # Only the runtime gets SIGTERM: it owns its upstream's shutdown.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(proc.pid, signal.SIGTERM)
         try:
             proc.wait(grace)
         except subprocess.TimeoutExpired:
