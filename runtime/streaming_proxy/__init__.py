@@ -20,6 +20,8 @@ UPSTREAM_HEALTH_PATH       /health                             GET path that ans
 UPSTREAM_READY_TIMEOUT     60                                  seconds from start until the upstream must be
                                                                healthy (init ends after ~9.5 s regardless;
                                                                the first invocation keeps waiting)
+UPSTREAM_INIT_WAIT         9.5                                 seconds of Lambda's 10 s init spent waiting for
+                                                               health before init ends anyway ("async init")
 CONFIG_S3_BUCKET           (unset)                             bucket of the config object (with the key)
 CONFIG_S3_KEY              (unset)                             key of the config object (with the bucket)
 CONFIG_PATH                /tmp/librechat.yaml                 where the config is written; given to the

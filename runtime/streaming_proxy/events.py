@@ -143,7 +143,7 @@ def _build(
         if lower in drop or not _TOKEN.match(name) or _BAD_VALUE.search(value):
             continue
         present.add(lower)
-        headers.append((name.encode("ascii"), value.strip().encode("utf-8", "surrogateescape")))
+        headers.append((name.encode("ascii"), _header_bytes(value.strip())))
     host = next((v for k, v in headers if k.lower() == b"host"), None)
     if host is None:
         host = upstream_host
@@ -158,6 +158,14 @@ def _build(
         headers.append((b"Content-Length", str(len(body)).encode()))
     target = f"{path}?{query}" if query else path
     return UpstreamRequest(method, target, path, headers, body)
+
+
+def _header_bytes(value: str) -> bytes:
+    """HTTP field values are ISO-8859-1 octets; other characters travel as UTF-8."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape")
 
 
 def _method(value: object) -> str:

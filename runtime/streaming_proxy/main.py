@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from streaming_proxy import log
 from streaming_proxy.coldstart import ColdStartFetch
@@ -20,6 +21,9 @@ from streaming_proxy.errors import InitError
 from streaming_proxy.runtime_api import RuntimeApiClient
 from streaming_proxy.settings import SettingsError, load
 from streaming_proxy.upstream import Upstream, UpstreamFailed, upstream_env
+
+if TYPE_CHECKING:
+    from streaming_proxy.proxy import Proxy
 
 
 def main() -> int:
@@ -66,20 +70,18 @@ def main() -> int:
     )
 
     proxy = Proxy(settings, upstream)
-    for n in range(1, settings.max_concurrency):
+    for n in range(settings.max_concurrency):
+        client = api if n == 0 else RuntimeApiClient(settings.runtime_api)
         threading.Thread(
-            target=_serve,
-            args=(proxy, RuntimeApiClient(settings.runtime_api)),
-            name=f"worker-{n}",
-            daemon=True,
+            target=_serve, args=(proxy, client), name=f"worker-{n}", daemon=True
         ).start()
-    _serve(proxy, api)
+    _wait_for_signals()
     return 1
 
 
-def _serve(proxy: object, api: RuntimeApiClient) -> None:
+def _serve(proxy: Proxy, api: RuntimeApiClient) -> None:
     """The event loop of one worker: ask for an event, serve it, repeat."""
-    handle = proxy.handle  # type: ignore[attr-defined]
+    handle = proxy.handle
     try:
         while True:
             handle(api, api.next())
@@ -104,7 +106,21 @@ def _fail_init(
 
 def _stop_upstream_on_sigterm(upstream: Upstream) -> None:
     def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("SIGTERM: stopping the upstream")
         upstream.stop()
         os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
+
+
+def _wait_for_signals() -> None:
+    """Park the main thread where signal handlers can run.
+
+    The kernel may deliver SIGTERM to any thread; the wakeup fd wakes the main thread
+    whichever it was, and Python then runs the handler here.
+    """
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd)
+    while True:
+        os.read(read_fd, 64)

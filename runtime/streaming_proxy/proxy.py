@@ -200,6 +200,7 @@ class Proxy:
                         502,
                         f"upstream unreachable: {type(exc).__name__}: {exc or 'connection closed'}",
                     ) from None
+                self.upstream.mark_unhealthy()
                 try:
                     self.upstream.ensure_ready(cutoff, self.settings.ready_timeout)
                 except UpstreamFailed as failed:

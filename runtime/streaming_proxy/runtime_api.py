@@ -60,9 +60,10 @@ class RuntimeApiClient:
             self._sock = None
 
     def _send(self, event: h11.Event) -> None:
+        sock = self._socket()  # first: a new socket comes with a new h11 connection
         pieces = self._conn.send_with_data_passthrough(event)
         if pieces:
-            send_all(self._socket(), pieces)
+            send_all(sock, pieces)
 
     def _receive(self) -> tuple[h11.Response, bytes]:
         """Read one whole response (the Runtime API's are small, /next's at most 6 MB)."""

@@ -40,7 +40,7 @@ class Settings:
     background_status_path: str
     background_poll_interval: float
     log_level: str
-    init_budget: float = 9.5
+    init_budget: float
 
     @property
     def fetches_anything(self) -> bool:
@@ -142,6 +142,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         background_status_path=status_path,
         background_poll_interval=number("BACKGROUND_POLL_INTERVAL", 0.25, 0.01, 60.0),
         log_level=log_level,
+        init_budget=number("UPSTREAM_INIT_WAIT", 9.5, 0.0, 10.0),
     )
     if problems:
         raise SettingsError("Invalid runtime environment: " + "; ".join(problems))

@@ -107,29 +107,46 @@ class Upstream:
             time.sleep(min(POLL_INTERVAL, remaining))
 
     def ensure_ready(self, until: float, ready_timeout: float) -> None:
-        """Make sure a healthy upstream is there, restarting a dead one, before ``until``."""
-        if self.healthy and self._process is not None and self._process.poll() is None:
+        """Make sure a healthy upstream is there before ``until``, restarting a dead one once."""
+        if self.healthy and self.alive:
             return
         with self._lock:
-            if not self.alive:
-                code = self.exit_code()
-                if code is not None:
-                    log.warning(
-                        "upstream exited; restarting it",
-                        exitCode=code,
-                        stderrTail=list(self._stderr_tail)[-5:],
-                    )
-                self.restarts += 1
-                self.start()
-            if self.healthy:
-                return
-            limit = min(until, self.started_at + ready_timeout)
-            if not self.wait_healthy(limit):
+            restarted = False
+            while True:
+                if not self.alive:
+                    if restarted:
+                        raise UpstreamFailed(self._exit_message(self.exit_code() or 0))
+                    self._restart()
+                    restarted = True
+                try:
+                    if self.healthy or self.wait_healthy(
+                        min(until, self.started_at + ready_timeout)
+                    ):
+                        return
+                except UpstreamFailed:
+                    if restarted:
+                        raise
+                    continue  # it died while we waited: restart it once
                 raise UpstreamFailed(
                     f"the upstream did not become healthy on {self.host}:{self.port} "
                     f"within {time.monotonic() - self.started_at:.1f} s "
                     f"(UPSTREAM_READY_TIMEOUT={ready_timeout:g} s)" + self._tail_suffix()
                 )
+
+    def mark_unhealthy(self) -> None:
+        """A request could not reach it: probe (and maybe restart) before the next one."""
+        self.healthy = False
+
+    def _restart(self) -> None:
+        code = self.exit_code()
+        if code is not None:
+            log.warning(
+                "upstream exited; restarting it",
+                exitCode=code,
+                stderrTail=list(self._stderr_tail)[-5:],
+            )
+        self.restarts += 1
+        self.start()
 
     def _probe(self) -> bool:
         try:

@@ -1,0 +1,195 @@
+"""The real runtime process behind the local API Gateway + Runtime API, against a real upstream."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from conftest import UPSTREAM_APP, free_port, runtime_env
+
+from emulator import LocalStack
+
+IGNORED = {"date", "server", "connection", "keep-alive", "transfer-encoding", "x-amzn-requestid"}
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """One warm runtime shared by the tests that do not restart or break it."""
+    env = runtime_env(SSE_KEEPALIVE_INTERVAL="0.3")
+    with LocalStack(env=env, function_timeout=30) as st:
+        yield st
+
+
+@pytest.fixture(scope="module")
+def upstream() -> httpx.Client:
+    """The same upstream app, asked directly (the stack's own is frozen between invocations)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(UPSTREAM_APP)], env={**os.environ, "PORT": str(port)}
+    )
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.get("/health")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the direct upstream did not start"
+                time.sleep(0.02)
+        yield client
+    process.terminate()
+    process.wait()
+
+
+@pytest.fixture(scope="module")
+def gateway(stack) -> httpx.Client:
+    with httpx.Client(base_url=stack.url, timeout=30) as c:
+        yield c
+
+
+def comparable(response: httpx.Response) -> tuple[int, list[tuple[str, str]], bytes]:
+    headers = sorted(
+        (k.lower(), v) for k, v in response.headers.multi_items() if k.lower() not in IGNORED
+    )
+    return response.status_code, headers, response.content
+
+
+def test_sse_events_arrive_one_by_one(gateway):
+    arrivals = []
+    with gateway.stream("GET", "/sse", params={"n": 5, "gap": 0.25}) as response:
+        assert response.headers["content-type"] == "text/event-stream"
+        buffer = b""
+        for chunk in response.iter_raw():
+            buffer += chunk
+            while b"\n\n" in buffer:
+                _, buffer = buffer.split(b"\n\n", 1)
+                arrivals.append(time.monotonic())
+    assert len(arrivals) == 5
+    # Buffering anywhere would deliver all five together at the end.
+    assert arrivals[-1] - arrivals[0] > 0.8
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("GET", "/cookies", {}),
+        ("GET", "/binary", {}),
+        ("GET", "/gzip", {"Accept-Encoding": "gzip"}),
+        ("GET", "/status/201", {}),
+        ("GET", "/status/204", {}),
+        ("GET", "/status/302", {}),
+        ("GET", "/status/304", {}),
+        ("GET", "/status/404", {}),
+        ("GET", "/status/500", {}),
+        ("HEAD", "/binary", {}),
+        ("OPTIONS", "/status/200", {}),
+        ("GET", "/bytes?n=3000000&chunk=100000", {}),
+    ],
+)
+def test_responses_are_byte_for_byte_those_of_the_upstream(
+    gateway, upstream, method, path, headers
+):
+    direct = upstream.request(method, path, headers=headers)
+    proxied = gateway.request(method, path, headers=headers)
+    assert comparable(proxied) == comparable(direct)
+
+
+def test_several_set_cookie_headers_all_arrive(gateway):
+    response = gateway.get("/cookies")
+    assert response.headers.get_list("set-cookie") == [
+        "a=1; Path=/; HttpOnly",
+        "b=2; Path=/",
+        "c=3; Secure",
+    ]
+    assert response.headers.get_list("x-multi") == ["one", "two"]
+
+
+def raw_body(client: httpx.Client, path: str) -> tuple[httpx.Headers, bytes]:
+    with client.stream("GET", path, headers={"Accept-Encoding": "gzip"}) as response:
+        return response.headers, b"".join(response.iter_raw())
+
+
+def test_compressed_body_is_passed_through_not_decoded(gateway, upstream):
+    headers, raw = raw_body(gateway, "/gzip")
+    assert headers["content-encoding"] == "gzip"
+    assert raw[:2] == b"\x1f\x8b"
+    assert raw == raw_body(upstream, "/gzip")[1]
+
+
+def test_request_reaches_upstream_intact(gateway):
+    body = os.urandom(1_000_000)
+    response = gateway.post(
+        "/echo/a%2Fb%20c",
+        params=[("tag", "x"), ("tag", "y"), ("q", "a+b&c")],
+        headers=[
+            ("X-Repeat", "1"),
+            ("X-Repeat", "2"),
+            ("X-Name", "Jón".encode()),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        content=body,
+    )
+    echo = response.json()
+    assert echo["body_sha256"] == hashlib.sha256(body).hexdigest()
+    assert echo["target"] == "/echo/a%2Fb%20c?tag=x&tag=y&q=a%2Bb%26c"
+    sent = [(k.lower(), v) for k, v in echo["headers"]]
+    assert [v for k, v in sent if k == "x-repeat"] == ["1", "2"]
+    assert [k for k, _ in sent].count("host") == 1
+    assert {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"} <= {k for k, _ in sent}
+    assert [v for k, v in sent if k == "x-name"] == ["Jón".encode().decode("latin-1")]
+
+
+def test_hundred_megabyte_body_streams_through(gateway):
+    total = 0
+    digest = hashlib.sha256()
+    with gateway.stream("GET", "/bytes", params={"n": 100_000_000}) as response:
+        for chunk in response.iter_raw():
+            total += len(chunk)
+            digest.update(chunk)
+    assert total == 100_000_000
+    assert digest.hexdigest() == hashlib.sha256(b"x" * 100_000_000).hexdigest()
+
+
+def test_malformed_events_get_400_and_the_runtime_carries_on(stack, gateway):
+    result = stack.invoke({"hello": "world"})
+    assert result.prelude["statusCode"] == 400
+    assert "not an API Gateway proxy event" in json.loads(result.body)["message"]
+    bad_b64 = {"httpMethod": "POST", "path": "/echo", "body": "***", "isBase64Encoded": True}
+    result = stack.invoke(bad_b64)
+    assert result.prelude["statusCode"] == 400
+    assert "not valid base64" in json.loads(result.body)["message"]
+    assert stack.invoke(b"not json at all").prelude["statusCode"] == 400
+    assert gateway.get("/status/200").status_code == 200
+
+
+def test_sse_keepalive_comment_fills_silence_between_events(gateway):
+    body = gateway.get("/silent-sse", params={"s": 1.0}).content
+    first, _, rest = body.partition(b"data: first\n\n")
+    assert first == b""
+    assert rest.endswith(b"data: last\n\n")
+    assert rest.count(b": keep-alive\n\n") >= 2
+
+
+def test_mid_stream_failure_cuts_the_client_and_reports_the_error(stack, gateway):
+    received = b""
+    with pytest.raises(httpx.RemoteProtocolError), gateway.stream("GET", "/break") as response:
+        for chunk in response.iter_raw():
+            received += chunk
+    assert received.startswith(b"data: before the break\n\n")
+    record = stack.invocations[-1]
+    assert record.error is not None and "Runtime.StreamError" in json.dumps(record.error)
+    assert gateway.get("/status/200").status_code == 200
+
+
+def test_logs_are_json_with_request_fields_and_no_header_values(stack, gateway):
+    gateway.get("/status/200", headers={"Authorization": "Bearer very-secret-token"})
+    line = stack.wait_for_log('"path":"/status/200"')
+    record = json.loads(line)
+    assert {"requestId", "method", "path", "status", "bytes", "durationMs"} <= record.keys()
+    assert not any("very-secret-token" in entry for entry in stack.logs)
