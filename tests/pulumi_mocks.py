@@ -309,6 +309,8 @@ class PulumiMocks(Mocks):
         self.outputs: dict[str, dict[str, Any]] = {}
         self.calls: list[MockCallArgs] = []
         self.call_results: dict[str, dict[str, Any] | Callable[[dict[str, Any]], dict]] = {}
+        #: Public hosted zones by name -> id that getZone finds; None finds any name asked for.
+        self.zones: dict[str, str] | None = None
 
     # -- engine hooks --------------------------------------------------------------------
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -338,6 +340,12 @@ class PulumiMocks(Mocks):
         override = self.call_results.get(args.token)
         if override is not None:
             return (override(args.args) if callable(override) else dict(override)), []
+        if args.token == C.ROUTE53_ZONE and self.zones is not None:
+            name = str(args.args.get("name", "")).rstrip(".")
+            if name not in self.zones:
+                # The provider reports a missing zone as an invoke failure.
+                return {}, [("name", f"no matching Route 53 Hosted Zone found for {name}")]
+            return {**_route53_zone(self, {**args.args, "zoneId": self.zones[name]})}, []
         handler = CALL_HANDLERS.get(args.token)
         if handler is None:
             msg = (

@@ -80,3 +80,11 @@ def test_a_failing_settled_check_fails_the_test(mocks: PulumiMocks):
 
     with pytest.raises(AssertionError, match="seen"):
         pulumi.runtime.test(lambda: settle(check()))()
+
+
+@pulumi.runtime.test
+def test_zones_limit_which_hosted_zones_exist(mocks: PulumiMocks):
+    mocks.zones = {"example.com": "ZEXAMPLE"}
+    assert aws.route53.get_zone(name="example.com").zone_id == "ZEXAMPLE"
+    with pytest.raises(Exception, match="no matching Route 53 Hosted Zone"):
+        aws.route53.get_zone(name="sub.example.com")
