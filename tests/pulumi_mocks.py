@@ -308,6 +308,7 @@ class PulumiMocks(Mocks):
         self.resources: list[MockResourceArgs] = []
         self.outputs: dict[str, dict[str, Any]] = {}
         self.calls: list[MockCallArgs] = []
+        self.call_outputs: list[tuple[str, dict[str, Any]]] = []
         self.call_results: dict[str, dict[str, Any] | Callable[[dict[str, Any]], dict]] = {}
         #: Public hosted zones by name -> id that getZone finds; None finds any name asked for.
         self.zones: dict[str, str] | None = None
@@ -336,6 +337,11 @@ class PulumiMocks(Mocks):
         return resource_id or None, outputs
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        result, failures = self._answer(args)
+        self.call_outputs.append((args.token, result))
+        return result, failures
+
+    def _answer(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         self.calls.append(args)
         override = self.call_results.get(args.token)
         if override is not None:
@@ -378,6 +384,10 @@ class PulumiMocks(Mocks):
     def calls_to(self, token: str) -> list[dict[str, Any]]:
         """Arguments of every invoke of `token`."""
         return [c.args for c in self.calls if c.token == token]
+
+    def results_of(self, token: str) -> list[dict[str, Any]]:
+        """What every invoke of `token` returned, in order."""
+        return [result for t, result in self.call_outputs if t == token]
 
 
 # -- invoke handlers ---------------------------------------------------------------------
