@@ -39,8 +39,11 @@ from emulator.http11 import (
     sendv,
 )
 from emulator.invocation import Invocation
+from emulator.timers import Scheduler
 
 MAX_REQUEST_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
+MAX_EVENT_BYTES = 6_291_556  # Lambda's invocation payload limit (the body travels base64)
+IDLE_TIMEOUT = 300.0  # REST API streaming idle timeout, REGIONAL endpoints
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -224,8 +227,20 @@ def _reason(status: int) -> str:
 class ClientSink:
     """Streams a response to the gateway's HTTP client."""
 
-    def __init__(self, sock: socket.socket, head: RequestHead, gateway_request_id: str) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        head: RequestHead,
+        gateway_request_id: str,
+        *,
+        idle_timeout: float | None = None,
+        scheduler: Scheduler | None = None,
+    ) -> None:
         self.sock = sock
+        self.invocation: Invocation | None = None
+        self._idle_timeout = idle_timeout if scheduler is not None else None
+        self._scheduler = scheduler
+        self._last_activity = 0.0
         self.status: int | None = None
         self.reusable = False
         self._method = head.method
@@ -290,6 +305,29 @@ class ClientSink:
             self._keep_alive = keep_alive
             self._state = "open"
             self._send(data)
+            self._last_activity = time.perf_counter()
+        if self._idle_timeout and self._scheduler is not None and mode != "none":
+            self._schedule_idle_check()
+
+    def _schedule_idle_check(self) -> None:
+        assert self._scheduler is not None and self._idle_timeout is not None
+        self._scheduler.call_at(
+            self._last_activity + self._idle_timeout,
+            self._idle_check,
+            lambda: self._state != "open",
+        )
+
+    def _idle_check(self) -> None:
+        """Cut the stream like API Gateway when no byte went out for the idle timeout."""
+        assert self._idle_timeout is not None
+        if time.perf_counter() - self._last_activity < self._idle_timeout:
+            self._schedule_idle_check()
+            return
+        if self.invocation is not None:
+            self.invocation.gateway_error = (
+                f"idle timeout: no response bytes for {self._idle_timeout:g} s"
+            )
+        self.abort()
 
     def _send(self, data: bytes | memoryview) -> None:
         try:
@@ -304,6 +342,7 @@ class ClientSink:
         with self._lock:
             if self._state != "open":
                 return
+            self._last_activity = time.perf_counter()
             mode = self._mode
             if mode == "chunked":
                 try:
@@ -372,7 +411,7 @@ class ClientSink:
 
 def _error_type(status: int) -> str:
     return {
-        413: "RequestEntityTooLargeException",
+        413: "BadRequestException",
         504: "IntegrationTimeoutException",
         403: "ForbiddenException",
     }.get(status, "InternalServerErrorException")
@@ -390,9 +429,13 @@ class Gateway:
         port: int = 0,
         stage: str | None = None,
         forwarded_proto: str = "http",
+        idle_timeout: float | None = IDLE_TIMEOUT,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self._submit = submit
         self._make_invocation = make_invocation
+        self.idle_timeout = idle_timeout
+        self._scheduler = scheduler
         self.stage = stage
         self.forwarded_proto = forwarded_proto
         self._server = TcpServer(host, port, self._serve, "gateway")
@@ -420,7 +463,15 @@ class Gateway:
             try:
                 body = read_body(reader, head, MAX_REQUEST_BODY)
             except BodyTooLarge:
-                sock.sendall(_plain_error(413, "Request Too Long"))
+                message = f"HTTP content length exceeded {MAX_REQUEST_BODY} bytes."
+                sock.sendall(
+                    http_response(
+                        413,
+                        _reason(413),
+                        [("Content-Type", "text/plain"), ("Connection", "close")],
+                        message.encode(),
+                    )
+                )
                 return
             except ProtocolError:
                 return
@@ -431,7 +482,13 @@ class Gateway:
         self, sock: socket.socket, addr: tuple[str, int], head: RequestHead, body: bytes
     ) -> bool:
         gateway_request_id = str(uuid.uuid4())
-        sink = ClientSink(sock, head, gateway_request_id)
+        sink = ClientSink(
+            sock,
+            head,
+            gateway_request_id,
+            idle_timeout=self.idle_timeout,
+            scheduler=self._scheduler,
+        )
         strip = False
         if self.stage:
             path = head.target.split("?", 1)[0]
@@ -452,6 +509,21 @@ class Gateway:
             forwarded_port=self.port,
         )
         inv = self._make_invocation(event, sink, "gateway")
+        sink.invocation = inv
+        if len(inv.payload) > MAX_EVENT_BYTES:
+            # Lambda refuses the invoke; API Gateway answers 413 (BadRequestException).
+            if inv.claim_completion():
+                inv.error = {
+                    "errorType": "RequestEntityTooLargeException",
+                    "errorMessage": (
+                        f"{len(inv.payload)} byte payload is too large for the "
+                        f"RequestResponse invocation type (limit {MAX_EVENT_BYTES} bytes)"
+                    ),
+                }
+                sink.fail(413, {"message": "Request Too Long"})
+                inv.response_done_at = time.perf_counter()
+                inv.done.set()
+            return sink.reusable
         self._submit(inv)
         inv.done.wait()
         return sink.reusable

@@ -59,6 +59,7 @@ class Invocation:
     prelude: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     timed_out: bool = False
+    gateway_error: str | None = None
     bytes: int = 0
     done: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import heapq
-import itertools
 import json
 import os
 import socket
@@ -36,6 +34,7 @@ from emulator.http11 import (
     sendv,
 )
 from emulator.invocation import GATEWAY_ERROR, TIMEOUT_ERROR, Invocation
+from emulator.timers import Scheduler
 
 API_PREFIX = "/2018-06-01/runtime/"
 DELIMITER = b"\x00" * 8
@@ -96,6 +95,7 @@ class RuntimeApi:
         function_timeout: float = 900.0,
         function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:librechat-local",
         concurrency: int = 1,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.hooks = hooks
         self.function_timeout = function_timeout
@@ -110,14 +110,16 @@ class RuntimeApi:
         self._initialized = False
         self._broken: dict[str, Any] | None = None
         self._closed = False
-        self._deadlines = _DeadlineWatcher(self._on_deadline)
+        self._owns_scheduler = scheduler is None
+        self.scheduler = scheduler or Scheduler()
         self._server = TcpServer(host, port, self._serve, "runtime-api")
         self.address = f"{host}:{self._server.port}"
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._deadlines.start()
+        if self._owns_scheduler:
+            self.scheduler.start()
         self._server.start()
 
     def close(self) -> None:
@@ -127,7 +129,8 @@ class RuntimeApi:
         self._fail_pending(
             {"errorType": "Emulator.Stopped", "errorMessage": "The emulator stopped."}
         )
-        self._deadlines.stop()
+        if self._owns_scheduler:
+            self.scheduler.stop()
         self._server.close()
 
     def reset(self, error: dict[str, Any]) -> None:
@@ -211,7 +214,7 @@ class RuntimeApi:
                 self._active.pop(inv.request_id, None)
             inv.next_handed_out_at = None
             return False
-        self._deadlines.add(inv)
+        self.scheduler.call_at(inv.deadline, lambda: self._on_deadline(inv), lambda: inv.finished)
         return True
 
     def _complete(
@@ -604,47 +607,3 @@ def _decode_error_body(value: str) -> dict[str, Any]:
     except (binascii.Error, ValueError, UnicodeDecodeError):
         return {"errorMessage": value, "rawErrorBody": value}
     return decoded if isinstance(decoded, dict) else {"errorMessage": decoded}
-
-
-class _DeadlineWatcher:
-    """One thread sleeping until the earliest deadline; no polling."""
-
-    def __init__(self, on_expired: Any) -> None:
-        self._on_expired = on_expired
-        self._heap: list[tuple[float, int, Invocation]] = []
-        self._cond = threading.Condition()
-        self._seq = itertools.count()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify()
-
-    def add(self, inv: Invocation) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (inv.deadline, next(self._seq), inv))
-            if self._heap[0][2] is inv:
-                self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopped:
-                    while self._heap and self._heap[0][2].finished:
-                        heapq.heappop(self._heap)
-                    if not self._heap:
-                        self._cond.wait()
-                        continue
-                    delay = self._heap[0][0] - time.perf_counter()
-                    if delay <= 0:
-                        break
-                    self._cond.wait(delay)
-                if self._stopped:
-                    return
-                _, _, inv = heapq.heappop(self._heap)
-            self._on_expired(inv)

@@ -16,10 +16,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from emulator.gateway import ClientSink, Gateway
+from emulator.gateway import IDLE_TIMEOUT, ClientSink, Gateway
 from emulator.invocation import Invocation, InvokeResult, MemorySink, ResponseSink
 from emulator.runtime_api import RuntimeApi
 from emulator.sandbox import Sandbox
+from emulator.timers import Scheduler
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUNTIME_COMMAND = (sys.executable, "-m", "streaming_proxy")
@@ -42,6 +43,7 @@ class LocalStack:
         stage: str | None = None,
         verbose: bool = False,
         forwarded_proto: str = "http",
+        idle_timeout: float | None = IDLE_TIMEOUT,
     ) -> None:
         self.runtime_command = list(runtime_command or DEFAULT_RUNTIME_COMMAND)
         self.function_timeout = function_timeout
@@ -62,6 +64,7 @@ class LocalStack:
         self._initialized_generation = 0
         self._restart_pending = False
         self._started = False
+        self.scheduler = Scheduler()
         self.runtime = RuntimeApi(
             self,
             host=host,
@@ -71,6 +74,7 @@ class LocalStack:
                 f"{self._env['AWS_LAMBDA_FUNCTION_NAME']}"
             ),
             concurrency=concurrency,
+            scheduler=self.scheduler,
         )
         self.runtime_api = self.runtime.address
         self._env["AWS_LAMBDA_RUNTIME_API"] = self.runtime_api
@@ -81,6 +85,8 @@ class LocalStack:
             port=port,
             stage=stage,
             forwarded_proto=forwarded_proto,
+            idle_timeout=idle_timeout,
+            scheduler=self.scheduler,
         )
         self.url = self.gateway.url
         self.sandbox = Sandbox(
@@ -123,6 +129,7 @@ class LocalStack:
         if self._started:
             raise RuntimeError("LocalStack.start() was already called")
         self._started = True
+        self.scheduler.start()
         self.runtime.start()
         self.gateway.start()
         self.sandbox.spawn()
@@ -145,6 +152,7 @@ class LocalStack:
         self.sandbox.stop()
         self.runtime.close()
         self.gateway.close()
+        self.scheduler.stop()
 
     def __enter__(self) -> LocalStack:
         if not self._started:

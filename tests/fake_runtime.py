@@ -157,6 +157,12 @@ def handle(api: Api, request_id: str, raw: bytes) -> None:
             api.chunk(piece)
             sent += len(piece)
         api.end_stream()
+    elif action == "trickle":
+        api.start_stream(request_id, ok)
+        for i in range(int(query["n"][0])):
+            time.sleep(float(query["gap"][0]))
+            api.chunk(f"tick {i}\n".encode())
+        api.end_stream()
     elif action == "hang":
         time.sleep(3600)
     elif action == "hang_after_prelude":

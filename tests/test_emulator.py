@@ -90,6 +90,13 @@ def wait_for_state(pid: int, wanted: str, timeout: float = 5.0) -> str:
     return state
 
 
+def wait_for_exit(pid: int, timeout: float = 5.0) -> str:
+    deadline = time.monotonic() + timeout
+    while process_state(pid) not in ("", "Z") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return process_state(pid)
+
+
 # -- event mapping -----------------------------------------------------------------------
 
 
@@ -338,6 +345,53 @@ def test_large_streams_cross_the_emulator_fast() -> None:
     assert rate > 250, f"{rate:.0f} MB/s through the emulator"
 
 
+def test_silent_stream_is_cut_after_the_idle_timeout_but_the_function_runs_on() -> None:
+    with fake_stack(idle_timeout=0.3, function_timeout=1.5) as stack:
+        conn = http.client.HTTPConnection("127.0.0.1", stack.gateway.port, timeout=10)
+        started = time.monotonic()
+        conn.request("GET", "/hang_after_prelude")
+        resp = conn.getresponse()
+        with pytest.raises(http.client.IncompleteRead):
+            resp.read()
+        cut_after = time.monotonic() - started
+        inv = stack.invocations[-1]
+        assert not inv.finished  # Lambda keeps running after the client is gone
+        assert inv.done.wait(5)
+    assert 0.25 < cut_after < 1.2
+    assert inv.gateway_error is not None
+    assert "idle timeout" in inv.gateway_error
+    assert inv.timed_out
+
+
+def test_stream_with_regular_bytes_outlives_the_idle_timeout() -> None:
+    with fake_stack(idle_timeout=0.3) as stack:
+        status, _, body = request(stack, "GET", "/trickle?n=5&gap=0.15")
+        inv = stack.invocations[-1]
+    assert status == 200
+    assert body == b"".join(f"tick {i}\n".encode() for i in range(5))
+    assert inv.gateway_error is None
+
+
+def test_body_too_big_for_the_lambda_payload_gets_413_without_an_invocation() -> None:
+    with fake_stack() as stack:
+        status, headers, body = request(stack, "POST", "/echo", body=b"x" * 5_000_000)
+        assert ("x-amzn-errortype", "BadRequestException") in [(k.lower(), v) for k, v in headers]
+        inv = stack.invocations[-1]
+    assert status == 413
+    assert json.loads(body) == {"message": "Request Too Long"}
+    assert inv.next_handed_out_at is None
+    assert inv.error is not None
+    assert inv.error["errorType"] == "RequestEntityTooLargeException"
+
+
+def test_body_over_the_gateway_limit_gets_413() -> None:
+    with fake_stack() as stack:
+        status, _, body = request(stack, "POST", "/echo", body=b"x" * (10 * 1024 * 1024 + 1))
+    assert status == 413
+    assert b"exceeded 10485760 bytes" in body
+    assert stack.invocations == []
+
+
 # -- init ----------------------------------------------------------------------------------
 
 
@@ -382,8 +436,8 @@ def test_idle_runtime_and_its_children_are_frozen_until_an_event_arrives() -> No
         assert status == 201  # it was thawed to serve the event
         assert wait_for_state(stack.process.pid, "T") == "T"
         pid = stack.process.pid
-    assert process_state(pid) in ("", "Z")
-    assert process_state(child) in ("", "Z")
+    assert wait_for_exit(pid) in ("", "Z")
+    assert wait_for_exit(child) in ("", "Z")  # stop() reaches the child of its own session
 
 
 def test_runtime_is_not_frozen_when_freezing_is_off() -> None:
