@@ -1,7 +1,12 @@
 """`python -m emulator`: the local demo (API Gateway + Lambda + runtime + an upstream).
 
-python -m emulator [--port 8080] [--upstream-command CMD] [--function-timeout S]
-                   [--no-freeze] [--env K=V ...] [--runtime-command CMD] [--stage NAME]
+    python -m emulator [--port 8080] [--upstream-command CMD] [--function-timeout S]
+        [--no-freeze] [--env K=V ...] [--runtime-command CMD] [--stage NAME]
+        [--concurrency N] [--idle-timeout S]
+
+One environment serves one request at a time (Lambda would start more environments); for a
+LibreChat checkout use `--concurrency 8` so the UI's parallel calls are not queued behind a
+chat stream.
 """
 
 from __future__ import annotations
@@ -56,6 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--function-timeout", type=float, default=900.0, help="seconds (default 900)")
     p.add_argument("--no-freeze", action="store_true", help="do not SIGSTOP the idle runtime")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="AWS_LAMBDA_MAX_CONCURRENCY for the runtime (Managed Instances style); with one "
+        "environment, requests otherwise queue behind a running stream",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=300.0,
+        help="cut streams silent this long, like API Gateway (default %(default)s s)",
+    )
     p.add_argument("--stage", default=None, help="emulate a stage path prefix, e.g. prod")
     p.add_argument("--init-timeout", type=float, default=120.0, help="seconds to wait for init")
     p.add_argument(
@@ -67,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     env = {"UPSTREAM_COMMAND": args.upstream_command, "UPSTREAM_PORT": str(free_port())}
+    if args.concurrency:
+        env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(args.concurrency)
     env.update(parse_env(args.env))
     stack = LocalStack(
         runtime_command=shlex.split(args.runtime_command),
@@ -76,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         stage=args.stage,
+        idle_timeout=args.idle_timeout or None,
         verbose=True,
     )
     stop = threading.Event()

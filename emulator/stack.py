@@ -28,7 +28,18 @@ FUNCTION_NAME = "librechat-local"
 
 
 class LocalStack:
-    """A local REST API (streaming) in front of a local Lambda running `runtime_command`."""
+    """A local REST API (streaming) in front of a local Lambda running `runtime_command`.
+
+    - `env` is merged over os.environ for the runtime; AWS_LAMBDA_RUNTIME_API is set here,
+      AWS_LAMBDA_MAX_CONCURRENCY (if given) sets how many /next calls may wait at once.
+    - `function_timeout`: seconds per invocation; past it the client gets 504 (or is cut if
+      the response started) and the runtime is killed and started again.
+    - `freeze`: SIGSTOP the runtime and its descendants while every worker waits in /next.
+    - `port`: the gateway's port (0 picks a free one); the Runtime API always picks its own.
+    - `stage`: emulate a stage path prefix (`/{stage}/...`, stripped from `path`).
+    - `idle_timeout`: cut a started stream that sent nothing for this long (None: never).
+    - `verbose`: echo runtime logs and one line per request to stderr.
+    """
 
     def __init__(
         self,
@@ -253,6 +264,8 @@ class LocalStack:
             event = inv.event if isinstance(inv.event, dict) else {}
             took = (inv.response_done_at or 0.0) - inv.submitted_at
             note = f" error={inv.error.get('errorType')}" if inv.error else ""
+            if inv.gateway_error:
+                note += f" gateway: {inv.gateway_error}"
             print(
                 f"emulator: {event.get('httpMethod')} {event.get('path')} -> {inv.status} "
                 f"({inv.bytes} bytes, {took * 1000:.1f} ms){note}",
