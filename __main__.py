@@ -24,6 +24,7 @@ image = ContainerImage(
         base_image=cfg.image.base_image,
         architecture=cfg.function.architecture,
         repository_name=cfg.name,
+        lambda_function_name=cfg.name,
         keep_last_images=cfg.image.keep_last_images,
         force_delete=cfg.image.force_delete,
         tags=tags,

@@ -36,6 +36,8 @@ class ContainerImageArgs:
     context: str = "runtime"
     dockerfile: str = "runtime/Dockerfile"
     repository_name: str | None = None
+    lambda_function_name: str | None = None
+    """The function that runs the image; only it may pull (None: any function of the account)."""
     keep_last_images: int = 10
     force_delete: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -65,10 +67,39 @@ def lifecycle_policy(keep_last_images: int) -> str:
     )
 
 
+def lambda_pull_policy(function_arn_pattern: str) -> str:
+    """Repository policy letting Lambda pull the image for the matching function(s) only.
+
+    Lambda adds an equivalent statement itself when the repository has none (which needs
+    ecr:SetRepositoryPolicy and leaves the policy outside Pulumi); stating it here keeps the
+    repository policy managed and scoped.
+    """
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "LambdaECRImageRetrievalPolicy",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                    "Condition": {
+                        "StringLike": {
+                            "aws:sourceArn": [function_arn_pattern, f"{function_arn_pattern}:*"]
+                        }
+                    },
+                }
+            ],
+        }
+    )
+
+
 class ContainerImage(pulumi.ComponentResource):
     """ECR repository + single-platform image build and push; `image_uri` is digest-pinned."""
 
     repository: aws.ecr.Repository
+    lifecycle_policy: aws.ecr.LifecyclePolicy
+    repository_policy: aws.ecr.RepositoryPolicy
     image: docker.Image
     image_uri: pulumi.Output[str]
     repository_url: pulumi.Output[str]
@@ -99,9 +130,23 @@ class ContainerImage(pulumi.ComponentResource):
             policy=lifecycle_policy(args.keep_last_images),
             opts=child,
         )
-        # 3. Push credentials for this registry, kept secret in state.
+        # 3. Only this stack's function may pull (Lambda reads the image with its own principal).
+        invoke = pulumi.InvokeOptions(parent=self)
+        partition = aws.get_partition(opts=invoke).partition
+        region = aws.get_region(opts=invoke).region
+        account = aws.get_caller_identity(opts=invoke).account_id
+        function = args.lambda_function_name or "*"
+        self.repository_policy = aws.ecr.RepositoryPolicy(
+            f"{name}-lambda-pull",
+            repository=self.repository.name,
+            policy=lambda_pull_policy(
+                f"arn:{partition}:lambda:{region}:{account}:function:{function}"
+            ),
+            opts=child,
+        )
+        # 4. Push credentials for this registry, kept secret in state.
         token = aws.ecr.get_authorization_token_output(registry_id=self.repository.registry_id)
-        # 4. Build for one platform and push; never build during preview.
+        # 5. Build for one platform and push; never build during preview.
         self.image = docker.Image(
             f"{name}-image",
             image_name=self.repository.repository_url.apply(lambda url: f"{url}:{IMAGE_TAG}"),

@@ -58,6 +58,7 @@ class T:
     # ECR / Docker
     ECR_REPOSITORY = "aws:ecr/repository:Repository"
     ECR_LIFECYCLE_POLICY = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
+    ECR_REPOSITORY_POLICY = "aws:ecr/repositoryPolicy:RepositoryPolicy"
     DOCKER_IMAGE = "docker:index/image:Image"
     # API Gateway (REST)
     REST_API = "aws:apigateway/restApi:RestApi"

@@ -146,8 +146,27 @@ def test_children_are_parented_and_named_after_the_component(mocks: PulumiMocks)
 
     async def check() -> None:
         await image.image_uri.future()
+        await image.repository_policy.id.future()
+        await image.lifecycle_policy.id.future()
         names = {r.name for r in mocks.resources if r.custom}
-        assert names == {"image-repo", "image-lifecycle", "image-image"}
+        assert names == {"image-repo", "image-lifecycle", "image-lambda-pull", "image-image"}
+
+    return settle(check())
+
+
+@pulumi.runtime.test
+def test_only_the_stacks_function_may_pull_the_image(mocks: PulumiMocks):
+    image = make(lambda_function_name="librechat-test")
+
+    async def check() -> None:
+        await image.repository_policy.id.future()
+        policy = mocks.inputs_of(T.ECR_REPOSITORY_POLICY)
+        assert policy["repository"] == "librechat-test"
+        (statement,) = json.loads(policy["policy"])["Statement"]
+        assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
+        assert statement["Action"] == ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+        fn = f"arn:aws:lambda:{DEFAULT_REGION}:{ACCOUNT_ID}:function:librechat-test"
+        assert statement["Condition"] == {"StringLike": {"aws:sourceArn": [fn, f"{fn}:*"]}}
 
     return settle(check())
 
