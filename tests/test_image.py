@@ -121,7 +121,7 @@ def test_lifecycle_policy_keeps_the_last_n_images_of_this_repository(mocks: Pulu
     image = make(keep_last_images=7)
 
     async def check() -> None:
-        await image.image_uri.future()
+        await image.lifecycle_policy.id.future()
         policy = mocks.inputs_of(T.ECR_LIFECYCLE_POLICY)
         assert policy["repository"] == "librechat-test"
         (rule,) = json.loads(policy["policy"])["rules"]
