@@ -263,7 +263,7 @@ class ClientSink:
             ("x-amzn-RequestId", self._request_id),
         ]
 
-    def start(self, prelude: dict[str, Any]) -> None:
+    def start(self, prelude: dict[str, Any], first: bytes | memoryview = b"") -> None:
         status, headers = prelude_headers(prelude)
         length: int | None = None
         kept: list[tuple[str, str]] = []
@@ -295,7 +295,7 @@ class ClientSink:
         if mode == "chunked":
             lines.append(b"Transfer-Encoding: chunked")
         lines.append(b"Connection: keep-alive" if keep_alive else b"Connection: close")
-        data = b"\r\n".join(lines) + b"\r\n\r\n"
+        head = b"\r\n".join(lines) + b"\r\n\r\n"
         with self._lock:
             if self._state != "new":
                 return
@@ -304,7 +304,21 @@ class ClientSink:
             self._remaining = length or 0
             self._keep_alive = keep_alive
             self._state = "open"
-            self._send(data)
+            # Headers and the first body bytes in one segment when they arrived together.
+            parts: list[bytes | memoryview] = [head]
+            n = len(first)
+            if n and mode == "chunked":
+                parts += [b"%X\r\n" % n, first, b"\r\n"]
+            elif n and mode == "length":
+                take = min(n, self._remaining)
+                parts.append(first[:take])
+                self._remaining = self._remaining - take if take == n else -1
+            elif n and mode == "close":
+                parts.append(first)
+            try:
+                sendv(self.sock, parts)
+            except OSError:
+                self._state = "gone"
             self._last_activity = time.perf_counter()
         if self._idle_timeout and self._scheduler is not None and mode != "none":
             self._schedule_idle_check()

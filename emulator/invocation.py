@@ -25,8 +25,9 @@ class ResponseSink(Protocol):
     @property
     def started(self) -> bool: ...
 
-    def start(self, prelude: dict[str, Any]) -> None:
-        """Send status and headers; raises ValueError when the prelude is malformed."""
+    def start(self, prelude: dict[str, Any], first: bytes | memoryview = b"") -> None:
+        """Send status and headers (with the first body bytes if they came along); raises
+        ValueError when the prelude is malformed."""
 
     def write(self, data: bytes | memoryview) -> None: ...
 
@@ -98,11 +99,13 @@ class MemorySink:
     def started(self) -> bool:
         return self._started
 
-    def start(self, prelude: dict[str, Any]) -> None:
+    def start(self, prelude: dict[str, Any], first: bytes | memoryview = b"") -> None:
         self.prelude = prelude
         status = prelude.get("statusCode", 200)
         self.status = status if isinstance(status, int) else None
         self._started = True
+        if first:
+            self.chunks.append(bytes(first))
 
     def write(self, data: bytes | memoryview) -> None:
         self.chunks.append(bytes(data))

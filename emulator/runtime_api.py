@@ -440,18 +440,18 @@ class RuntimeApi:
                 prelude_buf = None  # type: ignore[assignment]
                 continue
             inv.prelude = prelude
+            rest = view[idx + len(DELIMITER) - before :]
+            if rest:
+                inv.first_body_byte_at = reader.last_recv_at
             try:
-                sink.start(prelude)
+                sink.start(prelude, rest)
             except ValueError as exc:
+                inv.first_body_byte_at = None
                 self._invalid_prelude(inv, str(exc))
                 prelude_buf = None  # type: ignore[assignment]
                 continue
             started = True
-            rest = view[idx + len(DELIMITER) - before :]
-            if rest:
-                inv.first_body_byte_at = reader.last_recv_at
-                total += len(rest)
-                sink.write(rest)
+            total += len(rest)
         inv.bytes = total
         done_at = reader.last_recv_at
         if ERROR_TYPE_TRAILER in trailers:
@@ -509,8 +509,10 @@ class RuntimeApi:
             return None
         prelude, body_bytes = parsed
         inv.prelude = prelude
+        if body_bytes:
+            inv.first_body_byte_at = arrived
         try:
-            inv.sink.start(prelude)
+            inv.sink.start(prelude, body_bytes)
         except ValueError as exc:
             self._complete(
                 inv,
@@ -518,9 +520,6 @@ class RuntimeApi:
                 done_at=arrived,
             )
             return None
-        if body_bytes:
-            inv.first_body_byte_at = arrived
-            inv.sink.write(body_bytes)
         inv.bytes = len(body_bytes)
         self._complete(inv, done_at=arrived)
         return None

@@ -41,6 +41,20 @@ def descendants(root: int) -> list[int]:
     return out
 
 
+RESCAN_INTERVAL = 1.0  # seconds between /proc scans for new descendants while freezing
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time (clock ticks since boot) from /proc, '' if gone: with the
+    pid it identifies a process even if the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return ""
+    return stat[stat.rfind(b")") + 2 :].split(b" ", 20)[19].decode()
+
+
 def process_state(pid: int) -> str:
     """The one-letter state of a process from /proc (e.g. 'S', 'R', 'T'), '' if gone."""
     try:
@@ -72,7 +86,12 @@ class Sandbox:
         self.spawned_at = 0.0
         self.frozen = False
         self._frozen_pids: list[int] = []
+        self._known: list[tuple[int, str]] = []  # cached descendants (pid, start time)
+        self._scanned_at = float("-inf")
+        self._freeze_epoch = 0
+        self._scan_wanted = threading.Event()
         self._lock = threading.Lock()
+        threading.Thread(target=self._scan_loop, name="freeze-scan", daemon=True).start()
 
     def spawn(self) -> int:
         """Start a fresh runtime process; returns its generation."""
@@ -81,6 +100,8 @@ class Sandbox:
             generation = self.generation
             self.frozen = False
             self._frozen_pids = []
+            self._known = []
+            self._scanned_at = float("-inf")
             self.spawned_at = time.perf_counter()
             proc = subprocess.Popen(
                 self.command,
@@ -110,19 +131,50 @@ class Sandbox:
         self._on_exit(generation, rc)
 
     def freeze(self) -> None:
-        """SIGSTOP the runtime's process group and all its descendants."""
+        """SIGSTOP the runtime's process group and its known descendants at once.
+
+        Finding descendants means reading all of /proc (about 1 ms per 100 processes), too
+        slow for the request path: the list is cached and refreshed by a background scan,
+        which also stops any descendant the cache missed, unless a thaw came first.
+        """
         with self._lock:
             proc = self.process
             if self.frozen or proc is None or proc.poll() is not None:
                 return
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGSTOP)
-            pids = descendants(proc.pid)
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGSTOP)
-            self._frozen_pids = pids
+            stopped = []
+            for pid, started in self._known:
+                if _start_time(pid) == started:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGSTOP)
+                        stopped.append(pid)
+            self._frozen_pids = stopped
             self.frozen = True
+            self._freeze_epoch += 1
+            if time.perf_counter() - self._scanned_at > RESCAN_INTERVAL:
+                self._scan_wanted.set()
+
+    def _scan_loop(self) -> None:
+        while True:
+            self._scan_wanted.wait()
+            self._scan_wanted.clear()
+            with self._lock:
+                proc, epoch = self.process, self._freeze_epoch
+            if proc is None:
+                continue
+            found = [(pid, _start_time(pid)) for pid in descendants(proc.pid)]
+            with self._lock:
+                if proc is not self.process:
+                    continue
+                self._known = [(pid, t) for pid, t in found if t]
+                self._scanned_at = time.perf_counter()
+                if self.frozen and self._freeze_epoch == epoch:
+                    for pid, started in self._known:
+                        if pid not in self._frozen_pids and _start_time(pid) == started:
+                            with contextlib.suppress(ProcessLookupError, PermissionError):
+                                os.kill(pid, signal.SIGSTOP)
+                                self._frozen_pids.append(pid)
 
     def thaw(self) -> None:
         """SIGCONT everything `freeze` stopped."""

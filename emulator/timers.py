@@ -29,6 +29,7 @@ class Scheduler:
         self._cond = threading.Condition()
         self._seq = itertools.count()
         self._stopped = False
+        self._wake_at = float("inf")  # when the timer thread wakes up next on its own
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
@@ -45,10 +46,17 @@ class Scheduler:
         callback: Callable[[], None],
         cancelled: Callable[[], bool] = _never,
     ) -> None:
-        """Run `callback` at `when` unless `cancelled()` is true by then."""
+        """Run `callback` at `when` unless `cancelled()` is true by then.
+
+        Wakes the timer thread only if `when` is earlier than its next wake-up, so the
+        common case (every deadline later than the previous one) costs no thread switch.
+        """
         with self._cond:
-            heapq.heappush(self._heap, (when, next(self._seq), callback, cancelled))
-            if self._heap[0][2] is callback:
+            heap = self._heap
+            while heap and heap[0][3]():
+                heapq.heappop(heap)
+            heapq.heappush(heap, (when, next(self._seq), callback, cancelled))
+            if when < self._wake_at:
                 self._cond.notify()
 
     def _run(self) -> None:
@@ -58,12 +66,15 @@ class Scheduler:
                     while self._heap and self._heap[0][3]():
                         heapq.heappop(self._heap)
                     if not self._heap:
+                        self._wake_at = float("inf")
                         self._cond.wait()
                         continue
-                    delay = self._heap[0][0] - time.perf_counter()
+                    self._wake_at = self._heap[0][0]
+                    delay = self._wake_at - time.perf_counter()
                     if delay <= 0:
                         break
                     self._cond.wait(delay)
+                self._wake_at = 0.0  # running callbacks: no need to be woken
                 if self._stopped:
                     return
                 _, _, callback, cancelled = heapq.heappop(self._heap)
