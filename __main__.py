@@ -43,6 +43,7 @@ function = LambdaFunction(
         ephemeral_storage_mb=cfg.function.ephemeral_storage_mb,
         log_retention_days=cfg.function.log_retention_days,
         environment=cfg.environment,
+        environment_is_secret=cfg.environment_is_secret,
         secrets=cfg.secrets.parameters,
         secrets_mode=cfg.secrets.mode,
         secrets_kms_key_arn=cfg.secrets.kms_key_arn,

@@ -90,11 +90,13 @@ domain.basePath                       (none)             base path mapping; also
 ====================================  =================  ==========================================
 
 When the domain is on and DOMAIN_SERVER / DOMAIN_CLIENT are not in `environment`, both default
-to ``https://<domain.name>[/<basePath>]``.
+to ``https://<domain.name>[/<basePath>]``. An `environment` set with ``--secret`` keeps the
+function's whole environment secret in the Pulumi state.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -289,6 +291,8 @@ class StackConfig:
     runtime: RuntimeConfig
     api: ApiConfig
     domain: DomainConfig | None
+    environment_is_secret: bool = False
+    """`environment` was set with `--secret` (e.g. a REDIS_URI with a password)."""
 
     @property
     def files_bucket(self) -> str | None:
@@ -327,9 +331,12 @@ def load(config: pulumi.Config | None = None, stack: str | None = None) -> Stack
     for key in _unknown_keys(config.name):
         problems.add(key, f"is not a known key; known keys are {', '.join(TOP_LEVEL_KEYS)}")
     region = pulumi.Config("aws").get("region")
-    return parse(
+    cfg = parse(
         raw, stack=stack or pulumi.get_stack(), region=region, namespace=config.name, seed=problems
     )
+    if runtime_config.is_config_secret(f"{config.name}:environment"):
+        cfg = dataclasses.replace(cfg, environment_is_secret=True)
+    return cfg
 
 
 def _unknown_keys(namespace: str) -> list[str]:

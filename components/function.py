@@ -81,6 +81,8 @@ class LambdaFunctionArgs:
     ephemeral_storage_mb: int = 1024
     log_retention_days: int = 30
     environment: Mapping[str, str] = field(default_factory=dict)
+    environment_is_secret: bool = False
+    """Keep the environment secret in state even without deploy-mode secrets."""
     secrets: Mapping[str, str] = field(default_factory=dict)
     secrets_mode: str = "deploy"
     secrets_kms_key_arn: str | None = None
@@ -292,7 +294,11 @@ class LambdaFunction(pulumi.ComponentResource):
             self.environment = pulumi.Output.secret({**plain, **values})
         else:
             _check_environment_size(plain)
-            self.environment = pulumi.Output.from_input(plain)
+            self.environment = (
+                pulumi.Output.secret(plain)
+                if args.environment_is_secret
+                else pulumi.Output.from_input(plain)
+            )
 
         # 2. Log group with retention; the function logs JSON into it.
         self.log_group = aws.cloudwatch.LogGroup(

@@ -281,3 +281,11 @@ def test_ssm_names_aws_accepts_pass(name):
 )
 def test_ssm_names_aws_rejects_fail(name):
     assert ssm_name_problem(name) is not None
+
+
+def test_an_environment_set_as_secret_is_flagged_secret(mocks: PulumiMocks):
+    config = cli_config("dev")
+    set_all_config(config, secret_keys=["librechat-lambda:environment"])
+    assert load(stack="dev").environment_is_secret
+    set_all_config(config, secret_keys=[])
+    assert not load(stack="dev").environment_is_secret

@@ -193,6 +193,18 @@ def test_runtime_mode_keeps_secret_values_out_of_the_environment(mocks: PulumiMo
 
 
 @pulumi.runtime.test
+def test_a_secret_stack_environment_stays_secret_in_runtime_mode(mocks: PulumiMocks):
+    fn = make(secrets_mode="runtime", environment_is_secret=True)
+
+    async def check() -> None:
+        recorded = (await function_inputs(fn, mocks))["environment"]
+        assert is_secret_input(recorded)
+        assert plain(recorded)["variables"]["DOMAIN_SERVER"] == "https://chat.example.com"
+
+    return settle(check())
+
+
+@pulumi.runtime.test
 def test_runtime_mode_grants_get_parameters_on_exactly_those_parameters(mocks: PulumiMocks):
     fn = make(secrets_mode="runtime", secrets_kms_key_arn=KMS_KEY)
 
