@@ -7,7 +7,6 @@ from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime import MockCallArgs
 
 from components.api import StreamingApi, StreamingApiArgs
 from components.domain import CustomDomain, CustomDomainArgs, candidate_zones
@@ -160,24 +159,8 @@ def test_zone_given_by_name_is_looked_up_as_a_public_zone(mocks: PulumiMocks) ->
     assert {r.inputs["zoneId"] for r in mocks.of_type(T.ROUTE53_RECORD)} == {"ZBYNAME"}
 
 
-def only_zones(mocks: PulumiMocks, zones: dict[str, str]) -> None:
-    """Make the getZone invoke find only `zones` (name -> id), failing like the provider."""
-    original = mocks.call
-
-    def call(args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        if args.token != C.ROUTE53_ZONE:
-            return original(args)
-        mocks.calls.append(args)
-        name = args.args["name"]
-        if name not in zones:
-            return {}, [("name", f"no matching Route 53 Hosted Zone found for {name}")]
-        return {"id": zones[name], "zoneId": zones[name], "name": name}, []
-
-    mocks.call = call  # type: ignore[method-assign]
-
-
 def test_zone_lookup_finds_the_nearest_public_parent_zone(mocks: PulumiMocks) -> None:
-    only_zones(mocks, {"data.apro.is": "ZPARENT", "apro.is": "ZTOP"})
+    mocks.zones = {"data.apro.is": "ZPARENT", "apro.is": "ZTOP"}
     run_program(lambda: build_domain(hosted_zone_id=None))
 
     assert [a["name"] for a in mocks.calls_to(C.ROUTE53_ZONE)] == [
@@ -190,7 +173,7 @@ def test_zone_lookup_finds_the_nearest_public_parent_zone(mocks: PulumiMocks) ->
 
 
 def test_zone_lookup_without_a_zone_says_what_to_set(mocks: PulumiMocks) -> None:
-    only_zones(mocks, {})
+    mocks.zones = {}
     with pytest.raises(ValueError, match=r"hosted_zone_id") as error:
         run_program(lambda: build_domain(hosted_zone_id=None))
 
