@@ -1,0 +1,91 @@
+"""Network placement: ids pass through untouched, tags and names are looked up inside the VPC,
+and a lookup that finds nothing (or too much) fails naming the key to fix."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import pulumi
+import pytest
+
+from components.config import NetworkConfig
+from components.network import resolve_network
+from tests.pulumi_mocks import VPC_ID, C, PulumiMocks
+
+LOOKUP = NetworkConfig(
+    vpc_tags=MappingProxyType({"Name": "dev-core*"}),
+    subnet_tags=MappingProxyType({"Name": "*private*"}),
+    security_group_names=("*librechat*",),
+)
+
+
+@pulumi.runtime.test
+def test_given_ids_are_used_without_any_lookup(mocks: PulumiMocks):
+    ids = resolve_network(
+        NetworkConfig(subnet_ids=("subnet-0123abcd",), security_group_ids=("sg-0123abcd",))
+    )
+    assert ids is not None
+    assert (ids.subnet_ids, ids.security_group_ids) == (("subnet-0123abcd",), ("sg-0123abcd",))
+    assert mocks.calls == []
+
+
+@pulumi.runtime.test
+def test_disabled_network_means_no_vpc(mocks: PulumiMocks):
+    assert resolve_network(NetworkConfig(enabled=False)) is None
+
+
+@pulumi.runtime.test
+def test_tags_and_names_are_looked_up_inside_the_vpc(mocks: PulumiMocks):
+    ids = resolve_network(LOOKUP)
+    assert ids is not None and ids.vpc_id == VPC_ID
+    in_vpc = {"name": "vpc-id", "values": [VPC_ID]}
+    assert mocks.calls_to(C.VPC) == [{"filters": [{"name": "tag:Name", "values": ["dev-core*"]}]}]
+    assert mocks.calls_to(C.SUBNETS) == [
+        {"filters": [in_vpc, {"name": "tag:Name", "values": ["*private*"]}]}
+    ]
+    assert mocks.calls_to(C.SECURITY_GROUPS) == [
+        {"filters": [in_vpc, {"name": "group-name", "values": ["*librechat*"]}]}
+    ]
+    (subnets,) = mocks.results_of(C.SUBNETS)
+    assert ids.subnet_ids == tuple(sorted(subnets["ids"]))
+
+
+@pulumi.runtime.test
+def test_security_groups_can_be_found_by_tags(mocks: PulumiMocks):
+    config = NetworkConfig(
+        vpc_id="vpc-0123abcd",
+        subnet_ids=("subnet-0123abcd",),
+        security_group_tags=MappingProxyType({"App": "librechat"}),
+    )
+    ids = resolve_network(config)
+    assert ids is not None and len(ids.security_group_ids) == 1
+    assert mocks.calls_to(C.VPC) == []
+    assert mocks.calls_to(C.SECURITY_GROUPS) == [
+        {
+            "filters": [
+                {"name": "vpc-id", "values": ["vpc-0123abcd"]},
+                {"name": "tag:App", "values": ["librechat"]},
+            ]
+        }
+    ]
+
+
+@pulumi.runtime.test
+def test_subnet_lookup_that_finds_nothing_names_the_key(mocks: PulumiMocks):
+    mocks.call_results[C.SUBNETS] = {"ids": []}
+    with pytest.raises(pulumi.RunError, match=r"librechat-lambda:network\.subnetTags matched no"):
+        resolve_network(LOOKUP)
+
+
+@pulumi.runtime.test
+def test_security_group_lookup_that_finds_nothing_names_the_key(mocks: PulumiMocks):
+    mocks.call_results[C.SECURITY_GROUPS] = {"ids": []}
+    with pytest.raises(pulumi.RunError, match=r"network\.securityGroupNames matched no"):
+        resolve_network(LOOKUP)
+
+
+@pulumi.runtime.test
+def test_more_security_groups_than_lambda_takes_is_refused(mocks: PulumiMocks):
+    mocks.call_results[C.SECURITY_GROUPS] = {"ids": [f"sg-0000000{i}" for i in range(6)]}
+    with pytest.raises(pulumi.RunError, match="at most 5: narrow the filter"):
+        resolve_network(LOOKUP)
