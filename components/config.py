@@ -362,17 +362,22 @@ def parse(
     p = seed or _Problems(namespace)
     r = _Reader(raw, p)
 
-    name = r.text("name", default=f"librechat-{stack}".lower()[:40])
+    default_name = re.sub(r"[^a-z0-9-]+", "-", f"librechat-{stack}".lower())[:40].rstrip("-")
+    name = r.text("name", default=default_name)
     if not _NAME.match(name):
         p.add("name", f"{name!r} is not usable as a name prefix; use [a-z][a-z0-9-], at most 40")
     tags = r.string_map("tags")
 
+    base_image = r.text(
+        "image.baseImage",
+        required="the LibreChat API image to build on, "
+        "e.g. ghcr.io/danny-avila/librechat-api:v0.8.2-rc1",
+    )
     image = ImageConfig(
-        base_image=r.text("image.baseImage", required="the LibreChat API image to build on, "
-                          "e.g. ghcr.io/danny-avila/librechat-api:v0.8.2-rc1"),
+        base_image=base_image,
         keep_last_images=r.integer("image.keepLastImages", 10, 1, 1000),
         force_delete=r.boolean("image.forceDelete", False),
-    )  # fmt: skip
+    )
     if image.base_image and not _IMAGE_REF.match(image.base_image):
         p.add("image.baseImage", f"{image.base_image!r} is not an image reference (name:tag)")
 

@@ -122,6 +122,10 @@ def test_defaults_follow_the_design():
     assert cfg.image.keep_last_images == 10
 
 
+def test_the_default_name_prefix_is_made_valid_from_the_stack_name():
+    assert parse(MINIMAL, stack="My_Stack.2").name == "librechat-my-stack-2"
+
+
 def test_arm64_is_selectable_and_builds_for_linux_arm64():
     cfg = parse(with_(function={"architecture": "arm64"}), stack="dev")
     assert cfg.function.platform == "linux/arm64"
