@@ -160,6 +160,7 @@ def test_each_deployment_is_serialized_behind_its_environment() -> None:
     assert pulumi["command"] == "up"
     assert pulumi["stack-name"] == "${{ inputs.stack }}"
     step_using(job, "docker/setup-buildx-action")
+    step_using(job, "docker/setup-qemu-action")  # arm64 stacks build on x86_64 runners
     order = [s.get("uses", "").split("@")[0] for s in steps(job)]
     assert order.index(OIDC_ACTION) < order.index(PULUMI_ACTION)
 
