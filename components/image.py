@@ -145,7 +145,9 @@ class ContainerImage(pulumi.ComponentResource):
             opts=child,
         )
         # 4. Push credentials for this registry, kept secret in state.
-        token = aws.ecr.get_authorization_token_output(registry_id=self.repository.registry_id)
+        token = aws.ecr.get_authorization_token_output(
+            registry_id=self.repository.registry_id, opts=invoke
+        )
         # 5. Build for one platform and push; never build during preview.
         self.image = docker.Image(
             f"{name}-image",
