@@ -272,6 +272,12 @@ class LambdaFunction(pulumi.ComponentResource):
         self, name: str, args: LambdaFunctionArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("librechat:components:LambdaFunction", name, None, opts)
+        if args.secrets_mode not in ("deploy", "runtime"):
+            msg = f"secrets_mode {args.secrets_mode!r} is not deploy or runtime"
+            raise ValueError(msg)
+        if args.architecture not in ("x86_64", "arm64"):
+            msg = f"architecture {args.architecture!r} is not x86_64 or arm64"
+            raise ValueError(msg)
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOptions(parent=self)
         ctx = AwsContext(

@@ -375,3 +375,12 @@ def test_provisioned_concurrency_goes_through_an_alias_that_the_api_targets(mock
 def test_an_environment_over_lambdas_limit_fails_with_the_fix(mocks: PulumiMocks):
     with pytest.raises(pulumi.RunError, match=r"set secrets\.mode to runtime"):
         make(environment={"BIG": "x" * 4000})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"secrets_mode": "later"}, "secrets_mode 'later'"), ({"architecture": "amd64"}, "'amd64'")],
+)
+def test_invalid_arguments_are_refused(mocks: PulumiMocks, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        make(**overrides)
