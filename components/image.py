@@ -1,5 +1,8 @@
 """The function's container image: an ECR repository and the image built from `runtime/`.
 
+The repository scans on push, keeps the newest N images (lifecycle policy) and lets only the
+stack's function pull (repository policy for lambda.amazonaws.com, scoped by source ARN).
+
 Lambda accepts one image manifest for one platform and rejects manifest lists, so the build
 names exactly one platform, the one matching the function's architecture. The function is
 pinned to the pushed digest (`repo@sha256:...`, pulumi-docker's `repo_digest`): a rebuilt image
