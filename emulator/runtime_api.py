@@ -206,8 +206,10 @@ class RuntimeApi:
         ).encode("latin-1")
         with self._lock:
             self._active[inv.request_id] = inv
-        inv.next_handed_out_at = time.perf_counter()
         try:
+            if _peer_closed(conn.sock):
+                raise ConnectionResetError("the runtime closed this /next connection")
+            inv.next_handed_out_at = time.perf_counter()
             sendv(conn.sock, [head, inv.payload])
         except OSError:
             with self._lock:
@@ -539,6 +541,14 @@ def _accepted() -> bytes:
 def _send(conn: _Conn, data: bytes) -> None:
     with contextlib.suppress(OSError):
         conn.sock.sendall(data)
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """True if the runtime closed a waiting /next connection (an event sent there is lost)."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
 
 
 def _trace_id(wall_ms: float) -> str:

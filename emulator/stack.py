@@ -25,6 +25,7 @@ from emulator.timers import Scheduler
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUNTIME_COMMAND = (sys.executable, "-m", "streaming_proxy")
 FUNCTION_NAME = "librechat-local"
+INIT_LIMIT = 10.0  # seconds Lambda allows the init phase of on-demand functions
 
 
 class LocalStack:
@@ -38,6 +39,8 @@ class LocalStack:
     - `port`: the gateway's port (0 picks a free one); the Runtime API always picks its own.
     - `stage`: emulate a stage path prefix (`/{stage}/...`, stripped from `path`).
     - `idle_timeout`: cut a started stream that sent nothing for this long (None: never).
+    - `init_limit`: if the first init takes longer, kill the runtime and init again without
+      a limit, as Lambda does (`init_limit_exceeded` records it; None disables).
     - `verbose`: echo runtime logs and one line per request to stderr.
     """
 
@@ -55,6 +58,7 @@ class LocalStack:
         verbose: bool = False,
         forwarded_proto: str = "http",
         idle_timeout: float | None = IDLE_TIMEOUT,
+        init_limit: float | None = INIT_LIMIT,
     ) -> None:
         self.runtime_command = list(runtime_command or DEFAULT_RUNTIME_COMMAND)
         self.function_timeout = function_timeout
@@ -66,6 +70,8 @@ class LocalStack:
         self.init_duration: float | None = None
         self.init_durations: list[float] = []
         self.restarts = 0
+        self.init_limit = init_limit
+        self.init_limit_exceeded = False
         self._env = self._runtime_env(env or {})
         concurrency = int(self._env.get("AWS_LAMBDA_MAX_CONCURRENCY") or 1)
         self._lock = threading.Lock()
@@ -143,7 +149,12 @@ class LocalStack:
         self.scheduler.start()
         self.runtime.start()
         self.gateway.start()
-        self.sandbox.spawn()
+        generation = self.sandbox.spawn()
+        if self.init_limit is not None:
+            self.scheduler.call_at(
+                self.sandbox.spawned_at + self.init_limit,
+                lambda: self._enforce_init_limit(generation),
+            )
         if wait_init and not self._init_event.wait(init_timeout):
             tail = "\n".join(self.logs[-20:])
             raise TimeoutError(
@@ -227,6 +238,26 @@ class LocalStack:
                 if left <= 0:
                     raise TimeoutError(f"no runtime log line containing {text!r} in {timeout} s")
                 self._log_cond.wait(left)
+
+    def _enforce_init_limit(self, generation: int) -> None:
+        """Lambda gives init 10 s; past that it starts init again, without that limit, for
+        the first invocation (the runtime should end init early and keep starting async)."""
+        if (
+            self._stopping
+            or generation != self.sandbox.generation
+            or self._initialized_generation == generation
+            or self.init_error is not None
+        ):
+            return
+        self.init_limit_exceeded = True
+        if self.verbose:
+            print(
+                f"emulator: init took over {self.init_limit:g} s; Lambda restarts it",
+                file=sys.stderr,
+                flush=True,
+            )
+        self._restart_pending = True
+        self.sandbox.kill()
 
     # -- RuntimeHooks ----------------------------------------------------------------------
 

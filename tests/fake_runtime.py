@@ -3,7 +3,8 @@
 The behaviour of each invocation comes from the event: the last path segment of a gateway
 event (`/echo`, `/stream`, ...) or `event["action"]` for direct invokes. FAKE_INIT=error posts
 /init/error and exits; FAKE_INIT=exit exits during init; FAKE_CHILD=1 starts a `sleep` child
-in a session of its own (to check that freezing reaches it) and logs its pid.
+in a session of its own (to check that freezing reaches it) and logs its pid;
+FAKE_INIT=slow_once hangs in its first init only (FAKE_MARKER names the marker file).
 """
 
 from __future__ import annotations
@@ -193,6 +194,12 @@ def main() -> None:
             {"Lambda-Runtime-Function-Error-Type": "Init.ConfigMissing"},
         )
         sys.exit(1)
+    if mode == "slow_once":
+        marker = os.environ["FAKE_MARKER"]
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            print("first init: hanging", flush=True)
+            time.sleep(60)
     if mode == "exit":
         print("giving up during init", flush=True)
         sys.exit(3)

@@ -424,6 +424,17 @@ def test_init_duration_and_logs_are_recorded() -> None:
     assert f"pid={stack.process.pid}" in line
 
 
+def test_init_over_the_limit_is_started_again_like_lambda(tmp_path: Path) -> None:
+    env = {"FAKE_INIT": "slow_once", "FAKE_MARKER": str(tmp_path / "marker")}
+    with fake_stack(env=env, init_limit=0.3) as stack:
+        status, _, _ = request(stack, "GET", "/stream")
+    assert stack.init_limit_exceeded
+    assert stack.restarts == 1
+    assert stack.init_error is None
+    assert status == 201
+    assert any("first init: hanging" in line for line in stack.logs)
+
+
 # -- freezing ------------------------------------------------------------------------------
 
 
@@ -536,6 +547,25 @@ def test_concurrent_next_calls_each_get_exactly_one_event() -> None:
         for t in callers:
             t.join(10)
     assert [r.body for r in results] == [b"answer 0", b"answer 1"]
+
+
+def test_event_is_not_lost_on_a_next_connection_the_runtime_closed() -> None:
+    with socket_stack() as stack:
+        quitter = Api(stack.runtime_api)
+        quitter.sock.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: r\r\n\r\n")
+        deadline = time.monotonic() + 5
+        while not stack.frozen and time.monotonic() < deadline:  # its /next is waiting
+            time.sleep(0.01)
+        quitter.file.close()
+        quitter.sock.close()
+        worker = Api(stack.runtime_api)
+        worker.sock.settimeout(5)
+        worker.sock.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: r\r\n\r\n")
+        time.sleep(0.05)
+        threading.Thread(target=stack.invoke, args=({"n": 7},), daemon=True).start()
+        status, _, body = worker.read_response()
+    assert status == 200
+    assert json.loads(body) == {"n": 7}
 
 
 def test_unknown_request_id_is_rejected() -> None:
