@@ -41,6 +41,13 @@ def main() -> int:
     upstream: Upstream | None = None
     try:
         secrets = fetch.result()
+        if settings.fetches_anything:
+            log.info(
+                "config and secrets fetched",
+                configObject=bool(settings.config_bucket),
+                secrets=len(secrets),
+                elapsedMs=round((time.monotonic() - started) * 1000, 1),
+            )
         upstream = Upstream(
             settings.upstream_command,
             settings.upstream_host,
@@ -57,6 +64,9 @@ def main() -> int:
         del secrets
         upstream.start()
         _stop_upstream_on_sigterm(upstream)
+        # Imported while the upstream boots rather than before it starts.
+        from streaming_proxy.proxy import Proxy  # noqa: PLC0415
+
         ready = upstream.wait_healthy(started + settings.init_budget)
     except (InitError, UpstreamFailed) as exc:
         if upstream is not None:

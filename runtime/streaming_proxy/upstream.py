@@ -152,10 +152,12 @@ class Upstream:
         try:
             with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
                 sock.sendall(self._health_request)
-                head = sock.recv(64)
+                response = b""
+                while len(response) < 65536 and (data := sock.recv(65536)):
+                    response += data  # read to the end so the server is not cut off mid-write
         except OSError:
             return False
-        return head.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200"))
+        return response.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200"))
 
     def _exit_message(self, code: int) -> str:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
