@@ -96,15 +96,6 @@ class SocketReader:
         self._start += n
         return view
 
-    def read_exact(self, n: int) -> bytes:
-        parts = bytearray()
-        while len(parts) < n:
-            view = self.read_some(n - len(parts))
-            if view is None:
-                raise IncompleteBody(f"connection closed after {len(parts)} of {n} body bytes")
-            parts += view
-        return bytes(parts)
-
 
 @dataclass(slots=True)
 class RequestHead:
@@ -140,24 +131,27 @@ def read_request_head(reader: SocketReader) -> RequestHead | None:
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         raise ProtocolError(f"malformed request line {line[:100]!r}")
     method, target, version = parts
-    headers: list[tuple[str, str]] = []
-    lower: dict[str, str] = {}
+    headers = _read_fields(reader, "request headers")
+    lower = {name.lower(): value for name, value in headers}
+    return RequestHead(method, target, version, headers, lower)
+
+
+def _read_fields(reader: SocketReader, where: str) -> list[tuple[str, str]]:
+    """Header (or trailer) fields up to the blank line, names as sent."""
+    fields: list[tuple[str, str]] = []
     while True:
-        hline = reader.readline()
-        if hline is None:
-            raise IncompleteBody("connection closed inside the request headers")
-        if hline in (b"\r\n", b"\n"):
-            break
-        name, sep, value = hline.decode("latin-1").partition(":")
+        line = reader.readline()
+        if line is None:
+            raise IncompleteBody(f"connection closed inside the {where}")
+        if line in (b"\r\n", b"\n"):
+            return fields
+        name, sep, value = line.decode("latin-1").partition(":")
         name = name.strip()
         if not sep or not name or " " in name:
-            raise ProtocolError(f"malformed header line {hline[:100]!r}")
-        value = value.strip()
-        headers.append((name, value))
-        lower[name.lower()] = value
-        if len(headers) > MAX_HEADERS:
-            raise ProtocolError("too many headers")
-    return RequestHead(method, target, version, headers, lower)
+            raise ProtocolError(f"malformed line in the {where}: {line[:100]!r}")
+        fields.append((name, value.strip()))
+        if len(fields) > MAX_HEADERS:
+            raise ProtocolError(f"more than {MAX_HEADERS} fields in the {where}")
 
 
 def content_length(head: RequestHead) -> int:
@@ -212,14 +206,8 @@ def _iter_chunked(reader: SocketReader, trailers: dict[str, str]) -> Iterator[me
             yield view
         if reader.readline() not in (b"\r\n", b"\n"):
             raise ProtocolError("chunk not followed by CRLF")
-    while True:
-        line = reader.readline()
-        if line is None:
-            raise IncompleteBody("connection closed inside the chunked trailers")
-        if line in (b"\r\n", b"\n"):
-            return
-        name, _, value = line.decode("latin-1").partition(":")
-        trailers[name.strip().lower()] = value.strip()
+    for name, value in _read_fields(reader, "chunked trailers"):
+        trailers[name.lower()] = value
 
 
 def read_body(reader: SocketReader, head: RequestHead, limit: int) -> bytes:

@@ -361,7 +361,7 @@ class RuntimeApi:
 
     def _init_error(self, conn: _Conn, reader: SocketReader, head: RequestHead) -> bool:
         error = _read_error(reader, head)
-        _send(conn, _accepted())
+        _send(conn, _ACCEPTED)
         self.hooks.on_init_error(error)
         return True
 
@@ -370,7 +370,7 @@ class RuntimeApi:
     ) -> bool:
         error = _read_error(reader, head)
         self._complete(inv, error=error, status=502, done_at=reader.last_recv_at)
-        _send(conn, _accepted())
+        _send(conn, _ACCEPTED)
         return True
 
     def _response(
@@ -394,7 +394,7 @@ class RuntimeApi:
                 },
             )
             return False
-        _send(conn, _accepted())
+        _send(conn, _ACCEPTED)
         return True
 
     def _streamed(self, reader: SocketReader, head: RequestHead, inv: Invocation) -> None:
@@ -532,10 +532,6 @@ class RuntimeApi:
 _ACCEPTED = http_response(
     202, "Accepted", [("Content-Type", "application/json")], b'{"status":"OK"}'
 )
-
-
-def _accepted() -> bytes:
-    return _ACCEPTED
 
 
 def _send(conn: _Conn, data: bytes) -> None:

@@ -8,7 +8,6 @@ without holding /next visibly stops, exactly as it would in Lambda.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -39,6 +38,18 @@ def descendants(root: int) -> list[int]:
             out.append(child)
             todo.append(child)
     return out
+
+
+def _signal(pid: int, sig: int, *, group: bool = False) -> bool:
+    """Send `sig` to a process (or its process group); False if it is gone."""
+    try:
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 RESCAN_INTERVAL = 1.0  # seconds between /proc scans for new descendants while freezing
@@ -141,14 +152,11 @@ class Sandbox:
             proc = self.process
             if self.frozen or proc is None or proc.poll() is not None:
                 return
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGSTOP)
+            _signal(proc.pid, signal.SIGSTOP, group=True)
             stopped = []
             for pid, started in self._known:
-                if _start_time(pid) == started:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(pid, signal.SIGSTOP)
-                        stopped.append(pid)
+                if _start_time(pid) == started and _signal(pid, signal.SIGSTOP):
+                    stopped.append(pid)
             self._frozen_pids = stopped
             self.frozen = True
             self._freeze_epoch += 1
@@ -171,10 +179,12 @@ class Sandbox:
                 self._scanned_at = time.perf_counter()
                 if self.frozen and self._freeze_epoch == epoch:
                     for pid, started in self._known:
-                        if pid not in self._frozen_pids and _start_time(pid) == started:
-                            with contextlib.suppress(ProcessLookupError, PermissionError):
-                                os.kill(pid, signal.SIGSTOP)
-                                self._frozen_pids.append(pid)
+                        if (
+                            pid not in self._frozen_pids
+                            and _start_time(pid) == started
+                            and _signal(pid, signal.SIGSTOP)
+                        ):
+                            self._frozen_pids.append(pid)
 
     def thaw(self) -> None:
         """SIGCONT everything `freeze` stopped."""
@@ -186,10 +196,8 @@ class Sandbox:
         if not self.frozen or proc is None:
             return
         for pid in self._frozen_pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGCONT)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGCONT)
+            _signal(pid, signal.SIGCONT)
+        _signal(proc.pid, signal.SIGCONT, group=True)
         self.frozen = False
         self._frozen_pids = []
 
@@ -201,11 +209,9 @@ class Sandbox:
                 return
             pids = descendants(proc.pid) if proc.poll() is None else []
             self._thaw_locked()
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            _signal(proc.pid, signal.SIGKILL, group=True)
             for pid in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
+                _signal(pid, signal.SIGKILL)
 
     def stop(self, grace: float = 3.0) -> None:
         """SIGTERM (after SIGCONT), then SIGKILL what is left after `grace` seconds."""
@@ -216,13 +222,11 @@ class Sandbox:
             pids = descendants(proc.pid) if proc.poll() is None else []
             self._thaw_locked()
             # Only the runtime gets SIGTERM: it owns its upstream's shutdown.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(proc.pid, signal.SIGTERM)
+            _signal(proc.pid, signal.SIGTERM)
         try:
             proc.wait(grace)
         except subprocess.TimeoutExpired:
             print("emulator: runtime ignored SIGTERM; killing it", file=sys.stderr)
         self.kill()
         for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+            _signal(pid, signal.SIGKILL)
