@@ -205,6 +205,8 @@ class RuntimeApi:
             f"Content-Length: {len(inv.payload)}\r\n\r\n"
         ).encode("latin-1")
         with self._lock:
+            if conn.generation != self._generation:
+                return False  # that runtime process is gone
             self._active[inv.request_id] = inv
         try:
             if _peer_closed(conn.sock):
