@@ -1,0 +1,109 @@
+"""The README stays true to the code: every configuration key, every runtime variable, every
+make target, stack output and repository path it names exists, and what the code reads is
+documented.
+
+The sources of truth are the code itself: the keys `components/config.py` reads, the variables
+in the runtime package's docstring table, the Makefile's targets and `__main__.py`'s exports.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import streaming_proxy
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+#: Files the README tells the reader to create, so they are not in the repository.
+CREATED_BY_THE_READER = {"Pulumi.staging.yaml", "preview-trust.json"}
+#: LibreChat's own files, named in the README but not part of this repository.
+LIBRECHAT_FILES = {"librechat.yaml"}
+
+
+def documented(name: str) -> bool:
+    return f"`{name}`" in README
+
+
+def config_keys() -> set[str]:
+    """Every key `components/config.py` reads through its validating reader."""
+    source = (ROOT / "components" / "config.py").read_text()
+    found = re.findall(r"\br\.(?!ignore_rest|present)\w+\(\s*\"([A-Za-z][A-Za-z.]*)\"", source)
+    return set(found)
+
+
+def runtime_variables() -> set[str]:
+    """The variables in the runtime package's docstring table."""
+    doc = streaming_proxy.__doc__ or ""
+    return set(re.findall(r"^([A-Z][A-Z0-9_]{2,})\s{2,}", doc, flags=re.MULTILINE))
+
+
+def test_every_configuration_key_is_documented() -> None:
+    keys = config_keys()
+    assert len(keys) > 30, "the key scan found too little: has config.py changed shape?"
+    missing = sorted(k for k in keys if not documented(k))
+    assert not missing, f"README.md does not document these stack keys: {missing}"
+
+
+def test_every_documented_configuration_key_exists() -> None:
+    keys = config_keys()
+    namespaces = {k.split(".")[0] for k in keys}
+    table = README.split("## Configuration", 1)[1].split("### The runtime's environment", 1)[0]
+    named = set(re.findall(r"^\| `([a-zA-Z.]+)`", table, flags=re.MULTILINE))
+    named |= set(re.findall(r" or `([a-zA-Z.]+)`", table))
+    stale = sorted(k for k in named if k not in keys and k.split(".")[0] in namespaces)
+    assert not stale, f"README.md documents keys the program does not read: {stale}"
+
+
+def test_every_runtime_variable_is_documented() -> None:
+    variables = runtime_variables()
+    assert {"UPSTREAM_COMMAND", "SSM_SECRETS", "SSE_KEEPALIVE_INTERVAL"} <= variables
+    missing = sorted(v for v in variables if not documented(v))
+    assert not missing, f"README.md does not document these runtime variables: {missing}"
+
+
+def test_make_targets_in_the_readme_exist() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.MULTILINE))
+    used = set(re.findall(r"\bmake ([a-z][a-z-]*)", README))
+    assert {"test", "local"} <= used, "the two quick-start commands are make test / make local"
+    assert used <= targets, f"README.md names make targets that do not exist: {used - targets}"
+
+
+def test_the_quick_start_url_is_the_one_make_local_prints() -> None:
+    url = re.search(r"curl -N (http://127\.0\.0\.1:\d+/\S+)", README)
+    assert url, "the quick start must show the curl -N command"
+    emulator_source = "".join(p.read_text() for p in (ROOT / "emulator").glob("*.py"))
+    path = "/" + url.group(1).split("/", 3)[3]
+    assert path in emulator_source, f"make local does not serve {path}"
+    assert "--port" in emulator_source and "default=8080" in emulator_source
+
+
+def test_stack_outputs_in_the_readme_exist() -> None:
+    program = (ROOT / "__main__.py").read_text()
+    exported = set(re.findall(r"pulumi\.export\(\"([a-z_]+)\"", program))
+    used = set(re.findall(r"pulumi stack output ([a-z_]+)", README))
+    listed = re.search(r"pulumi stack output\s+# (.+)", README)
+    assert listed, "the deploy section lists the outputs"
+    used |= {o.strip() for o in listed.group(1).split(",")}
+    assert used <= exported, (
+        f"README.md names outputs the program does not export: {used - exported}"
+    )
+
+
+def test_repository_paths_in_the_readme_exist() -> None:
+    paths = set(
+        re.findall(
+            r"`((?:\.github|\.ci|runtime|components|emulator|bench|tests)/[^`<> ]*)`", README
+        )
+    )
+    paths |= set(re.findall(r"`([\w.-]+\.(?:py|yml|yaml|txt|toml|lock))`", README))
+    paths -= CREATED_BY_THE_READER | LIBRECHAT_FILES
+    assert paths, "no path found: has the README's style changed?"
+    missing = sorted(p for p in paths if not (ROOT / p.rstrip("/")).exists() and "*" not in p)
+    assert not missing, f"README.md names paths that do not exist: {missing}"
+
+
+def test_the_stacks_table_lists_every_stack_file() -> None:
+    for stack_file in ROOT.glob("Pulumi.*.yaml"):
+        assert f"`{stack_file.name}`" in README, f"{stack_file.name} is not in the stacks table"
