@@ -149,6 +149,40 @@ def test_request_body_arrives_base64_encoded() -> None:
     assert base64.b64decode(event["body"]) == payload
 
 
+def raw_exchange(stack: LocalStack, request_bytes: bytes) -> bytes:
+    """Send raw bytes to the gateway and read until it closes the connection."""
+    sock = socket.create_connection(("127.0.0.1", stack.gateway.port), timeout=10)
+    sock.sendall(request_bytes)
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    sock.close()
+    return received
+
+
+def test_chunked_request_body_is_reassembled_into_the_event() -> None:
+    with fake_stack() as stack:
+        reply = raw_exchange(
+            stack,
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+            b"Connection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+        )
+    body = reply.split(b"\r\n\r\n", 1)[1]
+    event = json.loads(body.split(b"\r\n", 1)[1].rsplit(b"\r\n0\r\n", 1)[0])
+    assert base64.b64decode(event["body"]) == b"abcde"
+    assert "Transfer-Encoding" not in event["headers"]
+
+
+def test_http10_client_gets_a_close_delimited_body() -> None:
+    with fake_stack() as stack:
+        reply = raw_exchange(stack, b"GET /stream HTTP/1.0\r\nHost: t\r\n\r\n")
+    head, body = reply.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 201 ")
+    assert b"Transfer-Encoding" not in head
+    assert b"Connection: close" in head
+    assert body == b"one two three"
+
+
 def test_root_path_uses_the_root_resource() -> None:
     event = build_rest_event(
         method="GET",
@@ -639,3 +673,28 @@ def test_cli_exits_non_zero_and_prints_the_init_error() -> None:
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 1
     assert "config s3://b/k missing" in err
+
+
+def test_local_demo_streams_chat_tokens_one_by_one_through_the_runtime() -> None:
+    """`make local` end to end: demo upstream -> streaming_proxy -> emulator -> client."""
+    env = {
+        "UPSTREAM_COMMAND": f"{sys.executable} -m emulator.demo_upstream",
+        "UPSTREAM_PORT": str(free_port()),
+        "DEMO_TOKEN_DELAY": "0.02",
+    }
+    with LocalStack(env=env, function_timeout=30) as stack:
+        assert stack.init_error is None
+        sock = socket.create_connection(("127.0.0.1", stack.gateway.port), timeout=10)
+        sock.sendall(b"GET /api/demo/chat?q=hi HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        arrivals: list[float] = []
+        received = b""
+        while chunk := sock.recv(65536):
+            arrivals += [time.monotonic()] * chunk.count(b'data: {"token"')
+            received += chunk
+        sock.close()
+    assert b"HTTP/1.1 200" in received
+    assert b"text/event-stream" in received
+    assert len(arrivals) > 20
+    # Tokens are written 20 ms apart: they must arrive spread out, not in one burst.
+    assert arrivals[-1] - arrivals[0] > 0.3
+    assert len(set(arrivals)) > len(arrivals) // 2
