@@ -32,6 +32,8 @@ _UPSTREAM_GONE = (
     httpcore.ReadError,
     httpcore.WriteError,
 )
+# API Gateway needs the 8 NUL delimiter within the first 16 KB of the stream.
+MAX_PRELUDE = 16 * 1024 - 8
 # Node closes idle keep-alive connections after 5 s; retire ours before that.
 KEEPALIVE_EXPIRY = 4.0
 
@@ -113,8 +115,17 @@ class Proxy:
         except UpstreamFailed as exc:
             raise RequestError(502, f"upstream unavailable: {exc}") from None
         response = self._send(request, cutoff)
-        capture = bytearray() if self.background.may_start_work(request) else None
         headers = response.headers
+        head = prelude(response.status, headers)
+        if len(head) > MAX_PRELUDE:
+            response.close()
+            names = sorted({k.decode("latin-1").lower() for k, _ in headers})
+            raise RequestError(
+                502,
+                f"the upstream's response headers make a {len(head)}-byte prelude; API Gateway "
+                f"accepts at most {MAX_PRELUDE} (header names: {', '.join(names)})",
+            )
+        capture = bytearray() if self.background.may_start_work(request) else None
         sse = any(
             k.lower() == b"content-type" and v.startswith(b"text/event-stream") for k, v in headers
         )
@@ -124,7 +135,7 @@ class Proxy:
         )
         error: tuple[str, str] | None = None
         try:
-            stream.start(prelude(response.status, headers))
+            stream.start(head)
             for chunk in response.stream:
                 stream.write(chunk)
                 if capture is not None and len(capture) < CAPTURE_LIMIT:

@@ -193,3 +193,10 @@ def test_logs_are_json_with_request_fields_and_no_header_values(stack, gateway):
     record = json.loads(line)
     assert {"requestId", "method", "path", "status", "bytes", "durationMs"} <= record.keys()
     assert not any("very-secret-token" in entry for entry in stack.logs)
+
+
+def test_headers_too_large_for_the_prelude_get_a_502_naming_the_limit(gateway):
+    response = gateway.get("/bigheaders")
+    assert response.status_code == 502
+    assert "API Gateway accepts at most 16376" in response.json()["message"]
+    assert gateway.get("/status/200").status_code == 200

@@ -153,6 +153,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.connection.shutdown(2)
             self.close_connection = True
+        elif path == "/bigheaders":
+            self._send(200, b"big", extra=[(f"X-Big-{i}", "v" * 500) for i in range(40)])
         elif path == "/slow":
             time.sleep(float(query.get("s", "5")))
             self._send(200, b"slow")
