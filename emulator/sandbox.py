@@ -101,6 +101,7 @@ class Sandbox:
         self._scanned_at = float("-inf")
         self._freeze_epoch = 0
         self._scan_wanted = threading.Event()
+        self._stopping = False
         self._lock = threading.Lock()
         threading.Thread(target=self._scan_loop, name="freeze-scan", daemon=True).start()
 
@@ -150,7 +151,7 @@ class Sandbox:
         """
         with self._lock:
             proc = self.process
-            if self.frozen or proc is None or proc.poll() is not None:
+            if self.frozen or self._stopping or proc is None or proc.poll() is not None:
                 return
             _signal(proc.pid, signal.SIGSTOP, group=True)
             stopped = []
@@ -216,6 +217,7 @@ class Sandbox:
     def stop(self, grace: float = 3.0) -> None:
         """SIGTERM (after SIGCONT), then SIGKILL what is left after `grace` seconds."""
         with self._lock:
+            self._stopping = True  # a /next arriving now must not freeze it again
             proc = self.process
             if proc is None:
                 return

@@ -26,7 +26,7 @@ import pytest
 
 from emulator import LocalStack
 from emulator.gateway import build_rest_event, parse_query
-from emulator.sandbox import process_state
+from emulator.sandbox import Sandbox, process_state
 from tests.fake_runtime import Api
 
 FAKE_RUNTIME = [sys.executable, str(Path(__file__).with_name("fake_runtime.py"))]
@@ -483,6 +483,24 @@ def test_idle_runtime_and_its_children_are_frozen_until_an_event_arrives() -> No
         pid = stack.process.pid
     assert wait_for_exit(pid) in ("", "Z")
     assert wait_for_exit(child) in ("", "Z")  # stop() reaches the child of its own session
+
+
+def test_a_runtime_being_stopped_is_not_frozen_again() -> None:
+    # A /next can arrive after stop() sent SIGTERM; freezing then would make it miss it.
+    script = "trap 'sleep 0.3; exit 0' TERM; while :; do sleep 0.05; done"
+    sandbox = Sandbox(["bash", "-c", script], dict(os.environ), None, lambda *_: None, print)
+    sandbox.spawn()
+    time.sleep(0.1)  # let bash install its trap
+    stopper = threading.Thread(target=sandbox.stop)
+    started = time.monotonic()
+    stopper.start()
+    time.sleep(0.1)
+    sandbox.freeze()
+    stopper.join(5)
+    assert not sandbox.frozen
+    assert time.monotonic() - started < 2  # it exited on SIGTERM, no kill after the grace
+    assert sandbox.process is not None
+    assert sandbox.process.returncode == 0
 
 
 def test_runtime_is_not_frozen_when_freezing_is_off() -> None:
