@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="cut streams silent this long, like API Gateway (default %(default)s s)",
     )
     p.add_argument("--stage", default=None, help="emulate a stage path prefix, e.g. prod")
+    p.add_argument(
+        "--event-format",
+        choices=["rest", "function-url"],
+        default="rest",
+        help="events as API Gateway REST (default) or a Lambda Function URL sends them",
+    )
     p.add_argument("--init-timeout", type=float, default=120.0, help="seconds to wait for init")
     p.add_argument(
         "--env", action="append", default=[], metavar="K=V", help="extra runtime environment"
@@ -96,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         stage=args.stage,
+        event_format=args.event_format,
         idle_timeout=args.idle_timeout or None,
         verbose=True,
     )

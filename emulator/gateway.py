@@ -1,11 +1,9 @@
-"""The API Gateway side: REST API (v1) proxy events in, streamed responses out.
+"""The API Gateway side: HTTP requests in as Lambda events, streamed responses out.
 
 Behaves like a REST API with a `{proxy+}` resource + root, method ANY, an AWS_PROXY
-integration in STREAM mode and binaryMediaTypes ["*/*"] (design.md §3):
-- `path` is the raw, still percent-encoded path (stage prefix stripped if a stage is set);
-- query parameters are percent-decoded with '+' kept literal (micronaut-aws#1407), repeated
-  keys kept in order; `null` when there is no query;
-- every non-empty body arrives base64 with `isBase64Encoded: true`;
+integration in STREAM mode and binaryMediaTypes ["*/*"] (design.md §3; the event itself is
+built in `emulator.events`, which can also build Function URL events):
+- an optional stage prefix is required and stripped from `path`;
 - the response starts as soon as the prelude arrives and each body chunk is written to the
   client (chunked encoding, TCP_NODELAY) as soon as the runtime sends it; a mid-stream
   failure cuts the connection without the terminating chunk.
@@ -13,20 +11,17 @@ integration in STREAM mode and binaryMediaTypes ["*/*"] (design.md §3):
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-import os
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote
 
+from emulator.events import HOP_BY_HOP, build_function_url_event, build_rest_event
 from emulator.http11 import (
     BodyTooLarge,
     ProtocolError,
@@ -44,134 +39,7 @@ from emulator.timers import Scheduler
 MAX_REQUEST_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 MAX_EVENT_BYTES = 6_291_556  # Lambda's invocation payload limit (the body travels base64)
 IDLE_TIMEOUT = 300.0  # REST API streaming idle timeout, REGIONAL endpoints
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "te",
-        "upgrade",
-        "trailer",
-    }
-)
 _TCHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-def parse_query(query: str | None) -> tuple[dict[str, str] | None, dict[str, list[str]] | None]:
-    """REST v1 query maps: percent-escapes decoded, '+' kept, repeated keys in order."""
-    if not query:
-        return None, None
-    single: dict[str, str] = {}
-    multi: dict[str, list[str]] = {}
-    for item in query.split("&"):
-        if not item:
-            continue
-        key, _, value = item.partition("=")
-        key, value = unquote(key, errors="replace"), unquote(value, errors="replace")
-        single[key] = value
-        multi.setdefault(key, []).append(value)
-    if not multi:
-        return None, None
-    return single, multi
-
-
-def build_rest_event(
-    *,
-    method: str,
-    target: str,
-    headers: list[tuple[str, str]],
-    body: bytes,
-    source_ip: str,
-    request_id: str,
-    stage: str = "local",
-    strip_stage: bool = False,
-    api_id: str = "localapi01",
-    forwarded_proto: str = "http",
-    forwarded_port: int = 80,
-    now: float | None = None,
-) -> dict[str, Any]:
-    """The API Gateway REST (v1) proxy event for one HTTP request."""
-    now = time.time() if now is None else now
-    raw_path, _, query = target.partition("?")
-    if raw_path.startswith(("http://", "https://")):  # absolute-form request target
-        raw_path = "/" + raw_path.split("/", 3)[3] if raw_path.count("/") >= 3 else "/"
-    request_path = raw_path or "/"
-    path = request_path
-    if strip_stage:
-        path = request_path[len(stage) + 1 :] or "/"
-
-    grouped: dict[str, list[str]] = {}
-    names: dict[str, str] = {}
-    for name, value in headers:
-        if name.lower() in HOP_BY_HOP:
-            continue
-        key = names.setdefault(name.lower(), name)
-        grouped.setdefault(key, []).append(value)
-    xff = names.get("x-forwarded-for")
-    if xff:
-        grouped[xff] = [", ".join([*grouped[xff], source_ip])]
-    else:
-        grouped["X-Forwarded-For"] = [source_ip]
-    for lower, canonical, value in (
-        ("x-forwarded-proto", "X-Forwarded-Proto", forwarded_proto),
-        ("x-forwarded-port", "X-Forwarded-Port", str(forwarded_port)),
-    ):
-        grouped[names.get(lower, canonical)] = [value]
-    if "x-amzn-trace-id" not in names:
-        grouped["X-Amzn-Trace-Id"] = [f"Root=1-{int(now):08x}-{os.urandom(12).hex()}"]
-    single_headers = {k: v[-1] for k, v in grouped.items()}
-    host = next((v[-1] for k, v in grouped.items() if k.lower() == "host"), "localhost")
-    user_agent = next((v[-1] for k, v in grouped.items() if k.lower() == "user-agent"), None)
-
-    query_single, query_multi = parse_query(query)
-    is_root = path == "/"
-    resource = "/" if is_root else "/{proxy+}"
-    stamp = datetime.fromtimestamp(now, UTC)
-    return {
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": single_headers,
-        "multiValueHeaders": grouped,
-        "queryStringParameters": query_single,
-        "multiValueQueryStringParameters": query_multi,
-        "pathParameters": None if is_root else {"proxy": unquote(path[1:], errors="replace")},
-        "stageVariables": None,
-        "requestContext": {
-            "resourceId": "root0" if is_root else "proxy0",
-            "resourcePath": resource,
-            "httpMethod": method,
-            "extendedRequestId": base64.b64encode(os.urandom(6)).decode() + "=",
-            "requestTime": stamp.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "path": request_path,
-            "accountId": "123456789012",
-            "protocol": "HTTP/1.1",
-            "stage": stage,
-            "domainPrefix": host.split(".", 1)[0].split(":", 1)[0],
-            "requestTimeEpoch": int(now * 1000),
-            "requestId": request_id,
-            "identity": {
-                "cognitoIdentityPoolId": None,
-                "accountId": None,
-                "cognitoIdentityId": None,
-                "caller": None,
-                "sourceIp": source_ip,
-                "principalOrgId": None,
-                "accessKey": None,
-                "cognitoAuthenticationType": None,
-                "cognitoAuthenticationProvider": None,
-                "userArn": None,
-                "userAgent": user_agent,
-                "user": None,
-            },
-            "domainName": host.split(":", 1)[0],
-            "deploymentId": "localdeploy",
-            "apiId": api_id,
-        },
-        "body": base64.b64encode(body).decode("ascii") if body else None,
-        "isBase64Encoded": bool(body),
-    }
 
 
 def prelude_headers(prelude: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
@@ -445,7 +313,11 @@ class Gateway:
         forwarded_proto: str = "http",
         idle_timeout: float | None = IDLE_TIMEOUT,
         scheduler: Scheduler | None = None,
+        event_format: str = "rest",
     ) -> None:
+        if event_format not in ("rest", "function-url"):
+            raise ValueError(f"event_format must be 'rest' or 'function-url', not {event_format!r}")
+        self.event_format = event_format
         self._submit = submit
         self._make_invocation = make_invocation
         self.idle_timeout = idle_timeout
@@ -510,18 +382,28 @@ class Gateway:
                 sink.fail(403, {"message": "Forbidden"})
                 return sink.reusable
             strip = True
-        event = build_rest_event(
-            method=head.method,
-            target=head.target,
-            headers=head.headers,
-            body=body,
-            source_ip=addr[0],
-            request_id=gateway_request_id,
-            stage=self.stage or "local",
-            strip_stage=strip,
-            forwarded_proto=self.forwarded_proto,
-            forwarded_port=self.port,
-        )
+        if self.event_format == "function-url":
+            event = build_function_url_event(
+                method=head.method,
+                target=head.target,
+                headers=head.headers,
+                body=body,
+                source_ip=addr[0],
+                request_id=gateway_request_id,
+            )
+        else:
+            event = build_rest_event(
+                method=head.method,
+                target=head.target,
+                headers=head.headers,
+                body=body,
+                source_ip=addr[0],
+                request_id=gateway_request_id,
+                stage=self.stage or "local",
+                strip_stage=strip,
+                forwarded_proto=self.forwarded_proto,
+                forwarded_port=self.port,
+            )
         inv = self._make_invocation(event, sink, "gateway")
         sink.invocation = inv
         if len(inv.payload) > MAX_EVENT_BYTES:

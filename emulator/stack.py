@@ -41,6 +41,7 @@ class LocalStack:
     - `idle_timeout`: cut a started stream that sent nothing for this long (None: never).
     - `init_limit`: if the first init takes longer, kill the runtime and init again without
       a limit, as Lambda does (`init_limit_exceeded` records it; None disables).
+    - `event_format`: "rest" (API Gateway REST, payload 1.0) or "function-url" (payload 2.0).
     - `verbose`: echo runtime logs and one line per request to stderr.
     """
 
@@ -59,6 +60,7 @@ class LocalStack:
         forwarded_proto: str = "http",
         idle_timeout: float | None = IDLE_TIMEOUT,
         init_limit: float | None = INIT_LIMIT,
+        event_format: str = "rest",
     ) -> None:
         self.runtime_command = list(runtime_command or DEFAULT_RUNTIME_COMMAND)
         self.function_timeout = function_timeout
@@ -104,6 +106,7 @@ class LocalStack:
             forwarded_proto=forwarded_proto,
             idle_timeout=idle_timeout,
             scheduler=self.scheduler,
+            event_format=event_format,
         )
         self.url = self.gateway.url
         self.sandbox = Sandbox(

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from emulator import LocalStack
-from emulator.gateway import build_rest_event, parse_query
+from emulator.events import build_function_url_event, build_rest_event, parse_query
 from emulator.sandbox import Sandbox, process_state
 from tests.fake_runtime import Api
 
@@ -205,6 +205,54 @@ def test_client_x_forwarded_for_is_extended_with_the_source_ip() -> None:
         request_id="r",
     )
     assert event["multiValueHeaders"]["x-forwarded-for"] == ["9.9.9.9, 1.2.3.4"]
+
+
+def test_function_url_event_has_raw_path_joined_headers_and_cookies() -> None:
+    event = build_function_url_event(
+        method="POST",
+        target="/a%2Fb/c?x=1&x=2&y=%20",
+        headers=[
+            ("Host", "h"),
+            ("X-Multi", "1"),
+            ("x-multi", "2"),
+            ("Cookie", "a=1; b=2"),
+            ("Content-Type", "application/json"),
+        ],
+        body=b'{"k": "v"}',
+        source_ip="1.2.3.4",
+        request_id="r",
+    )
+    assert event["version"] == "2.0"
+    assert event["rawPath"] == "/a%2Fb/c"
+    assert event["rawQueryString"] == "x=1&x=2&y=%20"
+    assert event["queryStringParameters"] == {"x": "1,2", "y": " "}
+    assert event["headers"]["x-multi"] == "1,2"
+    assert "cookie" not in event["headers"]
+    assert event["cookies"] == ["a=1", "b=2"]
+    assert (event["body"], event["isBase64Encoded"]) == ('{"k": "v"}', False)
+    assert event["requestContext"]["http"]["method"] == "POST"
+    assert ".lambda-url." in event["requestContext"]["domainName"]
+
+
+def test_function_url_binary_body_is_base64() -> None:
+    event = build_function_url_event(
+        method="PUT",
+        target="/f",
+        headers=[("Content-Type", "image/png")],
+        body=b"\x89PNG",
+        source_ip="1.2.3.4",
+        request_id="r",
+    )
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == b"\x89PNG"
+
+
+def test_gateway_can_send_function_url_events() -> None:
+    with fake_stack(event_format="function-url") as stack:
+        event = echoed_event(stack, "GET", "/x/echo?q=1", headers=[("Cookie", "s=1")])
+    assert event["version"] == "2.0"
+    assert event["rawPath"] == "/x/echo"
+    assert event["cookies"] == ["s=1"]
 
 
 def test_stage_prefix_is_stripped_from_path_and_other_paths_are_forbidden() -> None:
