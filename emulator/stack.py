@@ -166,6 +166,7 @@ class LocalStack:
         return self
 
     def wait_init(self, timeout: float = 30.0) -> bool:
+        """True once the first init finished (first /next) or failed; False on timeout."""
         return self._init_event.wait(timeout)
 
     def stop(self) -> None:
@@ -181,7 +182,11 @@ class LocalStack:
 
     def __enter__(self) -> LocalStack:
         if not self._started:
-            self.start()
+            try:
+                self.start()
+            except BaseException:
+                self.stop()  # __exit__ does not run when __enter__ fails
+                raise
         return self
 
     def __exit__(self, *exc: object) -> None:
