@@ -280,6 +280,8 @@ class ClientSink:
             ("Connection", "keep-alive" if self._client_keep_alive else "close"),
         ]
         data = http_response(status, _reason(status), headers, payload)
+        if self._method == "HEAD":  # same headers, no body
+            data = data[: data.index(b"\r\n\r\n") + 4]
         with self._lock:
             if self._state != "new":
                 return
@@ -336,33 +338,34 @@ class Gateway:
 
     def _serve(self, sock: socket.socket, addr: tuple[str, int]) -> None:
         reader = SocketReader(sock)
-        while True:
-            try:
-                head = read_request_head(reader)
-            except ProtocolError:
-                sock.sendall(_plain_error(400, "Bad Request"))
-                return
-            if head is None:
-                return
-            if head.get("expect").lower() == "100-continue":
-                sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-            try:
-                body = read_body(reader, head, MAX_REQUEST_BODY)
-            except BodyTooLarge:
-                message = f"HTTP content length exceeded {MAX_REQUEST_BODY} bytes."
-                sock.sendall(
-                    http_response(
-                        413,
-                        _reason(413),
-                        [("Content-Type", "text/plain"), ("Connection", "close")],
-                        message.encode(),
+        with contextlib.suppress(OSError):  # the client went away: nothing to answer
+            while True:
+                try:
+                    head = read_request_head(reader)
+                except ProtocolError:
+                    sock.sendall(_plain_error(400, "Bad Request"))
+                    return
+                if head is None:
+                    return
+                if head.get("expect").lower() == "100-continue":
+                    sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                try:
+                    body = read_body(reader, head, MAX_REQUEST_BODY)
+                except BodyTooLarge:
+                    message = f"HTTP content length exceeded {MAX_REQUEST_BODY} bytes."
+                    sock.sendall(
+                        http_response(
+                            413,
+                            _reason(413),
+                            [("Content-Type", "text/plain"), ("Connection", "close")],
+                            message.encode(),
+                        )
                     )
-                )
-                return
-            except ProtocolError:
-                return
-            if not self._handle(sock, addr, head, body):
-                return
+                    return
+                except ProtocolError:
+                    return
+                if not self._handle(sock, addr, head, body):
+                    return
 
     def _handle(
         self, sock: socket.socket, addr: tuple[str, int], head: RequestHead, body: bytes

@@ -325,6 +325,22 @@ def test_body_chunks_reach_the_client_before_the_runtime_sends_the_next() -> Non
     assert b"6\r\nsecond\r\n" in received
 
 
+def test_head_request_to_a_failing_function_gets_the_error_status_without_a_body() -> None:
+    with fake_stack() as stack:
+        status, headers, body = request(stack, "HEAD", "/invoke_error")
+        status2, _, _ = request(stack, "GET", "/stream")  # the runtime serves on
+    assert (status, body) == (502, b"")
+    assert ("content-length", "36") in [(k.lower(), v) for k, v in headers]
+    assert status2 == 201
+
+
+def test_malformed_request_gets_400() -> None:
+    with fake_stack() as stack:
+        reply = raw_exchange(stack, b"NONSENSE\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400 ")
+    assert stack.invocations == []
+
+
 def test_error_trailers_cut_the_client_and_are_recorded() -> None:
     with fake_stack() as stack:
         conn = http.client.HTTPConnection("127.0.0.1", stack.gateway.port, timeout=10)
