@@ -14,10 +14,14 @@ Secrets (SSM parameters), two modes:
   those parameters (and `kms:Decrypt` through SSM on the configured key).
 
 IAM is one inline policy: logs on the function's own log group, `s3:GetObject` on the one
-config object, object read/write in the files bucket, the SSM/KMS grants above, ENI management
-in the function's subnets and security groups when in a VPC, X-Ray when tracing. No statement
-uses a `*` action; `Resource: "*"` appears only for actions AWS does not scope to resources
-(`ec2:Describe*`, X-Ray's `Put*`), listed in `UNSCOPABLE_ACTIONS`.
+config object, object read/write in the files bucket, the SSM/KMS grants above, the ENI
+permissions AWS documents for a function in a VPC (only when it is in one), X-Ray when tracing.
+No statement uses a `*` action; `Resource: "*"` appears only for the actions in
+`UNSCOPABLE_ACTIONS`: those AWS authorizes on no narrower resource (`ec2:Describe*`, X-Ray's
+`Put*`) and `ec2:CreateNetworkInterface`, which Lambda checks on the role when the function is
+created and which fails that check when narrowed to the subnets and security groups
+(AWS Lambda guide, configuration-vpc.html, lists the permissions without resource scoping; the
+ENI deletion grant is limited to the account and region as that page shows).
 """
 
 from __future__ import annotations
@@ -48,9 +52,11 @@ FIXED_ENVIRONMENT: Mapping[str, str] = {
 ALIAS_NAME = "live"
 #: Lambda's limit on all environment variables together (keys and values), in bytes.
 ENVIRONMENT_LIMIT_BYTES = 4096
-#: Actions AWS authorizes only on `Resource: "*"`.
+#: Actions granted on `Resource: "*"`: AWS authorizes them on no narrower resource
+#: (Describe*, X-Ray), or Lambda's own permission check needs it (CreateNetworkInterface).
 UNSCOPABLE_ACTIONS = frozenset(
     {
+        "ec2:CreateNetworkInterface",
         "ec2:DescribeNetworkInterfaces",
         "ec2:DescribeSubnets",
         "xray:PutTraceSegments",
@@ -197,18 +203,15 @@ def policy_statements(
                 }
             )
     if args.subnet_ids:
-        ec2 = f"arn:{p}:ec2:{ctx.region}:{ctx.account}"
-        enis = f"{ec2}:network-interface/*"
+        # AWS's documented grant (configuration-vpc.html, AWSLambdaVPCAccessExecutionRole):
+        # Lambda checks CreateNetworkInterface when the function is created or its VPC changes,
+        # and that check rejects grants narrowed to subnet or security-group ARNs.
         statements += [
             {
                 "Sid": "CreateFunctionEnis",
                 "Effect": "Allow",
                 "Action": ["ec2:CreateNetworkInterface"],
-                "Resource": [
-                    enis,
-                    *(f"{ec2}:subnet/{s}" for s in args.subnet_ids),
-                    *(f"{ec2}:security-group/{g}" for g in args.security_group_ids),
-                ],
+                "Resource": ["*"],
             },
             {
                 "Sid": "ManageFunctionEnis",
@@ -218,7 +221,7 @@ def policy_statements(
                     "ec2:AssignPrivateIpAddresses",
                     "ec2:UnassignPrivateIpAddresses",
                 ],
-                "Resource": [enis],
+                "Resource": [f"arn:{p}:ec2:{ctx.region}:{ctx.account}:*/*"],
             },
             {
                 "Sid": "DescribeNetwork",

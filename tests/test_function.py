@@ -286,18 +286,27 @@ def test_iam_names_the_exact_log_group_config_object_and_files_bucket(mocks: Pul
 
 
 @pulumi.runtime.test
-def test_eni_permissions_are_scoped_to_the_function_subnets_and_groups(mocks: PulumiMocks):
+def test_eni_permissions_are_the_ones_aws_documents_for_a_vpc_function(mocks: PulumiMocks):
     fn = make()
 
     async def check() -> None:
         found = by_sid(await statements(fn))
-        ec2 = f"arn:aws:ec2:{DEFAULT_REGION}:{ACCOUNT_ID}"
-        assert found["CreateFunctionEnis"]["Resource"] == [
-            f"{ec2}:network-interface/*",
-            *(f"{ec2}:subnet/{s}" for s in SUBNETS),
-            *(f"{ec2}:security-group/{g}" for g in SECURITY_GROUPS),
+        assert found["CreateFunctionEnis"]["Action"] == ["ec2:CreateNetworkInterface"]
+        # Lambda checks this grant at create time and rejects one narrowed to subnets or groups.
+        assert found["CreateFunctionEnis"]["Resource"] == ["*"]
+        assert found["ManageFunctionEnis"]["Action"] == [
+            "ec2:DeleteNetworkInterface",
+            "ec2:AssignPrivateIpAddresses",
+            "ec2:UnassignPrivateIpAddresses",
         ]
-        assert found["ManageFunctionEnis"]["Resource"] == [f"{ec2}:network-interface/*"]
+        assert found["ManageFunctionEnis"]["Resource"] == [
+            f"arn:aws:ec2:{DEFAULT_REGION}:{ACCOUNT_ID}:*/*"
+        ]
+        assert found["DescribeNetwork"]["Action"] == [
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeSubnets",
+        ]
+        assert found["DescribeNetwork"]["Resource"] == ["*"]
 
     return settle(check())
 
