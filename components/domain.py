@@ -80,6 +80,11 @@ def validate_domain_args(args: CustomDomainArgs, region: str | None = None) -> l
     return problems
 
 
+def domain_url(domain: str, base_path: str | None) -> str:
+    """`https://<domain>[/<base path>]`: where the API answers through the domain."""
+    return f"https://{domain}" + (f"/{base_path}" if base_path else "")
+
+
 def _in_zone(domain: str, zone: str) -> bool:
     zone = zone.rstrip(".").lower()
     return domain == zone or domain.endswith("." + zone)
@@ -106,10 +111,11 @@ def find_public_zone_id(domain: str, opts: pulumi.InvokeOptions | None = None) -
             last_error = exc
             continue
         return found.zone_id
-    raise ValueError(
+    raise pulumi.RunError(
         f"No public Route53 hosted zone holds {domain!r} (tried {', '.join(tried)}; last "
-        f"error: {last_error}). Create the zone, or set hosted_zone_id (or hosted_zone_name) "
-        "to the zone that serves the domain."
+        f"error: {last_error}). Create the zone, or name the zone that serves the domain: "
+        "stack key domain.hostedZoneId or domain.hostedZoneName (hosted_zone_id or "
+        "hosted_zone_name of CustomDomainArgs)."
     )
 
 
@@ -214,5 +220,6 @@ class CustomDomain(pulumi.ComponentResource):
             )
 
         self.certificate_arn = certificate_arn
-        self.url = pulumi.Output.from_input(f"https://{domain}/{args.base_path or ''}")
+        # The same form as DOMAIN_SERVER and the stage URL: no trailing slash.
+        self.url = pulumi.Output.from_input(domain_url(domain, args.base_path))
         self.register_outputs({"url": self.url, "certificate_arn": self.certificate_arn})

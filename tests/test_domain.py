@@ -123,7 +123,7 @@ def test_without_base_path_the_api_sits_at_the_root(mocks: PulumiMocks) -> None:
     out = run_program(build_domain)
 
     assert "basePath" not in mocks.one(T.API_BASE_PATH_MAPPING).inputs
-    assert out["url"] == f"https://{DOMAIN}/"
+    assert out["url"] == f"https://{DOMAIN}"  # no trailing slash, like DOMAIN_SERVER
 
 
 @pytest.mark.parametrize("record_type", ["A", "AAAA"])
@@ -174,10 +174,11 @@ def test_zone_lookup_finds_the_nearest_public_parent_zone(mocks: PulumiMocks) ->
 
 def test_zone_lookup_without_a_zone_says_what_to_set(mocks: PulumiMocks) -> None:
     mocks.zones = {}
-    with pytest.raises(ValueError, match=r"hosted_zone_id") as error:
+    with pytest.raises(pulumi.RunError, match=r"domain\.hostedZoneId") as error:
         run_program(lambda: build_domain(hosted_zone_id=None))
 
     assert "sandbox.data.apro.is" in str(error.value)
+    assert "hosted_zone_id" in str(error.value)
     assert mocks.of_type(T.API_DOMAIN_NAME) == []
 
 

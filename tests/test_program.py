@@ -67,7 +67,7 @@ def function_arn() -> str:
 
 def test_dev_exports_urls_function_image_and_log_group(mocks: PulumiMocks, dev: dict[str, Any]):
     repo = f"{ACCOUNT_ID}.dkr.ecr.{DEFAULT_REGION}.amazonaws.com/librechat-lambda-dev"
-    assert dev["custom_url"].startswith(f"https://{DEV_DOMAIN}")
+    assert dev["custom_url"] == f"https://{DEV_DOMAIN}"
     api_id = mocks.outputs["api-api"]["id"]
     assert dev["stage_url"] == f"https://{api_id}.execute-api.{DEFAULT_REGION}.amazonaws.com/live"
     assert dev["function_name"] == "librechat-lambda-dev"
@@ -242,7 +242,8 @@ def test_prod_api_targets_the_provisioned_alias(mocks: PulumiMocks, prod: dict[s
             f"{alias_arn}/response-streaming-invocations"
         )
     assert mocks.inputs_of(T.PERMISSION)["qualifier"] == "live"
-    assert prod["custom_url"].startswith("https://lambda.data.apro.is")
+    env = plain(mocks.one(T.FUNCTION).inputs["environment"])["variables"]
+    assert prod["custom_url"] == env["DOMAIN_SERVER"] == "https://lambda.data.apro.is"
 
 
 # -- configuration failures and switches --------------------------------------------------
