@@ -16,10 +16,21 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+HAS_PROC = os.path.isdir("/proc/self")
 
-def descendants(root: int) -> list[int]:
-    """Pids of all descendants of `root` (from /proc; children first-level first)."""
+
+def _children_map() -> dict[int, list[int]]:
+    """Parent pid -> child pids, from /proc (Linux) or `ps` (macOS and other Unixes)."""
     children: dict[int, list[int]] = {}
+    if not HAS_PROC:
+        listing = subprocess.run(
+            ["ps", "-A", "-o", "pid=,ppid="], capture_output=True, text=True, check=False
+        ).stdout
+        for line in listing.splitlines():
+            pid, _, ppid = line.strip().partition(" ")
+            if pid.isdigit() and ppid.strip().isdigit():
+                children.setdefault(int(ppid), []).append(int(pid))
+        return children
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -31,6 +42,12 @@ def descendants(root: int) -> list[int]:
         # pid (comm) state ppid ...: comm may contain spaces or parentheses.
         fields = stat[stat.rfind(b")") + 2 :].split(b" ", 2)
         children.setdefault(int(fields[1]), []).append(int(name))
+    return children
+
+
+def descendants(root: int) -> list[int]:
+    """Pids of all descendants of `root`."""
+    children = _children_map()
     out: list[int] = []
     todo = [root]
     while todo:
@@ -52,12 +69,15 @@ def _signal(pid: int, sig: int, *, group: bool = False) -> bool:
     return True
 
 
-RESCAN_INTERVAL = 1.0  # seconds between /proc scans for new descendants while freezing
+RESCAN_INTERVAL = 1.0  # seconds between process-table scans for new descendants
 
 
 def _start_time(pid: int) -> str:
     """The process's start time (clock ticks since boot) from /proc, '' if gone: with the
-    pid it identifies a process even if the pid is reused."""
+    pid it identifies a process even if the pid is reused. Without /proc: '?' while the pid
+    exists (no protection against reuse between two scans)."""
+    if not HAS_PROC:
+        return "?" if _signal(pid, 0) else ""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()

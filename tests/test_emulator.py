@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from emulator import LocalStack
+from emulator import sandbox as sandbox_module
 from emulator.events import build_function_url_event, build_rest_event, parse_query
 from emulator.sandbox import Sandbox, process_state
 from tests.fake_runtime import Api
@@ -565,6 +566,24 @@ def test_a_runtime_being_stopped_is_not_frozen_again() -> None:
     assert time.monotonic() - started < 2  # it exited on SIGTERM, no kill after the grace
     assert sandbox.process is not None
     assert sandbox.process.returncode == 0
+
+
+def test_descendants_are_found_with_or_without_proc(monkeypatch: pytest.MonkeyPatch) -> None:
+    parent = subprocess.Popen(["bash", "-c", "sleep 30 & sleep 30 & wait"])
+    try:
+        deadline = time.monotonic() + 5
+        while len(sandbox_module.descendants(parent.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        from_proc = sorted(sandbox_module.descendants(parent.pid))
+        monkeypatch.setattr(sandbox_module, "HAS_PROC", False)  # macOS: `ps` instead
+        from_ps = sorted(sandbox_module.descendants(parent.pid))
+    finally:
+        for pid in sandbox_module.descendants(parent.pid):
+            os.kill(pid, signal.SIGKILL)
+        parent.kill()
+        parent.wait()
+    assert len(from_proc) == 2
+    assert from_ps == from_proc
 
 
 def test_runtime_is_not_frozen_when_freezing_is_off() -> None:
