@@ -65,23 +65,6 @@ ACCESS_LOG_FORMAT = json.dumps(
 )
 
 
-def streaming_invoke_arn(
-    function_arn: pulumi.Input[str], region: pulumi.Input[str], partition: str = "aws"
-) -> pulumi.Output[str]:
-    """The InvokeWithResponseStream integration URI for a function or alias ARN.
-
-    `aws.lambda_.Function` exports this as `response_streaming_invoke_arn`; `aws.lambda_.Alias`
-    does not, so an alias (provisioned concurrency) needs it built from its qualified ARN.
-    """
-    return pulumi.Output.concat(
-        f"arn:{partition}:apigateway:",
-        region,
-        ":lambda:path/2021-11-15/functions/",
-        function_arn,
-        "/response-streaming-invocations",
-    )
-
-
 @dataclass
 class StreamingApiArgs:
     """Inputs of `StreamingApi`."""
@@ -89,7 +72,8 @@ class StreamingApiArgs:
     function_name: pulumi.Input[str]
     """Name (or ARN) of the function the API invokes."""
     invoke_arn: pulumi.Input[str]
-    """`response_streaming_invoke_arn` of the function or alias; the plain invoke ARN fails."""
+    """`response_streaming_invoke_arn` of the function, or `LambdaFunction.streaming_invoke_arn`
+    (which covers the alias); the plain invoke ARN fails."""
     stage_name: str
     qualifier: pulumi.Input[str] | None = None
     """Alias name when the API targets an alias (provisioned concurrency), else None."""

@@ -10,15 +10,12 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from components.api import (
-    STREAM_TIMEOUT_MS,
-    StreamingApi,
-    StreamingApiArgs,
-    streaming_invoke_arn,
-)
+from components.api import STREAM_TIMEOUT_MS, StreamingApi, StreamingApiArgs
+from components.function import AwsContext, streaming_invoke_arn
 from tests.pulumi_mocks import ACCOUNT_ID, DEFAULT_REGION, PulumiMocks, T
 
 STREAMING_URI_PREFIX = f"arn:aws:apigateway:{DEFAULT_REGION}:lambda:path/2021-11-15/functions/"
+CTX = AwsContext(partition="aws", region=DEFAULT_REGION, account=ACCOUNT_ID)
 
 
 def run_program(build: Callable[[], Mapping[str, pulumi.Input[Any]]]) -> dict[str, Any]:
@@ -132,7 +129,7 @@ def test_alias_target_passes_the_qualifier_to_the_permission(mocks: PulumiMocks)
     def build() -> dict[str, pulumi.Input[Any]]:
         fn = function()
         alias = aws.lambda_.Alias("live", name="live", function_name=fn.name, function_version="1")
-        alias_uri = streaming_invoke_arn(alias.arn, DEFAULT_REGION)
+        alias_uri = streaming_invoke_arn(CTX, alias.arn)
         StreamingApi("chat", api_args(fn, invoke_arn=alias_uri, qualifier=alias.name))
         return {"alias_arn": alias.arn, "alias_uri": alias_uri}
 
@@ -210,7 +207,7 @@ def test_stage_serves_the_deployment_and_reports_its_url(mocks: PulumiMocks) -> 
 def test_deployment_triggers_change_when_an_integration_changes(mocks: PulumiMocks) -> None:
     def build() -> dict[str, pulumi.Input[Any]]:
         fn = function()
-        other = streaming_invoke_arn("arn:aws:lambda:eu-west-1:1:function:other", "eu-west-1")
+        other = streaming_invoke_arn(CTX, "arn:aws:lambda:eu-west-1:1:function:other")
         StreamingApi("same-a", api_args(fn))
         StreamingApi("same-b", api_args(fn))
         StreamingApi("other-uri", api_args(fn, invoke_arn=other))
