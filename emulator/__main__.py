@@ -94,18 +94,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.concurrency:
         env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(args.concurrency)
     env.update(parse_env(args.env))
-    stack = LocalStack(
-        runtime_command=shlex.split(args.runtime_command),
-        env=env,
-        function_timeout=args.function_timeout,
-        freeze=not args.no_freeze,
-        host=args.host,
-        port=args.port,
-        stage=args.stage,
-        event_format=args.event_format,
-        idle_timeout=args.idle_timeout or None,
-        verbose=True,
-    )
+    try:
+        stack = LocalStack(
+            runtime_command=shlex.split(args.runtime_command),
+            env=env,
+            function_timeout=args.function_timeout,
+            freeze=not args.no_freeze,
+            host=args.host,
+            port=args.port,
+            stage=args.stage,
+            event_format=args.event_format,
+            idle_timeout=args.idle_timeout or None,
+            verbose=True,
+        )
+    except OSError as exc:
+        print(
+            f"emulator: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
+            "pick another port with --port",
+            file=sys.stderr,
+        )
+        return 2
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -97,17 +97,21 @@ class LocalStack:
         )
         self.runtime_api = self.runtime.address
         self._env["AWS_LAMBDA_RUNTIME_API"] = self.runtime_api
-        self.gateway = Gateway(
-            self.runtime.submit,
-            self._new_invocation,
-            host=host,
-            port=port,
-            stage=stage,
-            forwarded_proto=forwarded_proto,
-            idle_timeout=idle_timeout,
-            scheduler=self.scheduler,
-            event_format=event_format,
-        )
+        try:
+            self.gateway = Gateway(
+                self.runtime.submit,
+                self._new_invocation,
+                host=host,
+                port=port,
+                stage=stage,
+                forwarded_proto=forwarded_proto,
+                idle_timeout=idle_timeout,
+                scheduler=self.scheduler,
+                event_format=event_format,
+            )
+        except BaseException:
+            self.runtime.close()  # e.g. the gateway port is taken: release the Runtime API's
+            raise
         self.url = self.gateway.url
         self.sandbox = Sandbox(
             self.runtime_command,

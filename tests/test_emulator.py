@@ -799,3 +799,11 @@ def test_local_demo_streams_chat_tokens_one_by_one_through_the_runtime() -> None
     # Tokens are written 20 ms apart: they must arrive spread out, not in one burst.
     assert arrivals[-1] - arrivals[0] > 0.3
     assert len(set(arrivals)) > len(arrivals) // 2
+
+
+def test_cli_names_a_busy_port() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        proc = run_cli("--port", str(busy.getsockname()[1]))
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 2
+    assert "pick another port with --port" in err
