@@ -11,7 +11,7 @@ import pulumi
 from components.api import StreamingApi, StreamingApiArgs
 from components.config import PROJECT, load
 from components.domain import CustomDomain, CustomDomainArgs
-from components.function import LambdaFunction, LambdaFunctionArgs, RuntimeOptions
+from components.function import LambdaFunction, LambdaFunctionArgs
 from components.image import ContainerImage, ContainerImageArgs
 from components.network import resolve_network
 
@@ -51,12 +51,7 @@ function = LambdaFunction(
         config_domain_from=cfg.librechat_config.domain_from,
         base_path=cfg.domain.base_path if cfg.domain else None,
         files_bucket=cfg.files_bucket,
-        runtime=RuntimeOptions(
-            ready_timeout_seconds=cfg.runtime.ready_timeout_seconds,
-            sse_keepalive_seconds=cfg.runtime.sse_keepalive_seconds,
-            background_hold=cfg.runtime.background_hold,
-            log_level=cfg.runtime.log_level,
-        ),
+        runtime=cfg.runtime,
         subnet_ids=network.subnet_ids if network else (),
         security_group_ids=network.security_group_ids if network else (),
         tracing=cfg.function.tracing,

@@ -21,17 +21,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.config import ENDPOINT_TYPES, LOG_RETENTION_DAYS
+
 #: API Gateway's maximum integration timeout in STREAM mode (15 minutes).
 STREAM_TIMEOUT_MS = 900_000
-#: The endpoint types a REST API can stream through; EDGE cuts idle streams after 30 s.
-ENDPOINT_TYPES = ("REGIONAL", "EDGE")
-#: Retention periods CloudWatch Logs accepts (days).
-LOG_RETENTION_DAYS = frozenset(
-    {
-        1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
-        1096, 1827, 2192, 2557, 2922, 3288, 3653,
-    }
-)  # fmt: skip
 
 #: One JSON object per request. Every value is quoted: API Gateway writes "-" for an empty
 #: variable, which would break unquoted JSON numbers. Streaming integrations write no execution
@@ -108,7 +101,7 @@ def validate_api_args(args: StreamingApiArgs) -> list[str]:
     if args.log_retention_days not in LOG_RETENTION_DAYS:
         problems.append(
             f"log_retention_days is {args.log_retention_days}; CloudWatch Logs accepts one of "
-            f"{sorted(LOG_RETENTION_DAYS)}."
+            f"{LOG_RETENTION_DAYS}."
         )
     return problems
 

@@ -113,6 +113,7 @@ ARCHITECTURES: Mapping[str, str] = MappingProxyType(
     {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
 )
 SECRETS_MODES = ("deploy", "runtime")
+#: The endpoint types a REST API can stream through; EDGE cuts idle streams after 30 s.
 ENDPOINT_TYPES = ("REGIONAL", "EDGE")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 #: Retention periods CloudWatch Logs accepts, in days.
@@ -643,8 +644,13 @@ def _domain(r: _Reader, p: _Problems, region: str | None) -> DomainConfig | None
     )
 
 
+def environment_size(environment: Mapping[str, str]) -> int:
+    """Bytes Lambda counts against its 4 KB limit: every key and value together."""
+    return sum(len(k.encode()) + len(v.encode()) for k, v in environment.items())
+
+
 def _check_environment_size(p: _Problems, environment: Mapping[str, str]) -> None:
-    size = sum(len(k) + len(v) for k, v in environment.items())
+    size = environment_size(environment)
     if size > LAMBDA_ENV_LIMIT_BYTES:
         p.add(
             "environment",
@@ -873,6 +879,10 @@ def _leaf_paths(prefix: str, node: Mapping[str, Any], whole: set[str]) -> Iterab
 
 __all__ = [
     "ARCHITECTURES",
+    "ENDPOINT_TYPES",
+    "LAMBDA_ENV_LIMIT_BYTES",
+    "LOG_RETENTION_DAYS",
+    "SECRETS_MODES",
     "ApiConfig",
     "ConfigError",
     "DomainConfig",
@@ -884,6 +894,7 @@ __all__ = [
     "S3Location",
     "SecretsConfig",
     "StackConfig",
+    "environment_size",
     "load",
     "parse",
     "parse_s3_uri",

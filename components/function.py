@@ -34,7 +34,14 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.config import S3Location
+from components.config import (
+    ARCHITECTURES,
+    LAMBDA_ENV_LIMIT_BYTES,
+    SECRETS_MODES,
+    RuntimeConfig,
+    S3Location,
+    environment_size,
+)
 
 #: Where the runtime writes the config object (and tells LibreChat to read it).
 CONFIG_PATH = "/tmp/librechat.yaml"  # noqa: S108 - Lambda's only writable directory
@@ -50,8 +57,6 @@ FIXED_ENVIRONMENT: Mapping[str, str] = {
 }
 #: Name of the alias created for provisioned concurrency.
 ALIAS_NAME = "live"
-#: Lambda's limit on all environment variables together (keys and values), in bytes.
-ENVIRONMENT_LIMIT_BYTES = 4096
 #: Actions granted on `Resource: "*"`: AWS authorizes them on no narrower resource
 #: (Describe*, X-Ray), or Lambda's own permission check needs it (CreateNetworkInterface).
 UNSCOPABLE_ACTIONS = frozenset(
@@ -63,16 +68,6 @@ UNSCOPABLE_ACTIONS = frozenset(
         "xray:PutTelemetryRecords",
     }
 )
-
-
-@dataclass(frozen=True)
-class RuntimeOptions:
-    """The streaming runtime's tunables (see runtime/streaming_proxy/__init__.py)."""
-
-    ready_timeout_seconds: float = 60
-    sse_keepalive_seconds: float = 20
-    background_hold: bool = True
-    log_level: str = "INFO"
 
 
 @dataclass(frozen=True)
@@ -96,7 +91,8 @@ class LambdaFunctionArgs:
     config_domain_from: str | None = None
     base_path: str | None = None
     files_bucket: str | None = None
-    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    """The streaming runtime's tunables (see runtime/streaming_proxy/__init__.py)."""
     subnet_ids: Sequence[str] = ()
     security_group_ids: Sequence[str] = ()
     tracing: bool = False
@@ -275,10 +271,10 @@ class LambdaFunction(pulumi.ComponentResource):
         self, name: str, args: LambdaFunctionArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("librechat:components:LambdaFunction", name, None, opts)
-        if args.secrets_mode not in ("deploy", "runtime"):
+        if args.secrets_mode not in SECRETS_MODES:
             msg = f"secrets_mode {args.secrets_mode!r} is not deploy or runtime"
             raise ValueError(msg)
-        if args.architecture not in ("x86_64", "arm64"):
+        if args.architecture not in ARCHITECTURES:
             msg = f"architecture {args.architecture!r} is not x86_64 or arm64"
             raise ValueError(msg)
         child = pulumi.ResourceOptions(parent=self)
@@ -412,11 +408,11 @@ class LambdaFunction(pulumi.ComponentResource):
 
 
 def _check_environment_size(environment: Mapping[str, str]) -> None:
-    size = sum(len(k) + len(v) for k, v in environment.items())
-    if size > ENVIRONMENT_LIMIT_BYTES:
+    size = environment_size(environment)
+    if size > LAMBDA_ENV_LIMIT_BYTES:
         msg = (
             f"The function environment needs {size} bytes but Lambda allows "
-            f"{ENVIRONMENT_LIMIT_BYTES}; set secrets.mode to runtime (secret values then stay "
+            f"{LAMBDA_ENV_LIMIT_BYTES}; set secrets.mode to runtime (secret values then stay "
             "out of the environment) or move settings into librechat.yaml"
         )
         raise pulumi.RunError(msg)

@@ -24,8 +24,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-#: Docker platforms Lambda runs, by function architecture.
-PLATFORMS: Mapping[str, str] = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
+from components.config import ARCHITECTURES as PLATFORMS
+
 #: The tag pushed; the function never uses it (it is pinned to the digest).
 IMAGE_TAG = "latest"
 

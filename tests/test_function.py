@@ -9,13 +9,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.config import S3Location
-from components.function import (
-    UNSCOPABLE_ACTIONS,
-    LambdaFunction,
-    LambdaFunctionArgs,
-    RuntimeOptions,
-)
+from components.config import RuntimeConfig, S3Location
+from components.function import UNSCOPABLE_ACTIONS, LambdaFunction, LambdaFunctionArgs
 from tests.pulumi_mocks import (
     ACCOUNT_ID,
     DEFAULT_REGION,
@@ -122,7 +117,7 @@ def test_function_logs_json_into_its_own_log_group_with_retention(mocks: PulumiM
 def test_environment_has_configured_runtime_and_fixed_variables(mocks: PulumiMocks):
     fn = make(
         base_path="chat",
-        runtime=RuntimeOptions(ready_timeout_seconds=90, sse_keepalive_seconds=15,
+        runtime=RuntimeConfig(ready_timeout_seconds=90, sse_keepalive_seconds=15,
                                background_hold=False, log_level="DEBUG"),
     )  # fmt: skip
 
