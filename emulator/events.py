@@ -176,9 +176,12 @@ def build_function_url_event(
     request_id: str,
     url_id: str = "localfunctionurl0000000000000000",
     region: str = "us-east-1",
+    forwarded_proto: str = "http",
+    forwarded_port: int = 80,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """The Lambda Function URL (payload 2.0) event for one HTTP request."""
+    """The Lambda Function URL (payload 2.0) event for one HTTP request (shape: the
+    lambda-urls-request.json sample of aws/aws-lambda-go and the Lambda docs)."""
     now = time.time() if now is None else now
     raw_path, query = _split_target(target)
     merged: dict[str, list[str]] = {}
@@ -192,7 +195,8 @@ def build_function_url_event(
             continue
         merged.setdefault(lower, []).append(value)
     merged["x-forwarded-for"] = [", ".join([*merged.get("x-forwarded-for", []), source_ip])]
-    merged.setdefault("x-forwarded-proto", ["http"])
+    merged["x-forwarded-proto"] = [forwarded_proto]
+    merged["x-forwarded-port"] = [str(forwarded_port)]
     merged.setdefault("x-amzn-trace-id", [f"Root=1-{int(now):08x}-{os.urandom(12).hex()}"])
     _, multi_query = parse_query(query)
     content_type = merged.get("content-type", [""])[-1].lower()

@@ -393,6 +393,8 @@ class Gateway:
                 body=body,
                 source_ip=addr[0],
                 request_id=gateway_request_id,
+                forwarded_proto=self.forwarded_proto,
+                forwarded_port=self.port,
             )
         else:
             event = build_rest_event(
