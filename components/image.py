@@ -171,5 +171,10 @@ class ContainerImage(pulumi.ComponentResource):
             opts=child,
         )
         self.repository_url = self.repository.repository_url
-        self.image_uri = self.image.repo_digest
+        # The URI carries the pull policy as a dependency, so the function is created only once
+        # Lambda may pull; otherwise Lambda tries to write its own repository policy (needing
+        # ecr:SetRepositoryPolicy) and races the managed one.
+        self.image_uri = pulumi.Output.all(self.image.repo_digest, self.repository_policy.id).apply(
+            lambda values: values[0]
+        )
         self.register_outputs({"repository_url": self.repository_url, "image_uri": self.image_uri})

@@ -171,6 +171,17 @@ def test_only_the_stacks_function_may_pull_the_image(mocks: PulumiMocks):
     return settle(check())
 
 
+@pulumi.runtime.test
+def test_the_image_uri_waits_for_the_pull_policy(mocks: PulumiMocks):
+    image = make(lambda_function_name="librechat-test")
+
+    async def check() -> None:
+        assert image.repository_policy in await image.image_uri.resources()
+        assert await image.image_uri.future() == mocks.outputs["image-image"]["repoDigest"]
+
+    return settle(check())
+
+
 def test_an_unknown_architecture_is_refused(mocks: PulumiMocks):
     with pytest.raises(ValueError, match="architecture 'amd64'"):
         make(architecture="amd64")
