@@ -58,7 +58,7 @@ ACCESS_LOG_FORMAT = json.dumps(
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class StreamingApiArgs:
     """Inputs of `StreamingApi`."""
 
@@ -124,7 +124,7 @@ class StreamingApi(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: StreamingApiArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("librechat:aws:StreamingApi", name, None, opts)
+        super().__init__("librechat:components:StreamingApi", name, None, opts)
         problems = validate_api_args(args)
         if problems:
             raise ValueError(f"StreamingApi {name!r}: " + " ".join(problems))

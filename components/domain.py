@@ -22,7 +22,7 @@ _ACM_ARN_RE = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-
 _BASE_PATH_RE = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
 
 
-@dataclass
+@dataclass(frozen=True)
 class CustomDomainArgs:
     """Inputs of `CustomDomain`. Give `hosted_zone_id` or `hosted_zone_name`, or neither to
     look up the public zone holding the domain."""
@@ -129,7 +129,7 @@ class CustomDomain(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: CustomDomainArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("librechat:aws:CustomDomain", name, None, opts)
+        super().__init__("librechat:components:CustomDomain", name, None, opts)
         # The API's region, when the default provider is used (an explicit one may differ).
         region = None if opts and opts.provider else pulumi.Config("aws").get("region")
         problems = validate_domain_args(args, region)

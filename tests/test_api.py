@@ -229,7 +229,7 @@ def test_children_are_parented_to_the_component(mocks: PulumiMocks) -> None:
     out = run_program(build_api)
 
     for urn in (out["rest_api_urn"], out["stage_urn"]):
-        assert "::librechat:aws:StreamingApi$aws:apigateway/" in urn
+        assert "::librechat:components:StreamingApi$aws:apigateway/" in urn
     names = {r.name for r in mocks.resources if r.typ.startswith("aws:apigateway/")}
     assert all(name.startswith("chat-") for name in names)
 

@@ -68,7 +68,8 @@ def test_domain_is_regional_with_tls_1_2(mocks: PulumiMocks) -> None:
     assert domain["securityPolicy"] == "TLS_1_2"
     assert "certificateArn" not in domain  # that one is for EDGE domains
     assert (
-        "::librechat:aws:CustomDomain$aws:apigateway/domainName:DomainName::" in (out["domain_urn"])
+        "::librechat:components:CustomDomain$aws:apigateway/domainName:DomainName::"
+        in (out["domain_urn"])
     )
 
 
