@@ -18,7 +18,6 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from typing import Any, Protocol
 
 from emulator.http11 import (
@@ -400,62 +399,40 @@ class RuntimeApi:
         return True
 
     def _streamed(self, reader: SocketReader, head: RequestHead, inv: Invocation) -> None:
+        """Parse the prelude, then forward each body chunk the moment it is received."""
         sink = inv.sink
         trailers: dict[str, str] = {}
         prelude_buf = bytearray()
-        started = False
+        state = "prelude"  # -> "body", or "drain" once the invocation failed
         total = 0
-        body: Iterator[memoryview] = iter_body(reader, head, trailers)
-        for view in body:
-            if started:
+        for view in iter_body(reader, head, trailers):
+            if state == "body":
                 if inv.first_body_byte_at is None:
                     inv.first_body_byte_at = reader.last_recv_at
                 total += len(view)
                 if total > MAX_STREAMED_RESPONSE:
-                    self._complete(
-                        inv,
-                        error={
-                            "errorType": "Function.ResponseSizeTooLarge",
-                            "errorMessage": (
-                                f"Response streamed more than {MAX_STREAMED_RESPONSE} bytes."
-                            ),
-                        },
-                    )
-                    started = False
-                    prelude_buf = None  # type: ignore[assignment]
-                    continue
-                if not inv.finished:
+                    self._complete(inv, error=_too_large(MAX_STREAMED_RESPONSE))
+                    state = "drain"
+                elif not inv.finished:
                     sink.write(view)
                 continue
-            if prelude_buf is None or inv.finished:
-                continue  # drain after a failure
+            if state == "drain" or inv.finished:
+                continue
             before = len(prelude_buf)
             prelude_buf += view[: PRELUDE_LIMIT + len(DELIMITER) - before]
             idx = prelude_buf.find(DELIMITER, max(0, before - len(DELIMITER) + 1))
             if idx < 0:
                 if len(prelude_buf) >= PRELUDE_LIMIT + len(DELIMITER):
                     self._invalid_prelude(inv, "no 8-byte NUL delimiter within the first 16 KB")
-                    prelude_buf = None  # type: ignore[assignment]
+                    state = "drain"
                 continue
-            prelude = _parse_prelude(bytes(prelude_buf[:idx]))
             inv.prelude_at = reader.last_recv_at
-            if isinstance(prelude, str):
-                self._invalid_prelude(inv, prelude)
-                prelude_buf = None  # type: ignore[assignment]
-                continue
-            inv.prelude = prelude
             rest = view[idx + len(DELIMITER) - before :]
-            if rest:
-                inv.first_body_byte_at = reader.last_recv_at
-            try:
-                sink.start(prelude, rest)
-            except ValueError as exc:
-                inv.first_body_byte_at = None
-                self._invalid_prelude(inv, str(exc))
-                prelude_buf = None  # type: ignore[assignment]
-                continue
-            started = True
-            total += len(rest)
+            if self._start_body(inv, bytes(prelude_buf[:idx]), rest, reader.last_recv_at):
+                state = "body"
+                total += len(rest)
+            else:
+                state = "drain"
         inv.bytes = total
         done_at = reader.last_recv_at
         if ERROR_TYPE_TRAILER in trailers:
@@ -463,10 +440,29 @@ class RuntimeApi:
             error.setdefault("errorType", trailers[ERROR_TYPE_TRAILER])
             error["trailerErrorType"] = trailers[ERROR_TYPE_TRAILER]
             self._complete(inv, error=error, status=502, done_at=done_at)
-        elif not started and prelude_buf is not None:
+        elif state == "prelude":
             self._invalid_prelude(inv, "the stream ended before the 8-byte NUL delimiter")
         else:
             self._complete(inv, done_at=done_at)
+
+    def _start_body(
+        self, inv: Invocation, raw_prelude: bytes, first: memoryview, arrived: float
+    ) -> bool:
+        """Send status and headers (with the first body bytes); False if the prelude is bad."""
+        prelude = _parse_prelude(raw_prelude)
+        if isinstance(prelude, str):
+            self._invalid_prelude(inv, prelude)
+            return False
+        inv.prelude = prelude
+        if first:
+            inv.first_body_byte_at = arrived
+        try:
+            inv.sink.start(prelude, first)
+        except ValueError as exc:
+            inv.first_body_byte_at = None
+            self._invalid_prelude(inv, str(exc))
+            return False
+        return True
 
     def _invalid_prelude(self, inv: Invocation, reason: str) -> None:
         self._complete(
@@ -480,13 +476,7 @@ class RuntimeApi:
         try:
             raw = read_body(reader, head, MAX_BUFFERED_RESPONSE)
         except BodyTooLarge:
-            self._complete(
-                inv,
-                error={
-                    "errorType": "Function.ResponseSizeTooLarge",
-                    "errorMessage": f"Response payload larger than {MAX_BUFFERED_RESPONSE} bytes.",
-                },
-            )
+            self._complete(inv, error=_too_large(MAX_BUFFERED_RESPONSE))
             body = json.dumps(
                 {
                     "errorMessage": (
@@ -554,6 +544,13 @@ def _trace_id(wall_ms: float) -> str:
         f"Root=1-{int(wall_ms / 1000):08x}-{os.urandom(12).hex()};"
         f"Parent={os.urandom(8).hex()};Sampled=0"
     )
+
+
+def _too_large(limit: int) -> dict[str, Any]:
+    return {
+        "errorType": "Function.ResponseSizeTooLarge",
+        "errorMessage": f"The response is larger than {limit} bytes.",
+    }
 
 
 def _parse_prelude(raw: bytes) -> dict[str, Any] | str:

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from emulator import LocalStack
+from emulator import runtime_api as runtime_api_module
 from emulator import sandbox as sandbox_module
 from emulator.events import build_function_url_event, build_rest_event, parse_query
 from emulator.sandbox import Sandbox, process_state
@@ -489,6 +490,22 @@ def test_body_over_the_gateway_limit_gets_413() -> None:
     assert status == 413
     assert b"exceeded 10485760 bytes" in body
     assert stack.invocations == []
+
+
+def test_stream_over_the_response_limit_is_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime_api_module, "MAX_STREAMED_RESPONSE", 1_000_000)
+    with fake_stack() as stack:
+        conn = http.client.HTTPConnection("127.0.0.1", stack.gateway.port, timeout=10)
+        conn.request("GET", "/big?size=3000000")
+        resp = conn.getresponse()
+        with pytest.raises(http.client.IncompleteRead):
+            resp.read()
+        inv = stack.invocations[-1]
+        assert inv.done.wait(5)
+        status, _, _ = request(stack, "GET", "/stream")  # the runtime got its 202
+    assert inv.error is not None
+    assert inv.error["errorType"] == "Function.ResponseSizeTooLarge"
+    assert status == 201
 
 
 # -- init ----------------------------------------------------------------------------------
