@@ -18,10 +18,12 @@ config object, object read/write in the files bucket, the SSM/KMS grants above, 
 permissions AWS documents for a function in a VPC (only when it is in one), X-Ray when tracing.
 No statement uses a `*` action; `Resource: "*"` appears only for the actions in
 `UNSCOPABLE_ACTIONS`: those AWS authorizes on no narrower resource (`ec2:Describe*`, X-Ray's
-`Put*`) and `ec2:CreateNetworkInterface`, which Lambda checks on the role when the function is
-created and which fails that check when narrowed to the subnets and security groups
-(AWS Lambda guide, configuration-vpc.html, lists the permissions without resource scoping; the
-ENI deletion grant is limited to the account and region as that page shows).
+`Put*`) and `ec2:CreateNetworkInterface`. Lambda checks that one on the role when the function
+is created or its VPC changes; AWS documents it without resource scoping (Lambda guide,
+configuration-vpc.html; managed policy AWSLambdaVPCAccessExecutionRole), and grants narrowed
+by resource or condition are reported to fail that check (aws/serverless-application-model#1074,
+METR/inspect-action#138). ENI deletion is limited to the account and region, the form that
+page gives for DeleteNetworkInterface.
 """
 
 from __future__ import annotations
@@ -199,9 +201,8 @@ def policy_statements(
                 }
             )
     if args.subnet_ids:
-        # AWS's documented grant (configuration-vpc.html, AWSLambdaVPCAccessExecutionRole):
-        # Lambda checks CreateNetworkInterface when the function is created or its VPC changes,
-        # and that check rejects grants narrowed to subnet or security-group ARNs.
+        # The grant AWS documents (see the module docstring): Lambda checks CreateNetworkInterface
+        # on the role at create time, and narrowed grants are reported to fail that check.
         statements += [
             {
                 "Sid": "CreateFunctionEnis",

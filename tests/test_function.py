@@ -287,7 +287,7 @@ def test_eni_permissions_are_the_ones_aws_documents_for_a_vpc_function(mocks: Pu
     async def check() -> None:
         found = by_sid(await statements(fn))
         assert found["CreateFunctionEnis"]["Action"] == ["ec2:CreateNetworkInterface"]
-        # Lambda checks this grant at create time and rejects one narrowed to subnets or groups.
+        # Lambda checks this grant at create time; AWS documents it on Resource "*".
         assert found["CreateFunctionEnis"]["Resource"] == ["*"]
         assert found["ManageFunctionEnis"]["Action"] == [
             "ec2:DeleteNetworkInterface",
