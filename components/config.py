@@ -72,7 +72,8 @@ api.endpointType                      REGIONAL           REGIONAL (streams may i
                                                          (30 s)
 api.binaryMediaTypes                  ["*/*"]            request bodies reach the function
                                                          unaltered (base64)
-api.throttlingBurstLimit              (none)             stage burst limit
+api.throttlingBurstLimit              (none)             stage burst limit (set both limits or
+                                                         neither)
 api.throttlingRateLimit               (none)             stage steady-state requests per second
 api.logRetentionDays                  = function's       access log retention
 api.accessLogging                     true               JSON access logs; needs the account's API
@@ -432,6 +433,15 @@ def parse(
     )
     if not _STAGE.match(api.stage_name):
         p.add("api.stageName", f"{api.stage_name!r} is not a stage name; use [A-Za-z0-9_-]")
+    throttling = ("api.throttlingBurstLimit", "api.throttlingRateLimit")
+    given = [key for key in throttling if r.present(key)]
+    if len(given) == 1:
+        (missing,) = set(throttling) - set(given)
+        p.add(
+            missing,
+            f"is needed with {given[0]}: set both, or neither (the provider sends -1, "
+            "throttling disabled, for the one left out)",
+        )
 
     domain = _domain(r, p, region)
     if domain is not None and api.endpoint_type != "REGIONAL":

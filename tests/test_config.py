@@ -196,6 +196,8 @@ def test_domain_can_be_switched_off():
         ({"api": {"endpointType": "EDGE"}, "domain": {"name": "chat.example.com"}},
          "api.endpointType", "must be REGIONAL"),
         ({"api": {"stageName": "a b"}}, "api.stageName", "not a stage name"),
+        ({"api": {"throttlingBurstLimit": 100}}, "api.throttlingRateLimit", "set both"),
+        ({"api": {"throttlingRateLimit": 50}}, "api.throttlingBurstLimit", "set both"),
         ({"runtime": {"readyTimeoutSeconds": 120}, "function": {"timeoutSeconds": 60}},
          "runtime.readyTimeoutSeconds", "exceeds function.timeoutSeconds"),
         ({"function": {"reservedConcurrency": 1, "provisionedConcurrency": 2}},
