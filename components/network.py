@@ -37,8 +37,14 @@ def resolve_network(
         return None
     vpc_id = network.vpc_id
     if vpc_id is None and network.vpc_tags:
-        # get_vpc fails unless exactly one VPC matches; the provider's message names the filter.
-        vpc_id = aws.ec2.get_vpc(filters=_tag_filters(network.vpc_tags), opts=opts).id
+        # get_vpc fails unless exactly one VPC matches; say which key to fix.
+        try:
+            vpc_id = aws.ec2.get_vpc(filters=_tag_filters(network.vpc_tags), opts=opts).id
+        except Exception as exc:  # the provider reports "no match" / "multiple" as invoke errors
+            _fail(
+                "network.vpcTags",
+                f"did not match exactly one VPC: {dict(network.vpc_tags)} ({exc})",
+            )
     in_vpc = [{"name": "vpc-id", "values": [vpc_id]}] if vpc_id else []
 
     subnet_ids = tuple(network.subnet_ids)

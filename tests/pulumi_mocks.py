@@ -8,7 +8,8 @@ formats or parses them is exercised. Output names are camelCase, Pulumi's wire f
 Extending: add a type token to `T` (or a call token to `C`), then either an entry in
 `OUTPUT_BUILDERS` / `CALL_HANDLERS` or, for outputs owned by another component's tests, a
 function in the marked "component-specific outputs" section at the bottom. Tests may also
-override one invoke with `mocks.call_results[C.X] = {...}` (or a callable taking the args).
+override one invoke with `mocks.call_results[C.X] = {...}` (or a callable taking the args), or
+make it fail with `mocks.call_failures[C.X] = "reason"`.
 """
 
 from __future__ import annotations
@@ -313,6 +314,8 @@ class PulumiMocks(Mocks):
         self.call_results: dict[str, dict[str, Any] | Callable[[dict[str, Any]], dict]] = {}
         #: Public hosted zones by name -> id that getZone finds; None finds any name asked for.
         self.zones: dict[str, str] | None = None
+        #: Invokes that fail as the provider fails them: token -> reason.
+        self.call_failures: dict[str, str] = {}
 
     # -- engine hooks --------------------------------------------------------------------
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -344,6 +347,8 @@ class PulumiMocks(Mocks):
 
     def _answer(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         self.calls.append(args)
+        if args.token in self.call_failures:
+            return {}, [("", self.call_failures[args.token])]
         override = self.call_results.get(args.token)
         if override is not None:
             return (override(args.args) if callable(override) else dict(override)), []

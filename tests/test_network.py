@@ -71,6 +71,15 @@ def test_security_groups_can_be_found_by_tags(mocks: PulumiMocks):
 
 
 @pulumi.runtime.test
+def test_vpc_lookup_that_fails_names_the_key(mocks: PulumiMocks):
+    mocks.call_failures[C.VPC] = "no matching EC2 VPC found"
+    with pytest.raises(pulumi.RunError, match=r"librechat-lambda:network\.vpcTags did not") as err:
+        resolve_network(LOOKUP)
+    assert "no matching EC2 VPC found" in str(err.value)
+    assert mocks.calls_to(C.SUBNETS) == []
+
+
+@pulumi.runtime.test
 def test_subnet_lookup_that_finds_nothing_names_the_key(mocks: PulumiMocks):
     mocks.call_results[C.SUBNETS] = {"ids": []}
     with pytest.raises(pulumi.RunError, match=r"librechat-lambda:network\.subnetTags matched no"):
