@@ -145,9 +145,17 @@ class CustomDomain(pulumi.ComponentResource):
         if args.hosted_zone_id is not None:
             zone_id = args.hosted_zone_id
         elif args.hosted_zone_name is not None:
-            zone_id = aws.route53.get_zone(
-                name=args.hosted_zone_name, private_zone=False, opts=invoke_opts
-            ).zone_id
+            try:
+                zone_id = aws.route53.get_zone(
+                    name=args.hosted_zone_name, private_zone=False, opts=invoke_opts
+                ).zone_id
+            except Exception as exc:  # the provider reports "no matching zone" as an invoke error
+                msg = (
+                    f"No public Route53 hosted zone is named {args.hosted_zone_name!r} ({exc}); "
+                    "fix the stack key domain.hostedZoneName (hosted_zone_name) or give "
+                    "domain.hostedZoneId."
+                )
+                raise pulumi.RunError(msg) from exc
         else:
             zone_id = find_public_zone_id(domain, invoke_opts)
 

@@ -160,6 +160,15 @@ def test_zone_given_by_name_is_looked_up_as_a_public_zone(mocks: PulumiMocks) ->
     assert {r.inputs["zoneId"] for r in mocks.of_type(T.ROUTE53_RECORD)} == {"ZBYNAME"}
 
 
+def test_zone_named_but_missing_says_which_key_to_fix(mocks: PulumiMocks) -> None:
+    mocks.zones = {"apro.is": "ZTOP"}
+    with pytest.raises(pulumi.RunError, match=r"domain\.hostedZoneName") as error:
+        run_program(lambda: build_domain(hosted_zone_id=None, hosted_zone_name="data.apro.is"))
+
+    assert "'data.apro.is'" in str(error.value)
+    assert mocks.of_type(T.API_DOMAIN_NAME) == []
+
+
 def test_zone_lookup_finds_the_nearest_public_parent_zone(mocks: PulumiMocks) -> None:
     mocks.zones = {"data.apro.is": "ZPARENT", "apro.is": "ZTOP"}
     run_program(lambda: build_domain(hosted_zone_id=None))
