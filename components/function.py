@@ -290,12 +290,7 @@ class LambdaFunction(pulumi.ComponentResource):
         # 1. Environment; in deploy mode it carries the secret values and is secret as a whole.
         plain = plain_environment(args)
         if args.secrets_mode == "deploy" and args.secrets:
-            values = {
-                env_name: aws.ssm.get_parameter(
-                    name=parameter, with_decryption=True, opts=invoke
-                ).value
-                for env_name, parameter in args.secrets.items()
-            }
+            values = read_parameters(args.secrets, invoke)
             _check_environment_size({**plain, **values})
             self.environment = pulumi.Output.secret({**plain, **values})
         else:
@@ -406,6 +401,27 @@ class LambdaFunction(pulumi.ComponentResource):
                 "streaming_invoke_arn": self.streaming_invoke_arn,
             }
         )
+
+
+def read_parameters(secrets: Mapping[str, str], opts: pulumi.InvokeOptions) -> dict[str, str]:
+    """Each parameter's decrypted value by variable; every unreadable one is named in one error."""
+    values: dict[str, str] = {}
+    problems: list[str] = []
+    for env_name, parameter in secrets.items():
+        try:
+            values[env_name] = aws.ssm.get_parameter(
+                name=parameter, with_decryption=True, opts=opts
+            ).value
+        except Exception as exc:  # missing or denied: the provider fails the invoke
+            problems.append(f"secrets.parameters.{env_name} ({parameter}): {exc}")
+    if problems:
+        msg = (
+            "Cannot read these SSM parameters at deploy time; create them, fix their names, or "
+            "grant ssm:GetParameter (and kms:Decrypt) to the deploying role:\n  - "
+            + "\n  - ".join(problems)
+        )
+        raise pulumi.RunError(msg)
+    return values
 
 
 def _check_environment_size(environment: Mapping[str, str]) -> None:

@@ -170,6 +170,18 @@ def test_deploy_mode_puts_ssm_values_in_the_environment_as_secrets(mocks: Pulumi
 
 
 @pulumi.runtime.test
+def test_deploy_mode_names_every_parameter_it_cannot_read(mocks: PulumiMocks):
+    mocks.call_failures[C.SSM_PARAMETER] = "ParameterNotFound"
+    with pytest.raises(pulumi.RunError) as error:
+        make(secrets_mode="deploy")
+    message = str(error.value)
+    for env_name, parameter in SECRETS.items():
+        assert f"secrets.parameters.{env_name} ({parameter}):" in message
+    assert "ParameterNotFound" in message
+    assert mocks.of_type(T.FUNCTION) == []
+
+
+@pulumi.runtime.test
 def test_runtime_mode_keeps_secret_values_out_of_the_environment(mocks: PulumiMocks):
     fn = make(secrets_mode="runtime")
 
