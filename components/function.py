@@ -256,6 +256,7 @@ class LambdaFunction(pulumi.ComponentResource):
     """IAM role and policy, log group, the image function and, optionally, a provisioned alias."""
 
     role: aws.iam.Role
+    policy_document: pulumi.Output[str]
     policy: aws.iam.RolePolicy
     log_group: aws.cloudwatch.LogGroup
     function: aws.lambda_.Function
