@@ -260,6 +260,16 @@ def test_bad_configuration_fails_before_any_resource_with_every_problem(mocks: P
     assert [r for r in mocks.resources if r.custom] == []
 
 
+def test_a_stack_without_network_value_or_lookup_is_told_what_to_set(mocks: PulumiMocks):
+    with pytest.raises(ConfigError) as caught:
+        run_program(cli_config("dev", network=None))
+    (problem,) = caught.value.problems
+    assert problem.startswith("librechat-lambda:network is not set; give network.vpcTags")
+    assert "network.enabled: false" in problem
+    assert [r for r in mocks.resources if r.custom] == []
+    assert mocks.calls_to(C.VPC) == []
+
+
 def test_a_stack_without_domain_has_no_domain_resources(mocks: PulumiMocks):
     exports = run_program(cli_config("dev", domain=None))
     assert "custom_url" not in exports
