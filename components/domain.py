@@ -130,8 +130,10 @@ class CustomDomain(pulumi.ComponentResource):
         self, name: str, args: CustomDomainArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("librechat:components:CustomDomain", name, None, opts)
-        # The API's region, when the default provider is used (an explicit one may differ).
-        region = None if opts and opts.provider else pulumi.Config("aws").get("region")
+        invoke_opts = pulumi.InvokeOptions(parent=self)
+        # The API's region, from the provider this component uses (a REGIONAL domain needs a
+        # certificate from that region).
+        region = aws.get_region(opts=invoke_opts).region
         problems = validate_domain_args(args, region)
         if problems:
             raise ValueError(f"CustomDomain {name!r}: " + " ".join(problems))
@@ -140,7 +142,6 @@ class CustomDomain(pulumi.ComponentResource):
         domain = args.domain_name
 
         # 1. The hosted zone: given by ID, by name, or the public zone holding the domain.
-        invoke_opts = pulumi.InvokeOptions(parent=self)
         zone_id: pulumi.Input[str]
         if args.hosted_zone_id is not None:
             zone_id = args.hosted_zone_id

@@ -7,6 +7,7 @@ from typing import Any
 
 import pulumi
 import pytest
+from pulumi.runtime import set_all_config
 
 from components.api import StreamingApi, StreamingApiArgs
 from components.domain import CustomDomain, CustomDomainArgs, candidate_zones
@@ -224,6 +225,14 @@ def test_domain_maps_to_the_streaming_api_stage(mocks: PulumiMocks) -> None:
     mapping = mocks.one(T.API_BASE_PATH_MAPPING).inputs
     assert mapping["restApi"] == out["api_id"]
     assert mapping["stageName"] == mocks.one(T.API_STAGE).inputs["stageName"] == "live"
+
+
+def test_certificate_region_is_checked_against_the_providers_region(mocks: PulumiMocks) -> None:
+    set_all_config({})  # no aws:region in the stack: the provider's region still counts
+    other_region = EXISTING_CERT.replace(DEFAULT_REGION, "us-east-1")
+    with pytest.raises(ValueError, match=f"API's region {DEFAULT_REGION}"):
+        run_program(lambda: build_domain(certificate_arn=other_region))
+    assert mocks.calls_to(C.REGION) != []
 
 
 @pytest.mark.parametrize(
