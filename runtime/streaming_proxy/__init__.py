@@ -40,7 +40,7 @@ DEADLINE_MARGIN            0.5                                 seconds before th
 BACKGROUND_HOLD            on                                  hold ``/next`` while background generation runs
 BACKGROUND_HOLD_PATH       ``^/api/agents/chat(/[^/]+)?$``     regex of POST paths that may start background work
 BACKGROUND_STATUS_PATH     ``/api/agents/chat/status/{id}``    status path polled with the caller's credentials
-BACKGROUND_POLL_INTERVAL   0.25                                seconds between status polls
+BACKGROUND_POLL_INTERVAL   0.5                                 seconds between status polls
 LOG_LEVEL                  INFO                                DEBUG logs every request, INFO too; WARNING less
 =========================  ==================================  ==============================================
 

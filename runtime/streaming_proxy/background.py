@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from streaming_proxy import log
 from streaming_proxy.events import UpstreamRequest
@@ -22,7 +23,9 @@ from streaming_proxy.settings import Settings
 
 CAPTURE_LIMIT = 64 * 1024
 _TERMINAL = {"complete", "completed", "error", "aborted", "requires_action"}
-_FORWARDED = (b"authorization", b"cookie", b"host", b"x-forwarded-for", b"x-forwarded-proto")
+# The poll carries the caller's own headers: LibreChat authenticates it like the caller and
+# bans clients without a browser User-Agent. Only body and encoding headers are left out.
+_NOT_FORWARDED = {b"content-length", b"content-type", b"content-encoding", b"accept-encoding"}
 
 # (method, target, headers, timeout) -> (status, body)
 Fetch = Callable[[bytes, bytes, list[tuple[bytes, bytes]], float], tuple[int, bytes]]
@@ -47,7 +50,7 @@ class BackgroundRule:
             return None
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         if isinstance(data, dict) and data.get("status") == "started":
             conversation = data.get("conversationId") or data.get("streamId")
@@ -65,8 +68,8 @@ class BackgroundRule:
     ) -> None:
         """Poll the job status until it is no longer active or the cutoff comes."""
         s = self.settings
-        target = s.background_status_path.replace("{id}", conversation_id).encode()
-        headers = [(k, v) for k, v in request.headers if k.lower() in _FORWARDED]
+        target = s.background_status_path.replace("{id}", quote(conversation_id, safe="")).encode()
+        headers = [(k, v) for k, v in request.headers if k.lower() not in _NOT_FORWARDED]
         started = time.monotonic()
         outcome = "deadline"
         polls = 0
@@ -98,7 +101,7 @@ def _job_state(status: int, body: bytes) -> str:
         return f"status endpoint answered {status}"
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return "status endpoint answered non-JSON"
     if not isinstance(data, dict) or not data.get("active"):
         return "finished"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Mapping
 from typing import Any
 
 from streaming_proxy.errors import InitError
@@ -20,88 +21,96 @@ from streaming_proxy.settings import Settings
 SSM_BATCH = 10  # GetParameters accepts at most 10 names per call
 
 
-class Forked:
-    """Run ``job`` in a forked child; ``result()`` returns what it returned (JSON-able).
+class ColdStartFetch:
+    """Starts the fetch at once in a child process; ``result()`` returns the secrets.
 
-    Forking costs ~1 ms and gives the job a core of its own: botocore's imports and client
-    set-up are CPU-bound Python that threads would serialize on the GIL.
+    Forking costs ~1 ms; the child exits when done, taking botocore's memory with it.
     """
 
-    def __init__(self, job: Callable[[], Any]) -> None:
+    def __init__(self, settings: Settings) -> None:
+        self._pid = 0
+        if not settings.fetches_anything:
+            return
         read_fd, write_fd = os.pipe()
         pid = os.fork()
-        if pid == 0:  # child: run, report, exit without running the parent's cleanup
-            os.close(read_fd)
+        if pid == 0:  # child: fetch, report, exit without running the parent's cleanup
+            code = 0
             try:
-                report: dict[str, Any] = {"value": job()}
-            except InitError as exc:
-                report = {"errorType": exc.error_type, "message": exc.message}
-            except BaseException as exc:
-                report = {"errorType": "Runtime.ColdStartError", "message": repr(exc)}
-            view = memoryview(json.dumps(report).encode())
-            while view:
-                view = view[os.write(write_fd, view) :]
-            os._exit(0)
+                os.close(read_fd)
+                try:
+                    report: dict[str, Any] = {"secrets": fetch(settings)}
+                except InitError as exc:
+                    report = {"errorType": exc.error_type, "message": exc.message}
+                except BaseException as exc:
+                    report = {"errorType": "Runtime.ColdStartError", "message": repr(exc)}
+                view = memoryview(json.dumps(report).encode())
+                while view:
+                    view = view[os.write(write_fd, view) :]
+            except BaseException:
+                code = 1
+            os._exit(code)
         os.close(write_fd)
         self._pid, self._read_fd = pid, read_fd
 
-    def result(self) -> Any:
+    def result(self) -> dict[str, str]:
+        if not self._pid:
+            return {}
         chunks = []
         while chunk := os.read(self._read_fd, 65536):
             chunks.append(chunk)
         os.close(self._read_fd)
         _, status = os.waitpid(self._pid, 0)
-        if not chunks:
+        try:
+            report, _ = json.JSONDecoder().raw_decode(b"".join(chunks).decode())
+            if "errorType" in report:
+                raise InitError(report["errorType"], report["message"])
+            return dict(report["secrets"])
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise InitError(
                 "Runtime.ColdStartError",
-                f"the cold-start fetch process died (wait status {status}) before reporting",
-            )
-        report = json.loads(b"".join(chunks))
-        if "errorType" in report:
-            raise InitError(report["errorType"], report["message"])
-        return report["value"]
-
-
-class ColdStartFetch:
-    """Starts the fetch at once in a child process; ``result()`` returns the secrets."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._job = Forked(lambda: fetch(settings)) if settings.fetches_anything else None
-
-    def result(self) -> dict[str, str]:
-        return self._job.result() if self._job is not None else {}
+                f"the cold-start fetch process ended (wait status {status}) without a report",
+            ) from None
 
 
 def fetch(settings: Settings) -> dict[str, str]:
-    """Fetch the config object and the secrets, in parallel processes when both are wanted.
+    """Fetch the config object (in a thread) while the secrets are resolved.
 
-    botocore is boto3's core; its session alone skips boto3's resource and s3transfer imports,
-    which this process would never use.
+    botocore is boto3's core; its session alone skips boto3's resource and s3transfer
+    imports, which this process would never use. Timeouts are short so that an unreachable
+    endpoint (a VPC without a NAT or endpoints) is reported well inside Lambda's 10 s init.
     """
     import botocore.session  # noqa: PLC0415 - imported only in the short-lived fetch process
     from botocore.config import Config  # noqa: PLC0415
 
     session = botocore.session.get_session()
     config = Config(
-        connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}
+        connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}
     )
-
     # Lambda sets AWS_REGION; botocore on its own reads only AWS_DEFAULT_REGION.
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-
-    def fetch_config() -> None:
-        write_config(session.create_client("s3", region_name=region, config=config), settings)
-
-    config_job = None
+    failures: list[BaseException] = []
+    thread = None
     if settings.config_bucket and settings.config_key:
-        if not settings.ssm_secrets:
-            fetch_config()
-            return {}
-        config_job = Forked(fetch_config)
-    ssm = session.create_client("ssm", region_name=region, config=config)
-    secrets = resolve_secrets(ssm, settings.ssm_secrets)
-    if config_job is not None:
-        config_job.result()
+        s3 = session.create_client("s3", region_name=region, config=config)
+
+        def fetch_config() -> None:
+            try:
+                write_config(s3, settings)
+            except BaseException as exc:
+                failures.append(exc)
+
+        thread = threading.Thread(target=fetch_config)
+        thread.start()
+    try:
+        secrets: dict[str, str] = {}
+        if settings.ssm_secrets:
+            ssm = session.create_client("ssm", region_name=region, config=config)
+            secrets = resolve_secrets(ssm, settings.ssm_secrets)
+    finally:
+        if thread is not None:
+            thread.join()
+    if failures:
+        raise failures[0]
     return secrets
 
 

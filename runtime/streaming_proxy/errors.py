@@ -13,12 +13,16 @@ class InitError(Exception):
 
 
 class RequestError(Exception):
-    """An invocation fails before the prelude is sent; becomes a clean JSON error response."""
+    """An invocation fails before the prelude is sent; becomes a clean JSON error response.
 
-    def __init__(self, status: int, message: str) -> None:
+    ``message`` goes to the caller; ``detail`` (the upstream's stderr, say) only to the log.
+    """
+
+    def __init__(self, status: int, message: str, detail: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.detail = detail or message
 
 
 class BadEvent(RequestError):

@@ -34,7 +34,8 @@ HOP_BY_HOP = frozenset(
 )
 _REQUEST_DROP = HOP_BY_HOP | {"content-length"}
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_BAD_VALUE = re.compile(r"[\x00\r\n]")
+# Control characters HTTP field values may not carry (horizontal tab is allowed).
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # Characters that may appear literally in a path; '%' stays when the path is already encoded.
 _PATH_SAFE_ENCODED = "/%:@!$&'()*+,;=-._~"
 _PATH_SAFE_DECODED = "/:@!$&'()*+,;=-._~"
@@ -140,8 +141,12 @@ def _build(
     present: set[str] = set()
     for name, value in pairs:
         lower = name.lower()
-        if lower in drop or not _TOKEN.match(name) or _BAD_VALUE.search(value):
+        if lower in drop or (lower == "host" and "host" in present):
             continue
+        if not _TOKEN.match(name):
+            raise BadEvent(f"request header name {name[:64]!r} is not a valid HTTP field name")
+        if _BAD_VALUE.search(value):
+            raise BadEvent(f"request header {name} has a control character in its value")
         present.add(lower)
         headers.append((name.encode("ascii"), _header_bytes(value.strip())))
     host = next((v for k, v in headers if k.lower() == b"host"), None)

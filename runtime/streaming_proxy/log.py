@@ -1,6 +1,6 @@
 """JSON log lines on stdout, which Lambda ships to CloudWatch.
 
-One ``os.write`` per line keeps lines from different threads whole. Callers pass fields, never
+A lock and a write loop keep lines from different threads whole. Callers pass fields, never
 header values, bodies or secret values.
 """
 
@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from typing import Any
 
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 _threshold = 20
+_lock = threading.Lock()
 
 
 def set_level(level: str) -> None:
@@ -20,12 +22,15 @@ def set_level(level: str) -> None:
     _threshold = _LEVELS.get(level, 20)
 
 
-def log(level: str, message: str, **fields: Any) -> None:
-    if _LEVELS[level] < _threshold:
+def log(level: str, message: str, *, always: bool = False, **fields: Any) -> None:
+    """One JSON line; ``always`` bypasses LOG_LEVEL (the upstream's own output)."""
+    if _LEVELS[level] < _threshold and not always:
         return
     record = {"timestamp": _now(), "level": level, "message": message, **fields}
-    line = json.dumps(record, separators=(",", ":"), default=str) + "\n"
-    os.write(1, line.encode("utf-8", "replace"))
+    view = memoryview((json.dumps(record, separators=(",", ":"), default=str) + "\n").encode())
+    with _lock:
+        while view:
+            view = view[os.write(1, view) :]
 
 
 def info(message: str, **fields: Any) -> None:

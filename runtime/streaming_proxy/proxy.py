@@ -10,7 +10,6 @@ is read; nothing buffers.
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any
 
@@ -21,7 +20,7 @@ from streaming_proxy.background import CAPTURE_LIMIT, BackgroundRule
 from streaming_proxy.errors import BadEvent, RequestError
 from streaming_proxy.runtime_api import Invocation, ResponseStream, RuntimeApiClient
 from streaming_proxy.settings import Settings
-from streaming_proxy.upstream import Upstream, UpstreamFailed
+from streaming_proxy.upstream import Upstream, UpstreamFailed, UpstreamStarting
 from streaming_proxy.watchdog import Watchdog
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -47,13 +46,11 @@ class Proxy:
             max_keepalive_connections=settings.max_concurrency,
             keepalive_expiry=KEEPALIVE_EXPIRY,
         )
-        self._scheme = b"http"
         self._host = settings.upstream_host.encode()
         self._port = settings.upstream_port
         self._host_header = f"{settings.upstream_host}:{settings.upstream_port}".encode()
         self.watchdog = Watchdog(settings.sse_keepalive_interval)
         self.background = BackgroundRule(settings)
-        self._set_trace_env = settings.max_concurrency == 1
 
     # -- entry point ------------------------------------------------------------------------
 
@@ -61,44 +58,50 @@ class Proxy:
         """Serve one invocation; never raises, so no event can stop the runtime."""
         started = time.monotonic()
         cutoff = started + (inv.deadline_ms / 1000 - time.time()) - self.settings.deadline_margin
-        if self._set_trace_env and inv.trace_id:
-            os.environ["_X_AMZN_TRACE_ID"] = inv.trace_id
         stream = api.stream(inv.request_id)
         fields: dict[str, Any] = {"requestId": inv.request_id}
         try:
-            try:
-                request = events.to_request(
-                    json.loads(inv.body), self.settings.base_path, self._host_header
-                )
-            except ValueError as exc:
-                if isinstance(exc, BadEvent):
-                    raise
-                raise BadEvent(f"event is not valid JSON: {exc}") from None
+            request = self._request(inv)
             fields.update(method=request.method, path=request.path)
-            self._forward(request, stream, cutoff, fields, inv.request_id)
+            conversation = self._forward(request, stream, cutoff, fields, started)
+            if conversation:
+                self.background.hold(request, conversation, cutoff, self._fetch, inv.request_id)
         except RequestError as exc:
-            fields.update(status=exc.status, error=exc.message)
-            self._respond_error(stream, exc.status, exc.message)
-        except OSError as exc:  # the Runtime API connection broke mid-response
-            fields.update(error=f"Runtime API write failed: {exc}")
-            stream.abandon()
-        except Exception as exc:
-            fields.update(error=f"{type(exc).__name__}: {exc}")
+            fields.update(status=exc.status, error=exc.detail)
             try:
-                if stream.started:
+                self._respond_error(stream, exc.status, exc.message)
+            except OSError:
+                fields["runtimeApi"] = stream.abandon()
+        except OSError as exc:  # the Runtime API connection broke mid-response
+            fields.update(
+                error=f"Runtime API connection broke: {exc.strerror or type(exc).__name__}"
+            )
+            fields["runtimeApi"] = stream.abandon()
+        except Exception as exc:
+            fields.update(error=f"internal error: {type(exc).__name__}")
+            try:
+                if stream.started and not stream.finished:
                     stream.finish("Runtime.InternalError", f"{type(exc).__name__} in the runtime")
-                else:
+                elif not stream.started:
                     self._respond_error(
                         stream, 500, f"internal error in the runtime: {type(exc).__name__}"
                     )
-            except (OSError, RuntimeError):
-                stream.abandon()
+            except OSError:
+                fields["runtimeApi"] = stream.abandon()
         fields["durationMs"] = round((time.monotonic() - started) * 1000, 2)
-        log.log(
-            "ERROR" if "error" in fields and fields.get("status", 500) >= 500 else "INFO",
-            "request",
-            **fields,
-        )
+        failed = "error" in fields and (fields.get("status", 500) >= 500 or "runtimeApi" in fields)
+        log.log("ERROR" if failed else "INFO", "request", **fields)
+
+    def _request(self, inv: Invocation) -> events.UpstreamRequest:
+        try:
+            event = json.loads(inv.body)
+        except (ValueError, RecursionError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise BadEvent(f"event is not valid JSON: {reason}") from None
+        request = events.to_request(event, self.settings.base_path, self._host_header)
+        if inv.trace_id and request.header(b"x-amzn-trace-id") is None:
+            request.headers.append((b"X-Amzn-Trace-Id", inv.trace_id.encode("latin-1", "replace")))
+        return request
 
     # -- forwarding -------------------------------------------------------------------------
 
@@ -108,13 +111,12 @@ class Proxy:
         stream: ResponseStream,
         cutoff: float,
         fields: dict[str, Any],
-        request_id: str,
-    ) -> None:
-        try:
-            self.upstream.ensure_ready(cutoff, self.settings.ready_timeout)
-        except UpstreamFailed as exc:
-            raise RequestError(502, f"upstream unavailable: {exc}") from None
+        started: float,
+    ) -> str | None:
+        """Stream the upstream's response; returns the id of a background job it started."""
+        self._ensure_upstream(cutoff)
         response = self._send(request, cutoff)
+        fields["upstreamHeadersMs"] = round((time.monotonic() - started) * 1000, 3)
         headers = response.headers
         head = prelude(response.status, headers)
         if len(head) > MAX_PRELUDE:
@@ -126,12 +128,12 @@ class Proxy:
                 f"accepts at most {MAX_PRELUDE} (header names: {', '.join(names)})",
             )
         capture = bytearray() if self.background.may_start_work(request) else None
-        sse = any(
-            k.lower() == b"content-type" and v.startswith(b"text/event-stream") for k, v in headers
-        )
         network = response.extensions.get("network_stream")
         watch = self.watchdog.watch(
-            stream, cutoff, sse, network.get_extra_info("socket") if network else None
+            stream,
+            cutoff,
+            is_plain_sse(headers),
+            network.get_extra_info("socket") if network else None,
         )
         error: tuple[str, str] | None = None
         try:
@@ -142,13 +144,12 @@ class Proxy:
                     capture += chunk
         except httpcore.TimeoutException:
             error = ("Runtime.Timeout", "the invocation deadline came before the upstream finished")
-        except httpcore.ProtocolError as exc:
+        except (httpcore.ProtocolError, httpcore.NetworkError) as exc:
+            # httpcore's text may quote header lines: only the type goes out.
             error = (
                 "Runtime.StreamError",
-                f"upstream response broke off: {type(exc).__name__}: {exc}",
+                f"the upstream response broke off ({type(exc).__name__})",
             )
-        except httpcore.NetworkError as exc:
-            error = ("Runtime.StreamError", f"upstream connection failed mid-response: {exc}")
         finally:
             self.watchdog.unwatch(watch)
             response.close()
@@ -162,11 +163,18 @@ class Proxy:
             fields["error"] = f"{error[0]}: {error[1]}"
         accepted = stream.finish(*error) if error else stream.finish()
         if accepted != 202:
-            fields["runtimeApiStatus"] = accepted
-        if capture is not None and not error:
-            conversation = self.background.started_job(response.status, bytes(capture))
-            if conversation:
-                self.background.hold(request, conversation, cutoff, self._fetch, request_id)
+            fields.update(error=fields.get("error", "response not accepted"), runtimeApi=accepted)
+        if capture is None or error:
+            return None
+        return self.background.started_job(response.status, bytes(capture))
+
+    def _ensure_upstream(self, cutoff: float) -> None:
+        try:
+            self.upstream.ensure_ready(cutoff, self.settings.ready_timeout)
+        except UpstreamStarting as exc:
+            raise RequestError(504, f"upstream not ready yet: {exc.summary}", str(exc)) from None
+        except UpstreamFailed as exc:
+            raise RequestError(502, f"upstream unavailable: {exc.summary}", str(exc)) from None
 
     def _send(self, request: events.UpstreamRequest, cutoff: float) -> httpcore.Response:
         """Send the request; on a dead upstream restart it and try once more."""
@@ -175,10 +183,7 @@ class Proxy:
             if remaining <= 0:
                 raise RequestError(504, "the invocation deadline came before the upstream answered")
             url = httpcore.URL(
-                scheme=self._scheme,
-                host=self._host,
-                port=self._port,
-                target=request.target.encode(),
+                scheme=b"http", host=self._host, port=self._port, target=request.target.encode()
             )
             timeout = {
                 "connect": min(remaining, 5.0),
@@ -202,46 +207,52 @@ class Proxy:
                     f"the upstream did not answer {request.method} {request.path} "
                     "before the invocation deadline",
                 ) from None
+            except httpcore.LocalProtocolError:
+                raise RequestError(
+                    400, "the request is not valid HTTP and cannot be forwarded"
+                ) from None
             except _UPSTREAM_GONE as exc:
                 retry = attempt == 1 and (
                     isinstance(exc, httpcore.ConnectError) or request.method in _IDEMPOTENT
                 )
                 if not retry:
                     raise RequestError(
-                        502,
-                        f"upstream unreachable: {type(exc).__name__}: {exc or 'connection closed'}",
+                        502, f"upstream unreachable ({type(exc).__name__})"
                     ) from None
                 self.upstream.mark_unhealthy()
-                try:
-                    self.upstream.ensure_ready(cutoff, self.settings.ready_timeout)
-                except UpstreamFailed as failed:
-                    raise RequestError(
-                        502, f"upstream unreachable and could not be restarted: {failed}"
-                    ) from None
+                self._ensure_upstream(cutoff)
         raise AssertionError("unreachable")
 
     def _fetch(
         self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], timeout: float
     ) -> tuple[int, bytes]:
         """A small buffered request to the upstream (status polls)."""
-        url = httpcore.URL(scheme=self._scheme, host=self._host, port=self._port, target=target)
+        url = httpcore.URL(scheme=b"http", host=self._host, port=self._port, target=target)
         t = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
         response = self.pool.request(method, url, headers=headers, extensions={"timeout": t})
         return response.status, response.content
 
     def _respond_error(self, stream: ResponseStream, status: int, message: str) -> None:
         body = json.dumps({"message": message}).encode()
-        stream.start(
-            prelude(
-                status,
-                [
-                    (b"Content-Type", b"application/json"),
-                    (b"Content-Length", str(len(body)).encode()),
-                ],
-            )
-        )
+        head = [
+            (b"Content-Type", b"application/json"),
+            (b"Content-Length", str(len(body)).encode()),
+        ]
+        stream.start(prelude(status, head))
         stream.write(body)
         stream.finish()
+
+
+def is_plain_sse(headers: list[tuple[bytes, bytes]]) -> bool:
+    """An uncompressed event stream: only there may keep-alive comments be inserted."""
+    sse = encoded = False
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"content-type":
+            sse = value.lower().startswith(b"text/event-stream")
+        elif lower == b"content-encoding":
+            encoded = value.strip().lower() not in {b"", b"identity"}
+    return sse and not encoded
 
 
 def prelude(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:

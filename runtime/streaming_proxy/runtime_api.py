@@ -182,22 +182,27 @@ class ResponseStream:
 
     ``write`` may be called from the watchdog thread (SSE keep-alives) as well as the worker,
     so every write holds the lock; ``last_write`` and ``at_event_boundary`` tell the watchdog
-    when a comment may be inserted without splitting an event.
+    when a comment may be inserted without splitting an event. The socket is bound at
+    ``start``: a stream never reconnects, so bytes of a broken stream cannot land on a new
+    connection as a bogus request.
     """
 
     __slots__ = (
         "_client",
         "_head",
-        "_lock",
-        "at_event_boundary",
+        "_sock",
+        "_tail",
         "bytes_sent",
+        "finished",
         "last_write",
+        "lock",
         "started",
     )
 
     def __init__(self, client: RuntimeApiClient, request_id: str) -> None:
         self._client = client
-        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self.lock = threading.Lock()
         self._head = (
             f"POST /{API_VERSION}/runtime/invocation/{request_id}/response HTTP/1.1\r\n"
             f"Host: {client._host.decode()}\r\n"
@@ -208,36 +213,53 @@ class ResponseStream:
             "\r\n"
         ).encode()
         self.started = False
+        self.finished = False
         self.bytes_sent = 0
         self.last_write = time.monotonic()
-        self.at_event_boundary = True
+        self._tail = b"\n\n"
+
+    @property
+    def at_event_boundary(self) -> bool:
+        """Whether the bytes so far end an SSE event (a comment here splits nothing)."""
+        return self._tail.endswith((b"\n\n", b"\r\n\r\n", b"\r\r"))
 
     def start(self, prelude: bytes) -> None:
         """Send the request head and the prelude chunk; body chunks may follow at once."""
         framed = prelude + PRELUDE_DELIMITER
-        with self._lock:
-            send_all(self._client.socket(), [self._head, b"%x\r\n" % len(framed), framed, b"\r\n"])
+        with self.lock:
+            self._sock = self._client.socket()
             self.started = True
+            send_all(self._sock, [self._head, b"%x\r\n" % len(framed), framed, b"\r\n"])
             self.last_write = time.monotonic()
 
     def write(self, data: bytes | memoryview) -> None:
         if not data:
             return
-        with self._lock:
-            send_all(self._client.socket(), [b"%x\r\n" % len(data), data, b"\r\n"])
+        with self.lock:
+            self._send_chunk(data)
             self.bytes_sent += len(data)
-            self.last_write = time.monotonic()
-            tail = bytes(data[-4:])
-            self.at_event_boundary = tail.endswith(b"\n\n") or tail == b"\r\n\r\n"
+            self._tail = (self._tail + bytes(data[-4:]))[-4:]
 
     def write_if_idle(self, data: bytes, idle_since: float) -> bool:
-        """Write ``data`` unless something was written since ``idle_since`` or an event is open."""
-        with self._lock:
-            if not self.started or self.last_write > idle_since or not self.at_event_boundary:
+        """Write ``data`` unless something was written since ``idle_since`` or an event is open.
+
+        Never waits for the lock: a worker stuck writing must not stall the watchdog.
+        """
+        if not self.lock.acquire(blocking=False):
+            return False
+        try:
+            if self.finished or self.last_write > idle_since or not self.at_event_boundary:
                 return False
-            send_all(self._client.socket(), [b"%x\r\n" % len(data), data, b"\r\n"])
-            self.last_write = time.monotonic()
+            self._send_chunk(data)
             return True
+        finally:
+            self.lock.release()
+
+    def _send_chunk(self, data: bytes | memoryview) -> None:
+        if self._sock is None or self.finished:
+            raise RuntimeApiError("the response stream is not open")
+        send_all(self._sock, [b"%x\r\n" % len(data), data, b"\r\n"])
+        self.last_write = time.monotonic()
 
     def finish(self, error_type: str | None = None, message: str = "") -> int:
         """End the body (with error trailers when ``error_type`` is set); returns the status."""
@@ -250,16 +272,32 @@ class ResponseStream:
                 ERROR_BODY_TRAILER,
                 encoded,
             )
-        with self._lock:
-            self._client.socket().sendall(end)
-            self.started = False
+        with self.lock:
+            if self._sock is None or self.finished:
+                raise RuntimeApiError("the response stream is not open")
+            self.finished = True
+            self._sock.sendall(end)
         status, _, _ = self._client.read_response()
         return status
 
-    def abandon(self) -> None:
-        """The Runtime API connection broke mid-stream: the next request starts a new one."""
-        self.started = False
-        self._client.close()
+    def abandon(self) -> str:
+        """The stream broke: say what the Runtime API answered, if anything, and drop the link.
+
+        Lambda answers an oversized or late response with an error status before closing;
+        without reading it, that would look like a bare connection reset.
+        """
+        with self.lock:
+            self.finished = True
+            detail = "no answer"
+            if self._sock is not None:
+                try:
+                    self._sock.settimeout(0.2)
+                    status, _, body = self._client.read_response()
+                    detail = f"{status} {body[:200].decode('utf-8', 'replace')}"
+                except (OSError, ValueError):
+                    pass
+            self._client.close()
+            return detail
 
 
 def send_all(sock: socket.socket, pieces: list[bytes | memoryview]) -> None:

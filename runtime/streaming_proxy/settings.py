@@ -140,7 +140,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         background_hold=hold in {"on", "true", "1"},
         background_hold_path=hold_path,
         background_status_path=status_path,
-        background_poll_interval=number("BACKGROUND_POLL_INTERVAL", 0.25, 0.01, 60.0),
+        background_poll_interval=number("BACKGROUND_POLL_INTERVAL", 0.5, 0.01, 60.0),
         log_level=log_level,
         init_budget=number("UPSTREAM_INIT_WAIT", 9.5, 0.0, 10.0),
     )

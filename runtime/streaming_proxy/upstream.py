@@ -20,7 +20,18 @@ _STDERR_TAIL_LINES = 20
 
 
 class UpstreamFailed(Exception):
-    """The upstream exited or did not become healthy in time; the message says which."""
+    """The upstream exited or did not become healthy in time; the message says which.
+
+    ``summary`` leaves out the upstream's stderr, which belongs in the log, not in a response.
+    """
+
+    def __init__(self, message: str, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or message
+
+
+class UpstreamStarting(UpstreamFailed):
+    """The invocation's deadline came while the upstream was still starting."""
 
 
 class Upstream:
@@ -45,12 +56,14 @@ class Upstream:
         self._stderr_reader: threading.Thread | None = None
         self.healthy = False
         self.started_at = 0.0
+        self.waited = 0.0  # seconds spent waiting for health since the last start
         self.restarts = 0
 
     def start(self) -> None:
         self._stderr_tail.clear()
         self.healthy = False
         self.started_at = time.monotonic()
+        self.waited = 0.0
         try:
             self._process = subprocess.Popen(
                 self.command,
@@ -79,7 +92,7 @@ class Upstream:
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if tail is not None:
                 tail.append(line)
-            log.info(line, source="upstream", stream=name)
+            log.log("INFO", line, always=True, source="upstream", stream=name)
 
     def exit_code(self) -> int | None:
         return None if self._process is None else self._process.poll()
@@ -89,49 +102,73 @@ class Upstream:
         return self._process is not None and self._process.poll() is None
 
     def wait_healthy(self, until: float) -> bool:
-        """Poll until healthy (True) or ``until`` passes (False); raise if the child exits."""
-        while True:
-            code = self.exit_code()
-            if code is not None:
-                raise UpstreamFailed(self._exit_message(code))
-            if self._probe():
-                self.healthy = True
-                log.info(
-                    "upstream healthy",
-                    readyMs=round((time.monotonic() - self.started_at) * 1000, 1),
-                )
-                return True
-            remaining = until - time.monotonic()
-            if remaining <= 0:
-                return False
-            time.sleep(min(POLL_INTERVAL, remaining))
+        """Poll until healthy (True) or ``until`` passes (False); raise if the child exits.
+
+        Only time spent here counts against UPSTREAM_READY_TIMEOUT: between invocations
+        Lambda freezes the upstream too, so wall-clock time since the start means nothing.
+        """
+        began = time.monotonic()
+        try:
+            while True:
+                code = self.exit_code()
+                if code is not None:
+                    raise UpstreamFailed(self._exit_message(code), self._exit_summary(code))
+                if self._probe():
+                    self.healthy = True
+                    log.info(
+                        "upstream healthy",
+                        waitedMs=round((self.waited + time.monotonic() - began) * 1000, 1),
+                    )
+                    return True
+                remaining = until - time.monotonic()
+                if remaining <= 0:
+                    return False
+                time.sleep(min(POLL_INTERVAL, remaining))
+        finally:
+            self.waited += time.monotonic() - began
 
     def ensure_ready(self, until: float, ready_timeout: float) -> None:
         """Make sure a healthy upstream is there before ``until``, restarting a dead one once."""
         if self.healthy and self.alive:
             return
-        with self._lock:
+        if not self._lock.acquire(timeout=max(until - time.monotonic(), 0.0)):
+            raise UpstreamStarting(
+                "the deadline came while another invocation started the upstream"
+            )
+        try:
             restarted = False
             while True:
                 if not self.alive:
                     if restarted:
-                        raise UpstreamFailed(self._exit_message(self.exit_code() or 0))
+                        code = self.exit_code() or 0
+                        raise UpstreamFailed(self._exit_message(code), self._exit_summary(code))
                     self._restart()
                     restarted = True
+                if self.healthy:
+                    return
+                budget = ready_timeout - self.waited
+                if budget <= 0:
+                    self.stop()  # the next invocation starts a fresh one
+                    summary = (
+                        f"the upstream did not become healthy on {self.host}:{self.port} within "
+                        f"UPSTREAM_READY_TIMEOUT={ready_timeout:g} s of waiting; it was stopped "
+                        "and the next request starts it again"
+                    )
+                    raise UpstreamFailed(summary + self._tail_suffix(), summary)
                 try:
-                    if self.healthy or self.wait_healthy(
-                        min(until, self.started_at + ready_timeout)
-                    ):
+                    if self.wait_healthy(min(until, time.monotonic() + budget)):
                         return
                 except UpstreamFailed:
                     if restarted:
                         raise
                     continue  # it died while we waited: restart it once
-                raise UpstreamFailed(
-                    f"the upstream did not become healthy on {self.host}:{self.port} "
-                    f"within {time.monotonic() - self.started_at:.1f} s "
-                    f"(UPSTREAM_READY_TIMEOUT={ready_timeout:g} s)" + self._tail_suffix()
-                )
+                if time.monotonic() >= until:
+                    raise UpstreamStarting(
+                        f"the upstream was still starting when the invocation deadline came "
+                        f"({self.waited:.1f} s of its {ready_timeout:g} s readiness budget used)"
+                    )
+        finally:
+            self._lock.release()
 
     def mark_unhealthy(self) -> None:
         """A request could not reach it: probe (and maybe restart) before the next one."""
@@ -159,11 +196,12 @@ class Upstream:
             return False
         return response.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200"))
 
-    def _exit_message(self, code: int) -> str:
+    def _exit_summary(self, code: int) -> str:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        return (
-            f"the upstream ({self.command[0]}) {how} before it became healthy" + self._tail_suffix()
-        )
+        return f"the upstream ({self.command[0]}) {how} before it became healthy"
+
+    def _exit_message(self, code: int) -> str:
+        return self._exit_summary(code) + self._tail_suffix()
 
     def _tail_suffix(self) -> str:
         # The stderr reader may still be draining the pipe of a child that just exited.

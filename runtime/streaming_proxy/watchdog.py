@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 
+from streaming_proxy import log
 from streaming_proxy.runtime_api import ResponseStream
 
 KEEPALIVE_COMMENT = b": keep-alive\n\n"
@@ -60,22 +61,26 @@ class Watchdog:
         while True:
             time.sleep(TICK)
             if self._watches:
-                self.check(time.monotonic())
+                try:
+                    self.check(time.monotonic())
+                except Exception as exc:
+                    log.error("watchdog check failed", error=type(exc).__name__)
 
     def check(self, now: float) -> None:
         with self._lock:
-            expired = [w for w in self._watches if not w.expired and now >= w.cutoff]
-            for w in expired:
-                w.expired = True
+            for w in self._watches:
+                if not w.expired and now >= w.cutoff:
+                    w.expired = True
+                    # Under the lock: once unwatch() returns, the socket may be back in the
+                    # pool serving another request, and must not be shut down any more.
+                    if w.sock is not None:
+                        with contextlib.suppress(OSError):
+                            w.sock.shutdown(socket.SHUT_RDWR)
             idle = [
                 w
                 for w in self._watches
                 if w.sse and not w.expired and now - w.stream.last_write >= self._interval
             ]
-        for w in expired:  # socket calls happen outside the lock
-            if w.sock is not None:
-                with contextlib.suppress(OSError):
-                    w.sock.shutdown(socket.SHUT_RDWR)
         for w in idle:
             try:
                 w.stream.write_if_idle(KEEPALIVE_COMMENT, now - self._interval)

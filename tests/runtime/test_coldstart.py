@@ -79,3 +79,18 @@ def test_forked_fetch_reports_secrets_and_errors_to_the_parent(aws, tmp_path):
     bad = ColdStartFetch(settings(tmp_path, SSM_SECRETS='{"F": "/app/nope"}'))
     with pytest.raises(InitError, match="/app/nope"):
         bad.result()
+
+
+def test_config_and_secret_failures_together_report_without_crashing(aws, tmp_path):
+    aws("s3").create_bucket(
+        Bucket="cfg-both", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    s = settings(
+        tmp_path,
+        CONFIG_S3_BUCKET="cfg-both",
+        CONFIG_S3_KEY="nope.yaml",
+        SSM_SECRETS='{"A": "/app/absent"}',
+    )
+    with pytest.raises(InitError) as err:
+        ColdStartFetch(s).result()
+    assert "/app/absent" in err.value.message or "s3://cfg-both/nope.yaml" in err.value.message

@@ -201,3 +201,18 @@ def test_prelude_single_set_cookie_is_still_multi_value():
     doc = json.loads(prelude(302, [(b"Set-Cookie", b"s=1"), (b"Location", b"/x")]))
     assert doc["multiValueHeaders"] == {"Set-Cookie": ["s=1"]}
     assert doc["headers"] == {"Location": "/x"}
+
+
+def test_control_characters_in_header_values_are_a_bad_event_naming_the_header():
+    event = v1(multiValueHeaders={"Host": ["h"], "Authorization": ["Bearer TOP\x0bSECRET"]})
+    with pytest.raises(BadEvent) as err:
+        to_request(event, "", HOST)
+    assert "Authorization" in err.value.message
+    assert "SECRET" not in err.value.message
+
+
+def test_only_the_first_host_header_is_sent():
+    request = to_request(
+        v1(multiValueHeaders={"Host": ["a.example.com", "b.example.com"]}), "", HOST
+    )
+    assert header_values(request, b"host") == [b"a.example.com"]

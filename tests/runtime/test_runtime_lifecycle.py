@@ -95,6 +95,16 @@ def test_upstream_that_never_becomes_healthy_gets_a_502_naming_the_timeout():
         assert "did not become healthy" in response.json()["message"]
 
 
+def test_readiness_budget_counts_only_time_the_upstream_could_run():
+    """Frozen time between invocations must not use up UPSTREAM_READY_TIMEOUT."""
+    env = runtime_env(READY_AFTER_RUNNING="2", UPSTREAM_INIT_WAIT="0.5", UPSTREAM_READY_TIMEOUT="3")
+    with start(env) as stack:
+        time.sleep(4)  # frozen: no boot progress, and longer than the whole budget
+        assert stack.frozen
+        response = httpx.get(f"{stack.url}/status/200", timeout=30)
+        assert response.status_code == 200
+
+
 def test_upstream_that_died_is_restarted(tmp_path):
     with start(runtime_env()) as stack:
         assert httpx.get(f"{stack.url}/exit", timeout=30).status_code == 200
@@ -119,19 +129,27 @@ def test_deadline_ends_the_response_before_the_invocation_times_out():
         assert "Runtime.Timeout" in json.dumps(record.error)
 
 
+BROWSER = {
+    "Authorization": "Bearer token-1",
+    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0",
+}
+
+
 def test_background_generation_is_not_frozen_after_the_response(tmp_path):
     marker = tmp_path / "done"
     with start(runtime_env()) as stack:
         response = httpx.post(
             f"{stack.url}/api/agents/chat/openAI",
             params={"work": 0.6, "marker": str(marker)},
-            headers={"Authorization": "Bearer token-1"},
+            headers=BROWSER,
             timeout=30,
         )
         assert response.json()["status"] == "started"
         line = stack.wait_for_log('"message":"background hold"')
         assert json.loads(line)["outcome"] == "finished"
         assert marker.exists()
+        # The polls looked like the caller's browser: LibreChat recorded no violation.
+        assert httpx.get(f"{stack.url}/violations", timeout=30).json() == []
 
 
 def test_without_the_hold_lambda_would_freeze_background_work(tmp_path):
@@ -140,7 +158,7 @@ def test_without_the_hold_lambda_would_freeze_background_work(tmp_path):
         httpx.post(
             f"{stack.url}/api/agents/chat",
             params={"work": 0.3, "marker": str(marker)},
-            headers={"Authorization": "Bearer token-1"},
+            headers=BROWSER,
             timeout=30,
         )
         time.sleep(1.0)

@@ -141,7 +141,9 @@ def test_request_reaches_upstream_intact(gateway):
     sent = [(k.lower(), v) for k, v in echo["headers"]]
     assert [v for k, v in sent if k == "x-repeat"] == ["1", "2"]
     assert [k for k, _ in sent].count("host") == 1
-    assert {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"} <= {k for k, _ in sent}
+    assert {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-amzn-trace-id"} <= {
+        k for k, _ in sent
+    }
     assert [v for k, v in sent if k == "x-name"] == ["Jón".encode().decode("latin-1")]
 
 

@@ -20,6 +20,18 @@ from urllib.parse import parse_qsl, urlsplit
 
 STARTED = time.monotonic()
 READY_AFTER = float(os.environ.get("READY_AFTER", "0"))
+# Boot work that only progresses while the process runs (not while Lambda freezes it).
+READY_AFTER_RUNNING = float(os.environ.get("READY_AFTER_RUNNING", "0"))
+RUNNING = [0.0]
+VIOLATIONS: list[str] = []
+
+
+def _count_running_time() -> None:
+    while RUNNING[0] < READY_AFTER_RUNNING:
+        time.sleep(0.01)
+        RUNNING[0] += 0.01
+
+
 JOBS: dict[str, float] = {}  # conversationId -> time the background job finishes
 JOB_LOCK = threading.Lock()
 
@@ -91,7 +103,7 @@ class Handler(BaseHTTPRequestHandler):
         path = url.path
         body = self._body()
         if path == "/health":
-            ready = time.monotonic() - STARTED >= READY_AFTER
+            ready = time.monotonic() - STARTED >= READY_AFTER and RUNNING[0] >= READY_AFTER_RUNNING
             self._send(200 if ready else 503, b"OK" if ready else b"starting")
         elif path.startswith("/echo"):
             self._send(
@@ -170,10 +182,17 @@ class Handler(BaseHTTPRequestHandler):
             threading.Thread(
                 target=lambda: (time.sleep(0.05), os._exit(int(query.get("code", "3"))))
             ).start()
+        elif path == "/violations":
+            self._send(200, json.dumps(VIOLATIONS).encode(), "application/json")
         elif path.startswith("/api/agents/chat/status/"):
             conversation = path.rsplit("/", 1)[1]
             if self.headers.get("Authorization") != "Bearer token-1":
                 self._send(401, b'{"message":"Unauthorized"}', "application/json")
+                return
+            if "Mozilla/" not in (self.headers.get("User-Agent") or ""):
+                # LibreChat's uaParser: non-browser clients are a violation (and get banned).
+                VIOLATIONS.append("NON_BROWSER")
+                self._send(500, b'{"message":"Illegal request"}', "application/json")
                 return
             with JOB_LOCK:
                 ends = JOBS.get(conversation)
@@ -234,6 +253,7 @@ def main() -> None:
     if os.environ.get("ECHO_ENV"):
         for name in os.environ["ECHO_ENV"].split(","):
             print(f"env {name} is {'set' if os.environ.get(name) else 'unset'}", flush=True)
+    threading.Thread(target=_count_running_time, daemon=True).start()
     server = ThreadingHTTPServer(
         (os.environ.get("HOST", "127.0.0.1"), int(os.environ["PORT"])), Handler
     )
