@@ -9,6 +9,7 @@ is read; nothing buffers.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from typing import Any
@@ -136,12 +137,11 @@ class Proxy:
             network.get_extra_info("socket") if network else None,
         )
         error: tuple[str, str] | None = None
+        accepted: int | None = None
         try:
-            stream.start(head)
-            for chunk in response.stream:
-                stream.write(chunk)
-                if capture is not None and len(capture) < CAPTURE_LIMIT:
-                    capture += chunk
+            accepted = self._relay(
+                stream, head, response, has_sized_body(request.method, response), capture
+            )
         except httpcore.TimeoutException:
             error = ("Runtime.Timeout", "the invocation deadline came before the upstream finished")
         except (httpcore.ProtocolError, httpcore.NetworkError) as exc:
@@ -158,15 +158,52 @@ class Proxy:
                 "Runtime.Timeout",
                 "the invocation deadline came while the upstream was still sending; response ended",
             )
+        if error and not stream.started:  # nothing sent yet: a clean error response instead
+            raise RequestError(504 if watch.expired else 502, error[1])
         fields.update(status=response.status, bytes=stream.bytes_sent)
         if error:
             fields["error"] = f"{error[0]}: {error[1]}"
-        accepted = stream.finish(*error) if error else stream.finish()
+        if accepted is None:
+            accepted = stream.finish(*error) if error else stream.finish()
         if accepted != 202:
             fields.update(error=fields.get("error", "response not accepted"), runtimeApi=accepted)
         if capture is None or error:
             return None
         return self.background.started_job(response.status, bytes(capture))
+
+    @staticmethod
+    def _relay(
+        stream: ResponseStream,
+        head: bytes,
+        response: httpcore.Response,
+        sized: bool,
+        capture: bytearray | None,
+    ) -> int | None:
+        """Copy the body to the stream; returns the Runtime API's status if it sent it whole.
+
+        A streamed body (chunked: SSE above all) gets its prelude at once and every chunk as
+        it comes. A sized body is coming now, not as a stream, so one chunk is read ahead:
+        a small response, the usual API answer, then goes out as one write instead of three.
+        """
+        chunks = iter(response.stream)
+        if sized:
+            current = next(chunks, None)
+            following = next(chunks, None) if current is not None else None
+            if following is None:
+                if capture is not None and current:
+                    capture += current[:CAPTURE_LIMIT]
+                return stream.start(head, current or b"", last=True)
+            stream.start(head, current or b"")
+            chunks = itertools.chain((following,), chunks)
+            if capture is not None and current:
+                capture += current[:CAPTURE_LIMIT]
+        else:
+            stream.start(head)
+        for chunk in chunks:
+            stream.write(chunk)
+            if capture is not None and len(capture) < CAPTURE_LIMIT:
+                capture += chunk
+        return None
 
     def _ensure_upstream(self, cutoff: float) -> None:
         try:
@@ -238,9 +275,14 @@ class Proxy:
             (b"Content-Type", b"application/json"),
             (b"Content-Length", str(len(body)).encode()),
         ]
-        stream.start(prelude(status, head))
-        stream.write(body)
-        stream.finish()
+        stream.start(prelude(status, head), body, last=True)
+
+
+def has_sized_body(method: str, response: httpcore.Response) -> bool:
+    """Whether the body's length is known up front (Content-Length, or no body at all)."""
+    if method == "HEAD" or response.status in (204, 304) or response.status < 200:
+        return True
+    return any(k.lower() == b"content-length" for k, _ in response.headers)
 
 
 def is_plain_sse(headers: list[tuple[bytes, bytes]]) -> bool:

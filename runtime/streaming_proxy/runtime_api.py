@@ -223,14 +223,31 @@ class ResponseStream:
         """Whether the bytes so far end an SSE event (a comment here splits nothing)."""
         return self._tail.endswith((b"\n\n", b"\r\n\r\n", b"\r\r"))
 
-    def start(self, prelude: bytes) -> None:
-        """Send the request head and the prelude chunk; body chunks may follow at once."""
+    def start(self, prelude: bytes, body: bytes = b"", *, last: bool = False) -> int | None:
+        """Send the request head, the prelude chunk and ``body``, in one write.
+
+        With ``last`` the end goes out in the same write (a small response whole) and the
+        Runtime API's status is returned; otherwise body chunks may follow at once.
+        """
         framed = prelude + PRELUDE_DELIMITER
+        pieces = [self._head, b"%x\r\n" % len(framed), framed, b"\r\n"]
+        if body:
+            pieces += [b"%x\r\n" % len(body), body, b"\r\n"]
+        if last:
+            pieces.append(b"0\r\n\r\n")
         with self.lock:
             self._sock = self._client.socket()
             self.started = True
-            send_all(self._sock, [self._head, b"%x\r\n" % len(framed), framed, b"\r\n"])
+            self.finished = last
+            send_all(self._sock, pieces)
+            self.bytes_sent += len(body)
             self.last_write = time.monotonic()
+            if body:
+                self._tail = (self._tail + body[-4:])[-4:]
+        if last:
+            status, _, _ = self._client.read_response()
+            return status
+        return None
 
     def write(self, data: bytes | memoryview) -> None:
         if not data:
