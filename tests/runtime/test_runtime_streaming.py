@@ -202,3 +202,10 @@ def test_headers_too_large_for_the_prelude_get_a_502_naming_the_limit(gateway):
     assert response.status_code == 502
     assert "API Gateway accepts at most 16376" in response.json()["message"]
     assert gateway.get("/status/200").status_code == 200
+
+
+def test_sized_body_cut_short_before_anything_was_sent_is_a_clean_502(stack, gateway):
+    response = gateway.get("/short")
+    assert response.status_code == 502
+    assert "broke off" in response.json()["message"]
+    assert gateway.get("/status/200").status_code == 200

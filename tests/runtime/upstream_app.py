@@ -165,6 +165,15 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.connection.shutdown(2)
             self.close_connection = True
+        elif path == "/short":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"only ten b")
+            self.wfile.flush()
+            self.connection.shutdown(2)
+            self.close_connection = True
         elif path == "/bigheaders":
             self._send(200, b"big", extra=[(f"X-Big-{i}", "v" * 500) for i in range(40)])
         elif path == "/slow":
