@@ -1,18 +1,18 @@
 """Cold-start inputs: the config object from S3 and the secrets from SSM Parameter Store.
 
-botocore costs ~25 MB of memory and ~200 ms of imports and client set-up, needed once. The
+botocore costs ~25 MB of memory and ~200 ms of imports and client set-up, needed once. Each
 fetch therefore runs in a forked child that exits afterwards: the long-lived runtime never
-holds botocore in memory, and the parent imports its own modules while the child works. The
-child writes the config file itself and hands the secret values back through a pipe; nothing
-here logs a value.
+holds botocore in memory, and the config and the secrets are fetched at once on separate
+cores (botocore's set-up is CPU-bound Python, which threads would serialize). The config
+child writes the file itself; the secrets child hands the values back through a pipe.
+Nothing here logs a value.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from streaming_proxy.errors import InitError
@@ -21,40 +21,33 @@ from streaming_proxy.settings import Settings
 SSM_BATCH = 10  # GetParameters accepts at most 10 names per call
 
 
-class ColdStartFetch:
-    """Starts the fetch at once in a child process; ``result()`` returns the secrets.
+class Forked:
+    """Run ``job`` in a forked child; ``result()`` returns its JSON value or raises InitError."""
 
-    Forking costs ~1 ms; the child exits when done, taking botocore's memory with it.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self._pid = 0
-        if not settings.fetches_anything:
-            return
+    def __init__(self, job: Callable[[], Any]) -> None:
         read_fd, write_fd = os.pipe()
         pid = os.fork()
-        if pid == 0:  # child: fetch, report, exit without running the parent's cleanup
+        if pid == 0:  # child: never returns into the caller's code
             code = 0
             try:
                 os.close(read_fd)
                 try:
-                    report: dict[str, Any] = {"secrets": fetch(settings)}
+                    report: dict[str, Any] = {"value": job()}
                 except InitError as exc:
                     report = {"errorType": exc.error_type, "message": exc.message}
-                except BaseException as exc:
+                except BaseException as exc:  # whatever happens must reach the parent
                     report = {"errorType": "Runtime.ColdStartError", "message": repr(exc)}
                 view = memoryview(json.dumps(report).encode())
                 while view:
                     view = view[os.write(write_fd, view) :]
-            except BaseException:
+            except BaseException:  # the parent reports a child that said nothing
                 code = 1
-            os._exit(code)
+            finally:
+                os._exit(code)
         os.close(write_fd)
         self._pid, self._read_fd = pid, read_fd
 
-    def result(self) -> dict[str, str]:
-        if not self._pid:
-            return {}
+    def result(self) -> Any:
         chunks = []
         while chunk := os.read(self._read_fd, 65536):
             chunks.append(chunk)
@@ -64,54 +57,64 @@ class ColdStartFetch:
             report, _ = json.JSONDecoder().raw_decode(b"".join(chunks).decode())
             if "errorType" in report:
                 raise InitError(report["errorType"], report["message"])
-            return dict(report["secrets"])
+            return report["value"]
         except (ValueError, KeyError, TypeError, AttributeError):
             raise InitError(
                 "Runtime.ColdStartError",
-                f"the cold-start fetch process ended (wait status {status}) without a report",
+                f"a cold-start fetch process ended (wait status {status}) without a report",
             ) from None
 
 
-def fetch(settings: Settings) -> dict[str, str]:
-    """Fetch the config object (in a thread) while the secrets are resolved.
+class ColdStartFetch:
+    """Starts the fetches at once, before any thread exists; ``result()`` returns the secrets."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._jobs: list[tuple[str, Forked]] = []
+        if settings.config_bucket and settings.config_key:
+            self._jobs.append(("config", Forked(lambda: fetch_config(settings))))
+        if settings.ssm_secrets:
+            self._jobs.append(("secrets", Forked(lambda: fetch_secrets(settings))))
+
+    def result(self) -> dict[str, str]:
+        secrets: dict[str, str] = {}
+        errors: list[InitError] = []
+        for name, job in self._jobs:
+            try:
+                value = job.result()
+            except InitError as exc:
+                errors.append(exc)
+                continue
+            if name == "secrets":
+                secrets = dict(value)
+        if errors:
+            raise InitError(errors[0].error_type, "; ".join(e.message for e in errors))
+        return secrets
+
+
+def client(service: str) -> Any:
+    """A botocore client with timeouts short enough to report an unreachable endpoint (a VPC
+    without NAT or endpoints) well inside Lambda's 10 s init.
 
     botocore is boto3's core; its session alone skips boto3's resource and s3transfer
-    imports, which this process would never use. Timeouts are short so that an unreachable
-    endpoint (a VPC without a NAT or endpoints) is reported well inside Lambda's 10 s init.
+    imports, which these processes would never use.
     """
-    import botocore.session  # noqa: PLC0415 - imported only in the short-lived fetch process
+    import botocore.session  # noqa: PLC0415 - imported only in the short-lived fetch processes
     from botocore.config import Config  # noqa: PLC0415
 
-    session = botocore.session.get_session()
     config = Config(
         connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}
     )
     # Lambda sets AWS_REGION; botocore on its own reads only AWS_DEFAULT_REGION.
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    failures: list[BaseException] = []
-    thread = None
-    if settings.config_bucket and settings.config_key:
-        s3 = session.create_client("s3", region_name=region, config=config)
+    return botocore.session.get_session().create_client(service, region_name=region, config=config)
 
-        def fetch_config() -> None:
-            try:
-                write_config(s3, settings)
-            except BaseException as exc:
-                failures.append(exc)
 
-        thread = threading.Thread(target=fetch_config)
-        thread.start()
-    try:
-        secrets: dict[str, str] = {}
-        if settings.ssm_secrets:
-            ssm = session.create_client("ssm", region_name=region, config=config)
-            secrets = resolve_secrets(ssm, settings.ssm_secrets)
-    finally:
-        if thread is not None:
-            thread.join()
-    if failures:
-        raise failures[0]
-    return secrets
+def fetch_config(settings: Settings) -> None:
+    write_config(client("s3"), settings)
+
+
+def fetch_secrets(settings: Settings) -> dict[str, str]:
+    return resolve_secrets(client("ssm"), settings.ssm_secrets)
 
 
 def write_config(s3: Any, settings: Settings) -> None:

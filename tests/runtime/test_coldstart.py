@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from streaming_proxy.coldstart import ColdStartFetch, fetch
+from streaming_proxy.coldstart import ColdStartFetch, fetch_config, fetch_secrets
 from streaming_proxy.errors import InitError
 from streaming_proxy.settings import load
 
@@ -37,7 +37,7 @@ def test_config_is_downloaded_and_domain_rewritten(aws, tmp_path):
         CONFIG_DOMAIN_FROM="genai.example.com",
         DOMAIN_SERVER="https://lambda.example.com",
     )
-    assert fetch(s) == {}
+    fetch_config(s)
     assert (tmp_path / "cfg" / "librechat.yaml").read_bytes() == (
         b"url: https://lambda.example.com/x\nother: lambda.example.com\n"
     )
@@ -49,7 +49,7 @@ def test_missing_config_object_names_bucket_and_key(aws, tmp_path):
     )
     s = settings(tmp_path, CONFIG_S3_BUCKET="cfg-empty", CONFIG_S3_KEY="missing.yaml")
     with pytest.raises(InitError, match=r"s3://cfg-empty/missing\.yaml: NoSuchKey"):
-        fetch(s)
+        fetch_config(s)
 
 
 def test_secrets_resolve_in_batches_of_ten_with_decryption(aws, tmp_path):
@@ -59,7 +59,7 @@ def test_secrets_resolve_in_batches_of_ten_with_decryption(aws, tmp_path):
         ssm.put_parameter(Name=f"/app/secret/{i}", Value=f"value-{i}", Type="SecureString")
         wanted[f"SECRET_{i}"] = f"/app/secret/{i}"
     s = settings(tmp_path, SSM_SECRETS=json.dumps(wanted))
-    resolved = fetch(s)
+    resolved = fetch_secrets(s)
     assert resolved == {f"SECRET_{i}": f"value-{i}" for i in range(23)}
 
 
@@ -67,7 +67,7 @@ def test_missing_ssm_parameters_are_named_without_values(aws, tmp_path):
     aws("ssm").put_parameter(Name="/app/present", Value="top-secret-value", Type="SecureString")
     s = settings(tmp_path, SSM_SECRETS=json.dumps({"PRESENT": "/app/present", "GONE": "/app/gone"}))
     with pytest.raises(InitError) as err:
-        fetch(s)
+        fetch_secrets(s)
     assert "/app/gone" in err.value.message and "GONE" in err.value.message
     assert "top-secret-value" not in err.value.message
 
@@ -93,4 +93,5 @@ def test_config_and_secret_failures_together_report_without_crashing(aws, tmp_pa
     )
     with pytest.raises(InitError) as err:
         ColdStartFetch(s).result()
-    assert "/app/absent" in err.value.message or "s3://cfg-both/nope.yaml" in err.value.message
+    assert "/app/absent" in err.value.message
+    assert "s3://cfg-both/nope.yaml" in err.value.message
