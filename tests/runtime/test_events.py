@@ -216,3 +216,13 @@ def test_only_the_first_host_header_is_sent():
         v1(multiValueHeaders={"Host": ["a.example.com", "b.example.com"]}), "", HOST
     )
     assert header_values(request, b"host") == [b"a.example.com"]
+
+
+def test_keepalive_comments_only_go_into_uncompressed_event_streams():
+    from streaming_proxy.proxy import is_plain_sse
+
+    assert is_plain_sse([(b"Content-Type", b"text/event-stream; charset=utf-8")])
+    assert not is_plain_sse(
+        [(b"Content-Type", b"text/event-stream"), (b"Content-Encoding", b"gzip")]
+    )
+    assert not is_plain_sse([(b"Content-Type", b"application/json")])

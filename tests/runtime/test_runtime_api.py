@@ -109,3 +109,27 @@ def test_non_200_next_raises():
     server = OneShotServer([b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"])
     with pytest.raises(RuntimeApiError, match="answered 500"):
         RuntimeApiClient(server.address).next()
+
+
+def test_keepalive_is_only_inserted_between_events():
+    server = OneShotServer([NEXT, b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"])
+    client = RuntimeApiClient(server.address)
+    stream = client.stream(client.next().request_id)
+    stream.start(b"{}")
+    stream.write(b"data: half an ev")
+    assert not stream.write_if_idle(b": keep-alive\n\n", idle_since=float("inf"))
+    stream.write(b"ent\n")
+    stream.write(b"\n")  # the event ends across two chunks
+    assert stream.write_if_idle(b": keep-alive\n\n", idle_since=float("inf"))
+    stream.finish()
+    body = server.received.split(b"\r\n\r\n", 2)[2]
+    assert dechunk(body) == b"{}" + b"\0" * 8 + b"data: half an event\n\n: keep-alive\n\n"
+
+
+def dechunk(body: bytes) -> bytes:
+    out = b""
+    while True:
+        size, _, body = body.partition(b"\r\n")
+        if int(size, 16) == 0:
+            return out
+        out, body = out + body[: int(size, 16)], body[int(size, 16) + 2 :]
