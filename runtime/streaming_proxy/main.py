@@ -1,7 +1,7 @@
 """Cold start, then the event loop: one worker per allowed concurrent invocation.
 
-The cold-start fetch is forked before any thread exists and before the proxy's own imports,
-so both proceed at once. Init ends as soon as the upstream is healthy, or after the init
+The cold-start fetch is forked before any thread exists; the proxy's own imports happen
+while the upstream boots. Init ends as soon as the upstream is healthy, or after the init
 budget (~9.5 s of Lambda's 10 s) with the first invocation waiting on ("async init").
 """
 
@@ -34,9 +34,6 @@ def main() -> int:
         return _fail_init(os.environ.get("AWS_LAMBDA_RUNTIME_API"), "Runtime.ConfigError", str(exc))
     log.set_level(settings.log_level)
     fetch = ColdStartFetch(settings)  # forks: must come before any thread is started
-
-    from streaming_proxy.proxy import Proxy  # noqa: PLC0415 - imported while the fetch runs
-
     api = RuntimeApiClient(settings.runtime_api)
     upstream: Upstream | None = None
     try:

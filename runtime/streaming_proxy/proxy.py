@@ -186,23 +186,19 @@ class Proxy:
         a small response, the usual API answer, then goes out as one write instead of three.
         """
         chunks = iter(response.stream)
+        first = b""
         if sized:
-            current = next(chunks, None)
-            following = next(chunks, None) if current is not None else None
+            first = next(chunks, None) or b""
+            following = next(chunks, None) if first else None
             if following is None:
-                if capture is not None and current:
-                    capture += current[:CAPTURE_LIMIT]
-                return stream.start(head, current or b"", last=True)
-            stream.start(head, current or b"")
+                keep(capture, first)
+                return stream.start(head, first, last=True)
             chunks = itertools.chain((following,), chunks)
-            if capture is not None and current:
-                capture += current[:CAPTURE_LIMIT]
-        else:
-            stream.start(head)
+        stream.start(head, first)
+        keep(capture, first)
         for chunk in chunks:
             stream.write(chunk)
-            if capture is not None and len(capture) < CAPTURE_LIMIT:
-                capture += chunk
+            keep(capture, chunk)
         return None
 
     def _ensure_upstream(self, cutoff: float) -> None:
@@ -276,6 +272,12 @@ class Proxy:
             (b"Content-Length", str(len(body)).encode()),
         ]
         stream.start(prelude(status, head), body, last=True)
+
+
+def keep(capture: bytearray | None, chunk: bytes) -> None:
+    """Keep the start of a body that may announce background work."""
+    if capture is not None and len(capture) < CAPTURE_LIMIT:
+        capture += chunk[: CAPTURE_LIMIT - len(capture)]
 
 
 def has_sized_body(method: str, response: httpcore.Response) -> bool:
