@@ -17,11 +17,14 @@ UPSTREAM_COMMAND           ``node /app/api/server/index.js``   shell-style comma
 UPSTREAM_HOST              127.0.0.1                           address the upstream listens on (given as HOST)
 UPSTREAM_PORT              3080                                port the upstream listens on (given as PORT)
 UPSTREAM_HEALTH_PATH       /health                             GET path that answers 200 once ready
-UPSTREAM_READY_TIMEOUT     60                                  seconds from start until the upstream must be
-                                                               healthy (init ends after ~9.5 s regardless;
-                                                               the first invocation keeps waiting)
+UPSTREAM_READY_TIMEOUT     60                                  seconds the upstream may take to become healthy,
+                                                               counting only time spent waiting for it (frozen
+                                                               time between invocations does not count)
 UPSTREAM_INIT_WAIT         9.5                                 seconds of Lambda's 10 s init spent waiting for
                                                                health before init ends anyway ("async init")
+UPSTREAM_DIRS              /tmp/librechat/{uploads,images,     directories (":"-separated) created before the
+                           logs}                               upstream starts: /tmp starts empty in Lambda and
+                                                               the image links LibreChat's writable paths there
 CONFIG_S3_BUCKET           (unset)                             bucket of the config object (with the key)
 CONFIG_S3_KEY              (unset)                             key of the config object (with the bucket)
 CONFIG_PATH                /tmp/librechat.yaml                 where the config is written; given to the

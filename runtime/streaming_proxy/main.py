@@ -57,6 +57,7 @@ def main() -> int:
                 settings.config_path if settings.config_bucket else None,
                 secrets,
             ),
+            settings.upstream_dirs,
         )
         del secrets
         upstream.start()

@@ -13,6 +13,10 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SSM_NAME = re.compile(r"^(/[A-Za-z0-9_.\-]+)+$|^[A-Za-z0-9_.\-]+$|^arn:aws[a-z-]*:ssm:.+$")
 
 
+# Where the image links LibreChat's writable paths (uploads, images, logs): /tmp starts empty.
+DEFAULT_DIRS = "/tmp/librechat/uploads:/tmp/librechat/images:/tmp/librechat/logs"  # noqa: S108
+
+
 class SettingsError(ValueError):
     """The environment is wrong; the message lists every problem by variable name."""
 
@@ -41,6 +45,7 @@ class Settings:
     background_poll_interval: float
     log_level: str
     init_budget: float
+    upstream_dirs: tuple[str, ...]
 
     @property
     def fetches_anything(self) -> bool:
@@ -143,6 +148,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         background_poll_interval=number("BACKGROUND_POLL_INTERVAL", 0.5, 0.01, 60.0),
         log_level=log_level,
         init_budget=number("UPSTREAM_INIT_WAIT", 9.5, 0.0, 10.0),
+        upstream_dirs=tuple(
+            d for d in env.get("UPSTREAM_DIRS", DEFAULT_DIRS).split(":") if d.strip()
+        ),
     )
     if problems:
         raise SettingsError("Invalid runtime environment: " + "; ".join(problems))

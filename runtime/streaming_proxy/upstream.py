@@ -7,6 +7,7 @@ next poll, so a crash fails init at once with its exit code and the tail of its 
 from __future__ import annotations
 
 import collections
+import os
 import socket
 import subprocess
 import threading
@@ -42,8 +43,10 @@ class Upstream:
         port: int,
         health_path: str,
         env: Mapping[str, str],
+        dirs: tuple[str, ...] = (),
     ) -> None:
         self.command = command
+        self.dirs = dirs  # created before every start: the image links writable paths here
         self.host = host
         self.port = port
         self._health_request = (
@@ -60,6 +63,12 @@ class Upstream:
         self.restarts = 0
 
     def start(self) -> None:
+        for directory in self.dirs:
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as exc:
+                message = f"cannot create {directory} for the upstream: {exc.strerror}"
+                raise UpstreamFailed(message + "; check UPSTREAM_DIRS") from None
         self._stderr_tail.clear()
         self.healthy = False
         self.started_at = time.monotonic()

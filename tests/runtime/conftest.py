@@ -62,6 +62,7 @@ def runtime_env(**extra: str) -> dict[str, str]:
     env = {
         "UPSTREAM_COMMAND": upstream_command(),
         "UPSTREAM_PORT": str(free_port()),
+        "UPSTREAM_DIRS": "",
         "PYTHONPATH": os.pathsep.join(
             [str(HERE.parent.parent / "runtime"), os.environ.get("PYTHONPATH", "")]
         ),

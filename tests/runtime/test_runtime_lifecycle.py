@@ -17,6 +17,15 @@ def start(env: dict[str, str], **kwargs: object) -> LocalStack:
     return LocalStack(env=env, **kwargs).start(init_timeout=30)
 
 
+def test_writable_directories_exist_before_the_upstream_starts(tmp_path):
+    dirs = [tmp_path / "lc" / "uploads", tmp_path / "lc" / "logs"]
+    env = runtime_env(UPSTREAM_DIRS=":".join(map(str, dirs)), ECHO_DIRS=":".join(map(str, dirs)))
+    with start(env) as stack:
+        assert stack.init_error is None
+        for d in dirs:
+            stack.wait_for_log(f"dir {d} exists")
+
+
 def test_cold_start_with_config_and_secrets_passes_secrets_to_the_upstream_only(
     aws, aws_env, tmp_path
 ):

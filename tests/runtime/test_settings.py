@@ -13,6 +13,11 @@ def test_defaults_follow_the_contract():
     assert s.ready_timeout == 60 and s.sse_keepalive_interval == 20 and s.max_concurrency == 1
     assert s.config_path == "/tmp/librechat.yaml" and not s.fetches_anything
     assert s.background_hold and s.background_hold_path.match("/api/agents/chat/openAI")
+    assert s.upstream_dirs == (
+        "/tmp/librechat/uploads",
+        "/tmp/librechat/images",
+        "/tmp/librechat/logs",
+    )
 
 
 def test_ssm_secrets_and_domain_rewrite_are_parsed():

@@ -259,6 +259,10 @@ def main() -> None:
     if os.environ.get("EXIT_AT_START"):
         print("fatal: cannot connect to MongoDB", file=sys.stderr, flush=True)
         raise SystemExit(int(os.environ["EXIT_AT_START"]))
+    for directory in filter(None, os.environ.get("ECHO_DIRS", "").split(":")):
+        print(
+            f"dir {directory} {'exists' if os.path.isdir(directory) else 'is missing'}", flush=True
+        )
     if os.environ.get("ECHO_ENV"):
         for name in os.environ["ECHO_ENV"].split(","):
             print(f"env {name} is {'set' if os.environ.get(name) else 'unset'}", flush=True)
