@@ -209,3 +209,25 @@ def test_sized_body_cut_short_before_anything_was_sent_is_a_clean_502(stack, gat
     assert response.status_code == 502
     assert "broke off" in response.json()["message"]
     assert gateway.get("/status/200").status_code == 200
+
+
+def test_http_api_v2_event_is_served(stack):
+    event = {
+        "version": "2.0",
+        "rawPath": "/echo/a b",
+        "rawQueryString": "x=1&x=2",
+        "cookies": ["s=1", "t=2"],
+        "headers": {"host": "abc.execute-api.eu-west-1.amazonaws.com", "user-agent": "curl/8"},
+        "requestContext": {
+            "domainName": "abc.execute-api.eu-west-1.amazonaws.com",
+            "http": {"method": "POST", "sourceIp": "198.51.100.7"},
+        },
+        "body": "aGVsbG8=",
+        "isBase64Encoded": True,
+    }
+    result = stack.invoke(event)
+    assert result.prelude["statusCode"] == 200
+    echo = json.loads(result.body)
+    assert echo["method"] == "POST" and echo["target"] == "/echo/a%20b?x=1&x=2"
+    assert ["cookie", "s=1; t=2"] in echo["headers"]
+    assert echo["body_sha256"] == hashlib.sha256(b"hello").hexdigest()
