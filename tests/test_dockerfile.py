@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from streaming_proxy.settings import DEFAULT_DIRS
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = ROOT / "runtime"
@@ -153,6 +154,15 @@ def test_every_path_librechat_writes_is_redirected_to_tmp(
     log_dir = env_values(instructions).get("LIBRECHAT_LOG_DIR", "")
     assert log_dir.startswith("/tmp/"), "LIBRECHAT_LOG_DIR must be under /tmp"
     assert links["/app/api/logs"] == log_dir
+
+
+def test_the_runtime_creates_every_symlink_target_before_starting_librechat(
+    instructions: list[Instruction],
+) -> None:
+    """Lambda's /tmp starts empty and Node cannot mkdir through a dangling symlink (ENOENT)."""
+    created = set(DEFAULT_DIRS.split(":"))
+    for link, target in symlinks(instructions).items():
+        assert target in created, f"{link} -> {target}: the runtime's UPSTREAM_DIRS misses it"
 
 
 def test_node_runs_in_production_mode(instructions: list[Instruction]) -> None:
