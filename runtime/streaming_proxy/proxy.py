@@ -125,7 +125,7 @@ class Proxy:
             names = sorted({k.decode("latin-1").lower() for k, _ in headers})
             raise RequestError(
                 502,
-                f"the upstream's response headers make a {len(head)}-byte prelude; API Gateway "
+                f"the upstream's response headers need a {len(head)}-byte prelude; API Gateway "
                 f"accepts at most {MAX_PRELUDE} (header names: {', '.join(names)})",
             )
         capture = bytearray() if self.background.may_start_work(request) else None
