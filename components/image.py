@@ -26,9 +26,6 @@ import pulumi_docker as docker
 
 from components.config import ARCHITECTURES as PLATFORMS
 
-#: The tag pushed; the function never uses it (it is pinned to the digest).
-IMAGE_TAG = "latest"
-
 
 @dataclass(frozen=True)
 class ContainerImageArgs:
@@ -152,9 +149,11 @@ class ContainerImage(pulumi.ComponentResource):
             registry_id=self.repository.registry_id, opts=invoke
         )
         # 5. Build for one platform and push; never build during preview.
+        stack = pulumi.get_stack()
         self.image = docker.Image(
             f"{name}-image",
-            image_name=self.repository.repository_url.apply(lambda url: f"{url}:{IMAGE_TAG}"),
+            # Tagged with the stack's name (never `latest`); the function uses the digest only.
+            image_name=self.repository.repository_url.apply(lambda url: f"{url}:{stack}"),
             build=docker.DockerBuildArgs(
                 context=args.context,
                 dockerfile=args.dockerfile,

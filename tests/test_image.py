@@ -67,7 +67,7 @@ def test_build_uses_runtime_context_dockerfile_and_base_image_argument(mocks: Pu
         assert inputs["build"]["context"] == "runtime"
         assert inputs["build"]["dockerfile"] == "runtime/Dockerfile"
         assert inputs["build"]["args"] == {"BASE_IMAGE": BASE}
-        assert inputs["imageName"].endswith("/librechat-test:latest")
+        assert inputs["imageName"].endswith("/librechat-test:test")  # the stack name, never latest
 
     return settle(check())
 
