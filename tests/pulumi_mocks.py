@@ -18,7 +18,7 @@ import asyncio
 import base64
 import hashlib
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from functools import cache
 from importlib import import_module
 from typing import Any
@@ -101,6 +101,22 @@ def settle(check: Coroutine[Any, Any, None]) -> pulumi.Output[None]:
     The test then fails when the check raises, after every output it awaited has resolved.
     """
     return pulumi.Output.from_input(asyncio.ensure_future(check))
+
+
+def run_program(build: Callable[[], Mapping[str, pulumi.Input[Any]]]) -> dict[str, Any]:
+    """Run `build` as a Pulumi program under the mocks and return its outputs, resolved.
+
+    `pulumi.runtime.test` waits for every resource registration before returning, so the
+    caller can assert on everything the mocks recorded, outside any `apply`.
+    """
+    resolved: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[None]:
+        return pulumi.Output.all(**build()).apply(resolved.update)
+
+    program()
+    return resolved
 
 
 def is_secret_input(value: Any) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import pulumi
@@ -12,26 +11,10 @@ import pytest
 
 from components.api import STREAM_TIMEOUT_MS, StreamingApi, StreamingApiArgs
 from components.function import AwsContext, streaming_invoke_arn
-from tests.pulumi_mocks import ACCOUNT_ID, DEFAULT_REGION, PulumiMocks, T
+from tests.pulumi_mocks import ACCOUNT_ID, DEFAULT_REGION, PulumiMocks, T, run_program
 
 STREAMING_URI_PREFIX = f"arn:aws:apigateway:{DEFAULT_REGION}:lambda:path/2021-11-15/functions/"
 CTX = AwsContext(partition="aws", region=DEFAULT_REGION, account=ACCOUNT_ID)
-
-
-def run_program(build: Callable[[], Mapping[str, pulumi.Input[Any]]]) -> dict[str, Any]:
-    """Run `build` as a Pulumi program under the mocks and return its outputs, resolved.
-
-    `pulumi.runtime.test` waits for every resource registration before returning, so the
-    caller can assert on everything the mocks recorded, outside any `apply`.
-    """
-    resolved: dict[str, Any] = {}
-
-    @pulumi.runtime.test
-    def program() -> pulumi.Output[None]:
-        return pulumi.Output.all(**build()).apply(resolved.update)
-
-    program()
-    return resolved
 
 
 def function() -> aws.lambda_.Function:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import pulumi
@@ -18,26 +17,11 @@ from tests.pulumi_mocks import (
     C,
     PulumiMocks,
     T,
+    run_program,
 )
 
 DOMAIN = "lambda-test.sandbox.data.apro.is"
 EXISTING_CERT = f"arn:aws:acm:{DEFAULT_REGION}:123456789012:certificate/0a1b2c3d-4e5f-6789"
-
-
-def run_program(build: Callable[[], Mapping[str, pulumi.Input[Any]]]) -> dict[str, Any]:
-    """Run `build` as a Pulumi program under the mocks and return its outputs, resolved.
-
-    `pulumi.runtime.test` waits for every resource registration before returning, so the
-    caller can assert on everything the mocks recorded, outside any `apply`.
-    """
-    resolved: dict[str, Any] = {}
-
-    @pulumi.runtime.test
-    def program() -> pulumi.Output[None]:
-        return pulumi.Output.all(**build()).apply(resolved.update)
-
-    program()
-    return resolved
 
 
 def build_domain(**overrides: Any) -> dict[str, pulumi.Input[Any]]:
