@@ -36,7 +36,6 @@ class Invocation:
     request_id: str
     deadline_ms: int
     trace_id: str | None
-    function_arn: str | None
     body: bytes
 
 
@@ -156,18 +155,12 @@ class RuntimeApiClient:
             raise RuntimeApiError("Runtime API /next sent no Lambda-Runtime-Aws-Request-Id")
         deadline = headers.get(b"lambda-runtime-deadline-ms", b"")
         trace = headers.get(b"lambda-runtime-trace-id")
-        arn = headers.get(b"lambda-runtime-invoked-function-arn")
         return Invocation(
             request_id=request_id.decode(),
             deadline_ms=int(deadline) if deadline.isdigit() else int(time.time() * 1000) + 900_000,
             trace_id=trace.decode() if trace else None,
-            function_arn=arn.decode() if arn else None,
             body=body,
         )
-
-    def post_error(self, request_id: str, error_type: str, message: str) -> None:
-        path = f"/{API_VERSION}/runtime/invocation/{request_id}/error"
-        self._post(path, error_json(error_type, message), _checked_type(error_type))
 
     def init_error(self, error_type: str, message: str) -> None:
         path = f"/{API_VERSION}/runtime/init/error"

@@ -58,7 +58,6 @@ class Upstream:
         self._lock = threading.Lock()
         self._stderr_reader: threading.Thread | None = None
         self.healthy = False
-        self.started_at = 0.0
         self.waited = 0.0  # seconds spent waiting for health since the last start
         self.restarts = 0
 
@@ -71,7 +70,6 @@ class Upstream:
                 raise UpstreamFailed(message + "; check UPSTREAM_DIRS") from None
         self._stderr_tail.clear()
         self.healthy = False
-        self.started_at = time.monotonic()
         self.waited = 0.0
         try:
             self._process = subprocess.Popen(
@@ -189,6 +187,7 @@ class Upstream:
             log.warning(
                 "upstream exited; restarting it",
                 exitCode=code,
+                restarts=self.restarts + 1,
                 stderrTail=list(self._stderr_tail)[-5:],
             )
         self.restarts += 1
