@@ -125,11 +125,10 @@ def test_upstream_that_died_is_restarted(tmp_path):
 def test_deadline_ends_the_response_before_the_invocation_times_out():
     env = runtime_env(DEADLINE_MARGIN="0.5")
     with start(env, function_timeout=2.0) as stack:
-        started = time.monotonic()
         response = httpx.get(f"{stack.url}/slow", params={"s": 5}, timeout=30)
         assert response.status_code == 504
+        # The runtime's own 504 (the emulator's timeout would say "Endpoint request timed out").
         assert "deadline" in response.json()["message"]
-        assert time.monotonic() - started < 2.0
         # A stream that outlives the deadline is ended with error trailers, not left to time out.
         with pytest.raises(httpx.RemoteProtocolError):
             httpx.get(f"{stack.url}/sse", params={"n": 100, "gap": 0.1}, timeout=30)
@@ -180,15 +179,13 @@ def test_managed_instances_concurrency_serves_invocations_in_parallel():
         results: list[int] = []
 
         def call() -> None:
-            results.append(
-                httpx.get(f"{stack.url}/slow", params={"s": 0.8}, timeout=30).status_code
-            )
+            response = httpx.get(f"{stack.url}/barrier", params={"n": 4}, timeout=30)
+            results.append(response.status_code)
 
         threads = [threading.Thread(target=call) for _ in range(4)]
-        started = time.monotonic()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        # The upstream answers only when all four wait at once: served one by one, they fail.
         assert results == [200] * 4
-        assert time.monotonic() - started < 2.5  # serially it would take 3.2 s

@@ -32,6 +32,7 @@ def _count_running_time() -> None:
         RUNNING[0] += 0.01
 
 
+BARRIERS: dict[int, threading.Barrier] = {}
 JOBS: dict[str, float] = {}  # conversationId -> time the background job finishes
 JOB_LOCK = threading.Lock()
 
@@ -176,6 +177,17 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif path == "/bigheaders":
             self._send(200, b"big", extra=[(f"X-Big-{i}", "v" * 500) for i in range(40)])
+        elif path == "/barrier":
+            # Answers only once n requests wait here together: proof of concurrent service.
+            n = int(query.get("n", "2"))
+            with JOB_LOCK:
+                barrier = BARRIERS.setdefault(n, threading.Barrier(n, timeout=10))
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                self._send(500, b"not concurrent")
+                return
+            self._send(200, b"together")
         elif path == "/slow":
             time.sleep(float(query.get("s", "5")))
             self._send(200, b"slow")
