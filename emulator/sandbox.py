@@ -78,22 +78,22 @@ def _start_time(pid: int) -> str:
     exists (no protection against reuse between two scans)."""
     if not HAS_PROC:
         return "?" if _signal(pid, 0) else ""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return ""
-    return stat[stat.rfind(b")") + 2 :].split(b" ", 20)[19].decode()
+    return _stat_field(pid, 19)
 
 
 def process_state(pid: int) -> str:
     """The one-letter state of a process from /proc (e.g. 'S', 'R', 'T'), '' if gone."""
+    return _stat_field(pid, 0)
+
+
+def _stat_field(pid: int, index: int) -> str:
+    """Field `index` of /proc/<pid>/stat after the command name (0 = state), '' if gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return ""
-    return stat[stat.rfind(b")") + 2 :].split(b" ", 1)[0].decode()
+    return stat[stat.rfind(b")") + 2 :].split(b" ", index + 1)[index].decode()
 
 
 class Sandbox:
