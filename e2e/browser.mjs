@@ -84,17 +84,24 @@ try {
     if (tokens >= expected) break;
     await page.waitForTimeout(25);
   }
-  await page.waitForTimeout(1500); // let the title and the saved message settle
+  // The conversation's title replaces "New Chat" in the sidebar once LibreChat generated it.
+  const titleSeen = await page
+    .getByText(/E2E title \d+/)
+    .first()
+    .waitFor({ timeout: 25000 })
+    .then(() => Date.now() - sentAt, () => null);
   await shot('4-answered');
   const timeline = await page.evaluate(() => window.__e2eTimeline);
   result.timeline = timeline.map((e) => ({ ms: e.t - sentAt, tokens: e.tokens }));
   const growing = result.timeline.filter((e) => e.tokens > 0 && e.tokens < expected);
   const first = result.timeline.find((e) => e.tokens > 0);
   const full = result.timeline.find((e) => e.tokens >= expected);
-  result.ok = Boolean(first && full && growing.length >= 3);
+  result.titleShownMs = titleSeen;
+  result.ok = Boolean(first && full && growing.length >= 3 && titleSeen !== null);
   result.detail = first
     ? `first token on screen after ${first.ms} ms, ${growing.length} partial renders before all ` +
-      `${expected} tokens ${full ? `at ${full.ms} ms` : 'never (saw ' + tokens + ')'}`
+      `${expected} tokens ${full ? `at ${full.ms} ms` : 'never (saw ' + tokens + ')'}, ` +
+      `title in the sidebar ${titleSeen !== null ? `at ${titleSeen} ms` : 'never (25 s)'}`
     : `no token on screen within 90 s (${result.requests.slice(-6).join('; ')})`;
 } catch (err) {
   result.detail = `${err.name}: ${err.message.split('\n')[0]} (${result.requests.slice(-6).join('; ')})`;

@@ -399,6 +399,10 @@ class _Handler(socketserver.BaseRequestHandler):
     server: MongoWireServer
 
     def handle(self) -> None:
+        with contextlib.suppress(OSError):  # the driver closed or reset the connection
+            self._serve()
+
+    def _serve(self) -> None:
         sock = self.request
         backend = self.server.backend
         while True:

@@ -7,11 +7,12 @@ LibreChat answered; later steps still run where they can, so one run shows every
 
 from __future__ import annotations
 
-import base64
 import statistics
+import struct
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,10 +21,23 @@ from e2e.client import TOKEN, LibreChat, Stream
 from e2e.fake_llm import FakeLlm
 
 PASSWORD = "e2e-password-1"  # noqa: S105 - a throwaway user in a throwaway database
-# A 2x2 PNG: the smallest image LibreChat's image pipeline (sharp) accepts and resizes.
-PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP4z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg=="
-)
+
+
+def png(width: int = 64, height: int = 64) -> bytes:
+    """A solid-colour RGB PNG for the upload (LibreChat decodes and resizes it with sharp)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\x20\x80\xc0" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 @dataclass
@@ -158,8 +172,8 @@ class Journey:
             "POST",
             "/api/files/images",
             data={"endpoint": "e2e", "endpointType": "custom", "file_id": file_id,
-                  "width": "2", "height": "2"},
-            files={"file": ("e2e.png", PNG, "image/png")},
+                  "width": "64", "height": "64"},
+            files={"file": ("e2e.png", png(), "image/png")},
         )  # fmt: skip
         if r.status_code != 200:
             return False, f"POST /api/files/images -> {r.status_code} {r.text[:200]}"
