@@ -36,13 +36,32 @@ from e2e.services import Services, free_port
 
 E2E_DIR = Path(__file__).resolve().parent
 REPO_ROOT = E2E_DIR.parent
-# How each compute mode is emulated (python -m emulator flags).
-MODES: dict[str, list[str]] = {
-    # Lambda as it is: the environment is frozen whenever no invocation runs in it.
-    "standard": [],
-    # Lambda Managed Instances: never frozen, several invocations at once in one environment.
-    "managed": ["--no-freeze", "--concurrency", "4"],
-}
+MODES = ("standard", "managed")
+ENVIRONMENTS = 4  # standard: environments Lambda may start; managed: invocations per environment
+
+
+def mode_flags(mode: str) -> list[str]:
+    """How a compute mode is emulated (`python -m emulator` flags).
+
+    standard: Lambda as it is, each environment frozen whenever no invocation runs in it and a
+    request that finds every environment busy getting a new one. managed: Lambda Managed
+    Instances, never frozen, several invocations at once in one environment.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "emulator", "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    n = str(ENVIRONMENTS)
+    if mode == "managed":
+        if "--managed-instances" in done.stdout:
+            return ["--managed-instances", n]
+        return ["--no-freeze", "--concurrency", n]  # an emulator without the mode's own flag
+    return ["--max-environments", n] if "--max-environments" in done.stdout else []
+
+
 READY_LINE = re.compile(r"Local API Gateway ready \(init ([0-9.]+) s\)")
 
 
@@ -74,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m e2e", description=__doc__.splitlines()[0])
     p.add_argument("--librechat", required=True, help="a built LibreChat checkout")
     p.add_argument("--version", required=True, help="its release tag, e.g. v0.8.7")
-    p.add_argument("--mode", choices=sorted(MODES), default="standard")
+    p.add_argument("--mode", choices=MODES, default="standard")
     p.add_argument("--results", default=str(E2E_DIR / "results"))
     p.add_argument("--no-browser", action="store_true", help="skip the web-client scenario")
     p.add_argument("--tokens", type=int, default=30, help="tokens per answer (default 30)")
@@ -182,7 +201,7 @@ class Emulator:
         self.url = f"http://127.0.0.1:{self.port}"
         upstream = shlex.join(["node", str(root / "api/server/index.js")])
         cmd = [sys.executable, "-m", "emulator", "--port", str(self.port),
-               "--upstream-command", upstream, *MODES[mode]]  # fmt: skip
+               "--upstream-command", upstream, *mode_flags(mode)]  # fmt: skip
         for pair in runtime_env:
             cmd += ["--env", pair]
         # LibreChat's settings (secrets among them) travel in the environment, not argv.
@@ -194,6 +213,7 @@ class Emulator:
         self._ready = threading.Event()
         self.init_s: float | None = None
         self.started = time.perf_counter()
+        self._log.write("$ " + shlex.join(cmd) + "\n")
         self.process = subprocess.Popen(
             cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
