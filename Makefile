@@ -1,7 +1,7 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test pytest lint local bench requirements e2e-librechat
+.PHONY: help bootstrap sync test pytest lint local bench requirements docs e2e-librechat
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
@@ -9,6 +9,7 @@ help:
 	@echo "make lint   - ruff, hadolint, workflow schema, zizmor"
 	@echo "make bench  - the runtime benchmark (prints figures)"
 	@echo "make requirements - regenerate runtime/requirements.txt from uv.lock"
+	@echo "make docs   - regenerate README.md's configuration table from the schema"
 	@echo "make e2e-librechat VERSION=v0.8.7 MODE=standard|managed - the real-LibreChat run"
 
 bootstrap:
@@ -58,3 +59,7 @@ e2e-librechat: bootstrap
 	$(UV) sync --frozen --group e2e
 	cd e2e && npm ci --no-audit --no-fund --loglevel=error
 	$(UV) run --frozen --group e2e python -m e2e --librechat $(LIBRECHAT_DIR) --version $(VERSION) --mode $(MODE) $(E2E_ARGS)
+
+# README.md's configuration table, generated from the schema in components/config/.
+docs: sync
+	$(UV) run --frozen python -m components.config.docs
