@@ -54,7 +54,7 @@ class Stream:
 
 
 class LibreChat:
-    def __init__(self, base_url: str, timeout: float = 60.0, stream_limit: float = 90.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 30.0, stream_limit: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.stream_limit = stream_limit  # keep-alive comments could keep a stream open forever
         self.http = httpx.Client(
@@ -132,14 +132,25 @@ class LibreChat:
 
     # -- chat ---------------------------------------------------------------------------------
 
-    def chat(
+    def chat(self, text: str, *args: Any, **kwargs: Any) -> Stream:
+        """Send a message the way LibreChat's web client does and read the answer's stream;
+        a transport failure (a timeout, a cut connection) is recorded, not raised."""
+        result = Stream(how="direct", post_status=0, post_sent_at=time.time())
+        try:
+            return self._chat(result, text, *args, **kwargs)
+        except httpx.HTTPError as exc:
+            result.error = f"{type(exc).__name__}: {exc or 'no detail'}"
+            self.log.append(f"chat {text!r}: {result.error}")
+            return result
+
+    def _chat(
         self,
+        result: Stream,
         text: str,
         conversation_id: str | None = None,
         parent_message_id: str | None = None,
         files: list[dict[str, Any]] | None = None,
     ) -> Stream:
-        """Send a message the way LibreChat's web client does and read the answer's stream."""
         if not text.startswith(CHAT_MARKER):
             text = f"{CHAT_MARKER}: {text}"
         body: dict[str, Any] = {
@@ -163,11 +174,11 @@ class LibreChat:
         if files:
             body["files"] = files
         path = f"/api/agents/chat/{ENDPOINT}"
-        sent_at = time.time()
         headers = self._headers({"Content-Type": "application/json", "Accept": "*/*"})
+        result.post_sent_at = sent_at = time.time()
         with self.http.stream("POST", path, content=json.dumps(body), headers=headers) as response:
             self._keep_cookies(response)
-            result = Stream(how="direct", post_status=response.status_code, post_sent_at=sent_at)
+            result.post_status = response.status_code
             kind = response.headers.get("content-type", "")
             if response.status_code == 200 and kind.startswith("text/event-stream"):
                 self._read_sse(response, result)
