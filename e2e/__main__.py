@@ -62,6 +62,7 @@ def mode_flags(mode: str) -> list[str]:
     return ["--max-environments", n] if "--max-environments" in done.stdout else []
 
 
+HTML_STARTS = ("<!doctype html", "<html")  # the web client's index.html, not a readiness answer
 READY_LINE = re.compile(r"Local API Gateway ready \(init ([0-9.]+) s\)")
 
 
@@ -174,7 +175,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], spawned: float) -> di
                     r = http.get(url + path)
                 except httpx.HTTPError:
                     continue
-                if path == "/readyz" and "text/html" in r.headers.get("content-type", ""):
+                if path == "/readyz" and r.text.lstrip().lower().startswith(HTML_STARTS):
                     found["readyz"] = "answers with index.html (no readiness endpoint)"
                     found["readyz_s"] = -1.0
                 elif r.status_code == 200:
