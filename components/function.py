@@ -322,13 +322,18 @@ class LambdaFunction(pulumi.ComponentResource):
         )
 
         # 4. The function; it waits for its policy (Lambda checks ENI rights on create).
-        vpc_config = (
-            {
+        vpc_config: aws.lambda_.FunctionVpcConfigArgsDict | None = None
+        if args.subnet_ids:
+            vpc_config = {
                 "subnet_ids": list(args.subnet_ids),
                 "security_group_ids": list(args.security_group_ids),
             }
-            if args.subnet_ids
-            else None
+        logging_config: aws.lambda_.FunctionLoggingConfigArgsDict = {
+            "log_format": "JSON",
+            "log_group": self.log_group.name,
+        }
+        tracing_config: aws.lambda_.FunctionTracingConfigArgsDict | None = (
+            {"mode": "Active"} if args.tracing else None
         )
         publish = args.provisioned_concurrency > 0
         self.function = aws.lambda_.Function(
@@ -343,8 +348,8 @@ class LambdaFunction(pulumi.ComponentResource):
             ephemeral_storage={"size": args.ephemeral_storage_mb},
             environment={"variables": self.environment},
             vpc_config=vpc_config,
-            logging_config={"log_format": "JSON", "log_group": self.log_group.name},
-            tracing_config={"mode": "Active"} if args.tracing else None,
+            logging_config=logging_config,
+            tracing_config=tracing_config,
             reserved_concurrent_executions=args.reserved_concurrency,
             publish=publish,
             tags=tags,
