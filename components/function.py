@@ -1,9 +1,10 @@
 """The Lambda function that runs LibreChat behind the streaming runtime, with its IAM and logs.
 
 The function runs the container image (package type Image) whose entrypoint is the Python
-streaming runtime; the runtime starts LibreChat on 127.0.0.1:3080. Its environment is the
-stack's LibreChat variables plus the runtime's own (upstream, config object, domain rewrite,
-keep-alive), `NODE_ENV=production` and LibreChat's writable paths under /tmp.
+streaming runtime, which starts LibreChat itself. Its environment is the stack's LibreChat
+variables plus the runtime's own (upstream, config object, domain rewrite, keep-alive) and the
+fixed ones; components/contract.py holds what the runtime and the image agree on, and names
+every variable set here (`SET_BY_PROGRAM`).
 
 Secrets (SSM parameters), two modes:
 - `deploy`: each parameter is read with decryption while Pulumi runs and placed in the
