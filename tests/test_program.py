@@ -20,6 +20,7 @@ from tests.pulumi_mocks import (
     C,
     PulumiMocks,
     T,
+    fake_registry_digest,
     fake_ssm_value,
     is_secret_input,
     plain,
@@ -124,7 +125,10 @@ def test_function_runs_the_digest_pinned_single_platform_image(
 ):
     image = mocks.inputs_of(T.DOCKER_IMAGE)
     assert image["build"]["platform"] == "linux/amd64"
-    assert image["build"]["args"] == {"BASE_IMAGE": "ghcr.io/danny-avila/librechat-api:v0.8.2-rc1"}
+    base = "ghcr.io/danny-avila/librechat-api:v0.8.2-rc1"
+    assert image["build"]["args"] == {
+        "BASE_IMAGE": f"ghcr.io/danny-avila/librechat-api@{fake_registry_digest(base)}"
+    }
     assert image["buildOnPreview"] is False
     function = mocks.inputs_of(T.FUNCTION)
     assert function["imageUri"] == mocks.outputs["image-image"]["repoDigest"] == dev["image_uri"]
