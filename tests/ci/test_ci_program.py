@@ -180,6 +180,7 @@ LOOKUP_ACTIONS: dict[str, set[str]] = {
     },
     C.ECR_AUTH_TOKEN: {"ecr:GetAuthorizationToken"},
     C.SSM_PARAMETER: {"ssm:GetParameter", "kms:Decrypt"},
+    C.REGISTRY_IMAGE: set(),  # the base image's registry (ghcr.io), not AWS
 }
 
 
