@@ -74,6 +74,7 @@ api = StreamingApi(
         throttling_rate_limit=cfg.api.throttling_rate_limit,
         log_retention_days=cfg.api.log_retention_days,
         access_logging=cfg.api.access_logging,
+        api_name=cfg.name,
         tags=tags,
     ),
 )

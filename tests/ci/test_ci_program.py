@@ -202,3 +202,45 @@ def test_the_preview_role_allows_every_lookup_the_main_program_makes(
     needed = {"sts:GetCallerIdentity"}.union(*(LOOKUP_ACTIONS[t] for t in tokens))
     denied = sorted(a for a in needed if decide([preview_policy()], a) != "Allow")
     assert not denied, f"pulumi preview -s {stack} would be denied {denied}"
+
+
+def main_program_resources(mocks: PulumiMocks, stack: str) -> dict[str, list[str]]:
+    """ARNs of what `pulumi up -s <stack>` creates that a deploy role must be allowed to manage."""
+    mocks.zones = {"sandbox.data.apro.is": "ZSANDBOX", "data.apro.is": "ZDATA"}
+    set_all_config(cli_config(stack))
+
+    def build() -> Any:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        return {}
+
+    run_program(build)
+    a, r = ACCOUNT_ID, "eu-west-1"
+    names = {t: [plain(x.inputs).get("name") for x in mocks.of_type(t)] for t in (
+        T.FUNCTION, T.ECR_REPOSITORY, T.ROLE, T.LOG_GROUP)}  # fmt: skip
+    domains = [plain(x.inputs)["domainName"] for x in mocks.of_type(T.API_DOMAIN_NAME)]
+    return {
+        "lambda:CreateFunction": [
+            f"arn:aws:lambda:{r}:{a}:function:{n}" for n in names[T.FUNCTION]
+        ],
+        "ecr:CreateRepository": [
+            f"arn:aws:ecr:{r}:{a}:repository/{n}" for n in names[T.ECR_REPOSITORY]
+        ],
+        "iam:CreateRole": [f"arn:aws:iam::{a}:role/{n}" for n in names[T.ROLE]],
+        "logs:CreateLogGroup": [f"arn:aws:logs:{r}:{a}:log-group:{n}" for n in names[T.LOG_GROUP]],
+        "apigateway:PATCH": [f"arn:aws:apigateway:{r}::/domainnames/{d}" for d in domains],
+    }
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_each_deploy_role_manages_its_own_stacks_resources_and_not_the_others(
+    mocks: PulumiMocks, stack: str
+) -> None:
+    """The names the main program gives its resources are the names the deploy roles allow."""
+    resources = main_program_resources(mocks, stack)
+    assert all(resources.values()), resources
+    own = next(t for t in targets() if t.stack == stack)
+    other = next(t for t in targets() if t.stack != stack)
+    for action, arns in resources.items():
+        for arn in arns:
+            assert decide([deploy_policy(own, ACCOUNT)], action, arn) == "Allow", (action, arn)
+            assert decide([deploy_policy(other, ACCOUNT)], action, arn) == "ImplicitDeny", arn
