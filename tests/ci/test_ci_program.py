@@ -184,7 +184,7 @@ LOOKUP_ACTIONS: dict[str, set[str]] = {
 }
 
 
-@pytest.mark.parametrize("stack", ["prod"])
+@pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_the_preview_role_allows_every_lookup_the_main_program_makes(
     mocks: PulumiMocks, stack: str
 ) -> None:
