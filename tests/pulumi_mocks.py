@@ -101,6 +101,7 @@ class C:
     CALLER_IDENTITY = "aws:index/getCallerIdentity:getCallerIdentity"
     REGION = "aws:index/getRegion:getRegion"
     PARTITION = "aws:index/getPartition:getPartition"
+    REGISTRY_IMAGE = "docker:index/getRegistryImage:getRegistryImage"
 
 
 def run_program(build: Callable[[], Mapping[str, pulumi.Input[Any]]]) -> dict[str, Any]:
@@ -455,6 +456,12 @@ class PulumiMocks(Mocks):
         assert len(found) == 1, f"expected one {typ}, found {[r.name for r in found]}"
         return found[0]
 
+    def named(self, name: str) -> MockResourceArgs:
+        """The resource registered with logical name `name`."""
+        found = [r for r in self.resources if r.name == name]
+        assert len(found) == 1, f"expected one resource named {name}, found {len(found)}"
+        return found[0]
+
     def inputs_of(self, typ: str) -> dict[str, Any]:
         """Plain inputs of the single resource of type `typ`."""
         return plain(self.one(typ).inputs)
@@ -571,6 +578,16 @@ def _caller_identity(m: PulumiMocks, a: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def fake_registry_digest(reference: str) -> str:
+    """The digest the mocked `docker.get_registry_image` returns for `reference`."""
+    return f"sha256:{fake_hex('registry::' + reference, 64)}"
+
+
+def _registry_image(m: PulumiMocks, a: dict[str, Any]) -> dict[str, Any]:
+    name = a["name"]
+    return {"id": name, "name": name, "sha256Digest": fake_registry_digest(name)}
+
+
 def _region(m: PulumiMocks, a: dict[str, Any]) -> dict[str, Any]:
     region = a.get("region") or a.get("name") or m.region
     return {
@@ -601,6 +618,7 @@ CALL_HANDLERS: dict[str, CallHandler] = {
     C.CALLER_IDENTITY: _caller_identity,
     C.REGION: _region,
     C.PARTITION: _partition,
+    C.REGISTRY_IMAGE: _registry_image,
 }
 
 # ==== component-specific outputs ==========================================================

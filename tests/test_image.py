@@ -34,7 +34,12 @@ def deploy(**overrides: Any) -> dict[str, Any]:
     def build() -> dict[str, pulumi.Input[Any]]:
         image = ContainerImage("image", ContainerImageArgs(**args))
         aws.lambda_.Function("fn", role="arn:aws:iam::1:role/r", image_uri=image.image_uri)
-        return {"image_uri": image.image_uri, "repository_url": image.repository_url}
+        return {
+            "image_uri": image.image_uri,
+            "repository_url": image.repository_url,
+            "base_image": image.base_image,
+            "tag": image.tag,
+        }
 
     return run_program(build)
 
@@ -56,14 +61,15 @@ def test_build_targets_the_one_platform_of_the_function_architecture(
     assert mocks.inputs_of(T.DOCKER_IMAGE)["build"]["platform"] == platform
 
 
-def test_build_uses_runtime_context_dockerfile_and_base_image_argument(mocks: PulumiMocks):
-    deploy()
+def test_build_uses_runtime_context_dockerfile_and_the_pinned_base_image(mocks: PulumiMocks):
+    out = deploy()
 
     inputs = mocks.inputs_of(T.DOCKER_IMAGE)
     assert inputs["build"]["context"] == "runtime"
     assert inputs["build"]["dockerfile"] == "runtime/Dockerfile"
-    assert inputs["build"]["args"] == {"BASE_IMAGE": BASE}
-    assert inputs["imageName"] == f"{REPOSITORY}:test"  # the stack name, never latest
+    assert inputs["build"]["args"] == {"BASE_IMAGE": out["base_image"]}
+    assert out["base_image"].startswith("ghcr.io/danny-avila/librechat-api@sha256:")
+    assert inputs["imageName"] == f"{REPOSITORY}:{out['tag']}"  # never latest
 
 
 def test_preview_never_builds_so_it_needs_no_docker_engine(mocks: PulumiMocks):
@@ -98,6 +104,7 @@ def test_repository_scans_on_push_and_force_delete_follows_args(mocks: PulumiMoc
         {
             "name": "librechat-test",
             "imageScanningConfiguration": {"scanOnPush": True},
+            "imageTagMutability": "IMMUTABLE",
             "forceDelete": True,
         },
         partial=True,
