@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pytest
@@ -17,7 +18,7 @@ from components.image import (
     image_repository,
     is_pinned,
 )
-from tests.pulumi_mocks import C, PulumiMocks, T, fake_registry_digest, settle
+from tests.pulumi_mocks import C, PulumiMocks, T, fake_registry_digest, run_program
 from tests.stack_files import ROOT
 
 TAGGED = "ghcr.io/danny-avila/librechat-api:v0.8.2-rc1"
@@ -25,9 +26,15 @@ DIGEST = "sha256:" + "ab" * 32
 PINNED = f"ghcr.io/danny-avila/librechat-api@{DIGEST}"
 
 
-def make(base_image: str = TAGGED, **overrides: object) -> ContainerImage:
-    args = {"base_image": base_image, "repository_name": "librechat-test", **overrides}
-    return ContainerImage("image", ContainerImageArgs(**args))  # type: ignore[arg-type]
+def deploy(base_image: str = TAGGED, name: str = "image") -> dict[str, Any]:
+    """Run a ContainerImage under the mocks; its outputs, the pinned base image and the tag."""
+
+    def build() -> dict[str, pulumi.Input[Any]]:
+        args = ContainerImageArgs(base_image=base_image, repository_name="librechat-test")
+        image = ContainerImage(name, args)
+        return {"image_uri": image.image_uri, "base_image": image.base_image, "tag": image.tag}
+
+    return run_program(build)
 
 
 @pytest.mark.parametrize(
@@ -45,53 +52,37 @@ def test_the_repository_of_a_reference_drops_tag_and_digest(reference: str, repo
     assert image_repository(reference) == repository
 
 
-@pulumi.runtime.test
 def test_a_tag_is_resolved_to_its_digest_and_built_from_name_at_digest(mocks: PulumiMocks):
-    image = make()
+    out = deploy()
 
-    async def check() -> None:
-        await image.image_uri.future()
-        assert mocks.calls_to(C.REGISTRY_IMAGE) == [{"name": TAGGED}]
-        expected = f"ghcr.io/danny-avila/librechat-api@{fake_registry_digest(TAGGED)}"
-        assert image.base_image == expected
-        assert mocks.inputs_of(T.DOCKER_IMAGE)["build"]["args"] == {"BASE_IMAGE": expected}
-
-    return settle(check())
+    assert mocks.calls_to(C.REGISTRY_IMAGE) == [{"name": TAGGED}]
+    expected = f"ghcr.io/danny-avila/librechat-api@{fake_registry_digest(TAGGED)}"
+    assert out["base_image"] == expected
+    assert mocks.inputs_of(T.DOCKER_IMAGE)["build"]["args"] == {"BASE_IMAGE": expected}
 
 
-@pulumi.runtime.test
 def test_a_digest_in_config_is_used_as_is_without_a_lookup(mocks: PulumiMocks):
-    image = make(PINNED)
+    deploy(PINNED)
 
-    async def check() -> None:
-        await image.image_uri.future()
-        assert mocks.calls_to(C.REGISTRY_IMAGE) == []
-        assert mocks.inputs_of(T.DOCKER_IMAGE)["build"]["args"] == {"BASE_IMAGE": PINNED}
-
-    return settle(check())
+    assert mocks.calls_to(C.REGISTRY_IMAGE) == []
+    assert mocks.inputs_of(T.DOCKER_IMAGE)["build"]["args"] == {"BASE_IMAGE": PINNED}
 
 
-@pulumi.runtime.test
 def test_a_moved_upstream_tag_changes_the_build_and_its_tag(mocks: PulumiMocks):
-    before = make()
+    before = deploy()
     moved = "sha256:" + "cd" * 32
     mocks.call_results[C.REGISTRY_IMAGE] = {"name": TAGGED, "sha256Digest": moved}
-    after = ContainerImage("moved", ContainerImageArgs(base_image=TAGGED))
+    after = deploy(name="moved")
 
-    async def check() -> None:
-        await before.image_uri.future()
-        await after.image_uri.future()
-        assert after.base_image == f"ghcr.io/danny-avila/librechat-api@{moved}"
-        assert after.base_image != before.base_image
-        assert after.tag != before.tag
-
-    return settle(check())
+    assert after["base_image"] == f"ghcr.io/danny-avila/librechat-api@{moved}"
+    assert after["base_image"] != before["base_image"]
+    assert after["tag"] != before["tag"]
 
 
 def test_an_unresolvable_tag_fails_naming_the_key(mocks: PulumiMocks):
     mocks.call_failures[C.REGISTRY_IMAGE] = "manifest unknown"
     with pytest.raises(pulumi.RunError, match=r"image\.baseImage .*v0\.8\.2-rc1.*manifest unknown"):
-        make()
+        deploy()
 
 
 def test_only_a_full_sha256_digest_counts_as_pinned():
@@ -100,20 +91,14 @@ def test_only_a_full_sha256_digest_counts_as_pinned():
     assert not is_pinned("ghcr.io/x@sha256:abc")
 
 
-@pulumi.runtime.test
 def test_pushes_go_to_an_immutable_repository_under_the_content_tag(mocks: PulumiMocks):
-    image = make()
+    out = deploy()
 
-    async def check() -> None:
-        await image.image_uri.future()
-        assert mocks.inputs_of(T.ECR_REPOSITORY)["imageTagMutability"] == "IMMUTABLE"
-        name = mocks.inputs_of(T.DOCKER_IMAGE)["imageName"]
-        assert name.endswith(f"/librechat-test:{image.tag}")
-        assert image.tag.startswith("content-")
-        # still deployed by digest, never by the tag
-        assert await image.image_uri.future() == mocks.outputs["image-image"]["repoDigest"]
-
-    return settle(check())
+    assert mocks.inputs_of(T.ECR_REPOSITORY)["imageTagMutability"] == "IMMUTABLE"
+    assert mocks.inputs_of(T.DOCKER_IMAGE)["imageName"].endswith(f"/librechat-test:{out['tag']}")
+    assert out["tag"].startswith("content-")
+    # still deployed by digest, never by the tag
+    assert out["image_uri"] == mocks.outputs["image-image"]["repoDigest"]
 
 
 def copy_context(tmp_path: Path) -> tuple[str, str]:

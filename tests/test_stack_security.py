@@ -5,12 +5,9 @@ default, an optional web ACL, and the base image pinned by digest."""
 from __future__ import annotations
 
 import json
-import runpy
 from typing import Any
 
-import pulumi
 import pytest
-from pulumi.runtime import set_all_config
 
 from components.config import ConfigError
 from tests.pulumi_mocks import (
@@ -22,10 +19,10 @@ from tests.pulumi_mocks import (
     fake_ssm_value,
     is_secret_input,
     plain,
+    run_main,
 )
-from tests.stack_files import ROOT, cli_config, stack_file
+from tests.stack_files import STACKS, cli_config, stack_file
 
-STACKS = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
 KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:key/0a1b2c3d-4e5f-4a1b-8c2d-3e4f5a6b7c8d"
 WEB_ACL = f"arn:aws:wafv2:eu-west-1:{ACCOUNT_ID}:regional/webacl/librechat/0a1b2c3d"
 WEB_ACL_ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
@@ -39,17 +36,7 @@ def run(mocks: PulumiMocks, stack: str, **sections: dict[str, Any]) -> dict[str,
         section: {**committed.get(f"librechat-lambda:{section}", {}), **values}
         for section, values in sections.items()
     }
-    set_all_config(cli_config(stack, **overrides))
-    exports: dict[str, Any] = {}
-
-    @pulumi.runtime.test
-    def program() -> pulumi.Output[None]:
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-        outputs = pulumi.runtime.get_root_resource().outputs  # type: ignore[union-attr]
-        return pulumi.Output.all(**outputs).apply(exports.update)
-
-    program()
-    return exports
+    return run_main(cli_config(stack, **overrides))
 
 
 # -- 1. runtime secrets everywhere ---------------------------------------------------------
@@ -108,14 +95,8 @@ def test_the_endpoint_can_be_kept_for_debugging(mocks: PulumiMocks):
 def test_a_stack_without_throttling_keys_gets_the_safe_defaults(mocks: PulumiMocks):
     api = {k: v for k, v in stack_file("dev")["librechat-lambda:api"].items()
            if not k.startswith("throttling")}  # fmt: skip
-    set_all_config(cli_config("dev", api=api))
     mocks.zones = {"sandbox.data.apro.is": "ZSANDBOX"}
-
-    @pulumi.runtime.test
-    def program() -> None:
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-
-    program()
+    run_main(cli_config("dev", api=api))
     settings = mocks.inputs_of(T.API_METHOD_SETTINGS)
     assert settings["methodPath"] == "*/*"
     assert settings["settings"]["throttlingBurstLimit"] == 100
