@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from pulumi.runtime import reset_options, set_all_config, set_mocks
+from pulumi.runtime import reset_options, set_all_config
 
 pytest.register_assert_rewrite("tests.pulumi_mocks")
 
@@ -23,7 +23,7 @@ PROJECT = "librechat-lambda"
 TEST_STACK = "test"
 
 # Installed before any test module imports program code (see module docstring).
-set_mocks(PulumiMocks(), project=PROJECT, stack=TEST_STACK, preview=False)
+PulumiMocks().install(project=PROJECT, stack=TEST_STACK)
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +51,7 @@ def mocks() -> Iterator[PulumiMocks]:
     instance = PulumiMocks(region=DEFAULT_REGION)
     reset_options(project=PROJECT, stack=TEST_STACK)  # drop the root stack of another loop
     set_all_config({"aws:region": DEFAULT_REGION}, secret_keys=[])
-    set_mocks(instance, project=PROJECT, stack=TEST_STACK, preview=False)
+    instance.install(project=PROJECT, stack=TEST_STACK)
     yield instance
     set_all_config({}, secret_keys=[])
     reset_options(project=PROJECT, stack=TEST_STACK)

@@ -1,9 +1,13 @@
 """Shared Pulumi mocks: fake resource outputs and invoke results, recorded for assertions.
 
-Every test of a component or of the whole program runs against `PulumiMocks`, installed by the
-`mocks` fixture in `tests/conftest.py`. `new_resource` echoes a resource's inputs and adds the
-outputs the real provider computes (ARNs, URLs, digests), shaped like AWS's, so code that
-formats or parses them is exercised. Output names are camelCase, Pulumi's wire format.
+Every test of a component or of the whole program runs its Pulumi code through
+`run_program(build)` (or `run_main(config)` for `__main__.py`) against `PulumiMocks`, installed
+by the `mocks` fixture in `tests/conftest.py`, then asserts on the resolved outputs and on what
+the mocks recorded: `assert_res` / `assert_no_res` / `assert_res_counts` for resources,
+`depends_on` for the order the engine would create them in, `calls_to` for invokes.
+`new_resource` echoes a resource's inputs and adds the outputs the real provider computes
+(ARNs, URLs, digests), shaped like AWS's, so code that formats or parses them is exercised.
+Output names are camelCase, Pulumi's wire format.
 
 Extending: add a type token to `T` (or a call token to `C`), then either an entry in
 `OUTPUT_BUILDERS` / `CALL_HANDLERS` or, for outputs owned by another component's tests, a
@@ -14,19 +18,23 @@ make it fail with `mocks.call_failures[C.X] = "reason"`.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
-from collections.abc import Callable, Coroutine, Mapping
+import runpy
+from collections import Counter
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
+from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks, set_all_config, set_mocks
+from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
 
+ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "eu-west-1"
 PARTITION = "aws"
@@ -93,21 +101,16 @@ class C:
     CALLER_IDENTITY = "aws:index/getCallerIdentity:getCallerIdentity"
     REGION = "aws:index/getRegion:getRegion"
     PARTITION = "aws:index/getPartition:getPartition"
-
-
-def settle(check: Coroutine[Any, Any, None]) -> pulumi.Output[None]:
-    """Run an async check inside a `@pulumi.runtime.test`; return its result from the test.
-
-    The test then fails when the check raises, after every output it awaited has resolved.
-    """
-    return pulumi.Output.from_input(asyncio.ensure_future(check))
+    REGISTRY_IMAGE = "docker:index/getRegistryImage:getRegistryImage"
 
 
 def run_program(build: Callable[[], Mapping[str, pulumi.Input[Any]]]) -> dict[str, Any]:
     """Run `build` as a Pulumi program under the mocks and return its outputs, resolved.
 
-    `pulumi.runtime.test` waits for every resource registration before returning, so the
-    caller can assert on everything the mocks recorded, outside any `apply`.
+    The one way tests run Pulumi code: `pulumi.runtime.test` waits for every registration and
+    output, so the caller then asserts on the returned values and on what the mocks recorded
+    (`assert_res`, `assert_res_counts`, `depends_on`), never inside an `apply`. An exception
+    raised while the program runs reaches the caller.
     """
     resolved: dict[str, Any] = {}
 
@@ -117,6 +120,20 @@ def run_program(build: Callable[[], Mapping[str, pulumi.Input[Any]]]) -> dict[st
 
     program()
     return resolved
+
+
+def run_main(config: Mapping[str, str]) -> dict[str, Any]:
+    """Run `__main__.py` with the CLI-shaped stack `config`, as `pulumi preview` would; return
+    its stack outputs, resolved."""
+    set_all_config(dict(config))
+
+    def build() -> Mapping[str, pulumi.Input[Any]]:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        root = pulumi.runtime.get_root_resource()
+        assert root is not None, "the program registered no stack"
+        return root.outputs  # type: ignore[attr-defined,no-any-return]
+
+    return run_program(build)
 
 
 def is_secret_input(value: Any) -> bool:
@@ -320,6 +337,10 @@ OUTPUT_BUILDERS: dict[str, OutputBuilder] = {
 class PulumiMocks(Mocks):
     """Mocks that echo inputs, add realistic outputs and record every resource and invoke."""
 
+    def install(self, project: str, stack: str) -> None:
+        """Make these the process's mocks, with a monitor that records dependencies."""
+        set_mocks(self, project=project, stack=stack, preview=False, monitor=_Monitor(self))
+
     def __init__(self, region: str = DEFAULT_REGION) -> None:
         super().__init__()
         self.region = region
@@ -332,6 +353,9 @@ class PulumiMocks(Mocks):
         self.zones: dict[str, str] | None = None
         #: Invokes that fail as the provider fails them: token -> reason.
         self.call_failures: dict[str, str] = {}
+        #: Logical name -> logical names of the resources it waits for (explicit `depends_on`
+        #: and every resource whose outputs its inputs use), as the engine would order them.
+        self.dependencies: dict[str, set[str]] = {}
 
     # -- engine hooks --------------------------------------------------------------------
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -382,7 +406,46 @@ class PulumiMocks(Mocks):
             raise NotImplementedError(msg)
         return handler(self, args.args), []
 
-    # -- lookups for assertions ----------------------------------------------------------
+    # -- assertions ------------------------------------------------------------------------
+    def assert_res(
+        self,
+        name: str,
+        typ: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        partial: bool = False,
+    ) -> dict[str, Any]:
+        """Exactly one resource is named `name` (of type `typ`); return its plain inputs.
+
+        `inputs` are compared whole, or only the keys given with `partial=True`.
+        """
+        __tracebackhide__ = True
+        found = [r for r in self.resources if r.name == name]
+        assert len(found) == 1, f"{name!r}: registered {sorted(r.name for r in self.resources)}"
+        if typ is not None:
+            assert found[0].typ == typ
+        actual: dict[str, Any] = plain(found[0].inputs)
+        if inputs is not None:
+            assert ({k: actual.get(k) for k in inputs} if partial else actual) == dict(inputs)
+        return actual
+
+    def assert_no_res(self, *types: str) -> None:
+        """No resource of these types was registered."""
+        __tracebackhide__ = True
+        assert [(r.typ, r.name) for r in self.resources if r.typ in types] == []
+
+    def assert_res_counts(self, expected: Mapping[str, int]) -> None:
+        """The custom resources registered, counted by type, are exactly `expected`."""
+        __tracebackhide__ = True
+        actual = Counter(r.typ for r in self.resources if r.custom)
+        assert dict(actual) == dict(expected)
+
+    def depends_on(self, name: str) -> set[str]:
+        """Logical names of the resources `name` waits for."""
+        assert name in self.dependencies, f"no resource named {name!r} was registered"
+        return self.dependencies[name]
+
+    # -- lookups ---------------------------------------------------------------------------
     def of_type(self, typ: str) -> list[MockResourceArgs]:
         """Every registered resource of type `typ`, in registration order."""
         return [r for r in self.resources if r.typ == typ]
@@ -410,6 +473,19 @@ class PulumiMocks(Mocks):
     def results_of(self, token: str) -> list[dict[str, Any]]:
         """What every invoke of `token` returned, in order."""
         return [result for t, result in self.call_outputs if t == token]
+
+
+class _Monitor(MockMonitor):
+    """The mock monitor, also recording what each resource waits for."""
+
+    def __init__(self, mocks: PulumiMocks) -> None:
+        super().__init__(mocks)
+        self.recorder = mocks
+
+    def RegisterResource(self, request: Any) -> Any:
+        waits_for = {urn.rsplit("::", 1)[-1] for urn in request.dependencies}
+        self.recorder.dependencies[request.name] = waits_for
+        return super().RegisterResource(request)
 
 
 # -- invoke handlers ---------------------------------------------------------------------
@@ -502,6 +578,16 @@ def _caller_identity(m: PulumiMocks, a: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def fake_registry_digest(reference: str) -> str:
+    """The digest the mocked `docker.get_registry_image` returns for `reference`."""
+    return f"sha256:{fake_hex('registry::' + reference, 64)}"
+
+
+def _registry_image(m: PulumiMocks, a: dict[str, Any]) -> dict[str, Any]:
+    name = a["name"]
+    return {"id": name, "name": name, "sha256Digest": fake_registry_digest(name)}
+
+
 def _region(m: PulumiMocks, a: dict[str, Any]) -> dict[str, Any]:
     region = a.get("region") or a.get("name") or m.region
     return {
@@ -532,6 +618,7 @@ CALL_HANDLERS: dict[str, CallHandler] = {
     C.CALLER_IDENTITY: _caller_identity,
     C.REGION: _region,
     C.PARTITION: _partition,
+    C.REGISTRY_IMAGE: _registry_image,
 }
 
 # ==== component-specific outputs ==========================================================

@@ -172,15 +172,13 @@ def test_no_method_settings_without_throttling(mocks: PulumiMocks) -> None:
 def test_stage_serves_the_deployment_and_reports_its_url(mocks: PulumiMocks) -> None:
     out = run_program(build_api)
 
-    deployment = mocks.one(T.API_DEPLOYMENT)
-    assert deployment.inputs["restApi"] == out["api_id"]
+    deployment = mocks.assert_res("chat-deployment", T.API_DEPLOYMENT)
+    assert deployment["restApi"] == out["api_id"]
     # A deployment made before its integrations exist fails ("No integration defined").
-    registered = [r.typ for r in mocks.resources]
-    last_route = max(
-        i for i, typ in enumerate(registered) if typ in (T.API_METHOD, T.API_INTEGRATION)
-    )
-    assert registered.index(T.API_DEPLOYMENT) > last_route
-    assert mocks.one(T.API_STAGE).inputs["deployment"] == mocks.outputs[deployment.name]["id"]
+    routes = {r.name for r in mocks.resources if r.typ in (T.API_METHOD, T.API_INTEGRATION)}
+    assert len(routes) == 4
+    assert routes <= mocks.depends_on("chat-deployment")
+    assert mocks.one(T.API_STAGE).inputs["deployment"] == mocks.outputs["chat-deployment"]["id"]
     assert out["stage_url"] == (
         f"https://{out['api_id']}.execute-api.{DEFAULT_REGION}.amazonaws.com/live"
     )
@@ -207,10 +205,23 @@ def test_deployment_triggers_change_when_an_integration_changes(mocks: PulumiMoc
     assert triggers["other-binary-deployment"] != triggers["same-a-deployment"]
 
 
-def test_children_are_parented_to_the_component(mocks: PulumiMocks) -> None:
+def test_children_are_parented_to_the_component_and_named_after_it(mocks: PulumiMocks) -> None:
     out = run_program(build_api)
 
     for urn in (out["rest_api_urn"], out["stage_urn"]):
         assert "::librechat:components:StreamingApi$aws:apigateway/" in urn
-    names = {r.name for r in mocks.resources if r.typ.startswith("aws:apigateway/")}
+    names = {r.name for r in mocks.resources if r.custom and r.name != "fn"}
     assert all(name.startswith("chat-") for name in names)
+    mocks.assert_res_counts(
+        {
+            T.FUNCTION: 1,  # the test's own
+            T.REST_API: 1,
+            T.API_RESOURCE: 1,
+            T.API_METHOD: 2,
+            T.API_INTEGRATION: 2,
+            T.API_DEPLOYMENT: 1,
+            T.LOG_GROUP: 1,
+            T.API_STAGE: 1,
+            T.PERMISSION: 1,
+        }
+    )

@@ -75,10 +75,9 @@ def test_created_certificate_is_validated_through_route53(mocks: PulumiMocks) ->
     validation = mocks.one(T.CERTIFICATE_VALIDATION).inputs
     assert validation["certificateArn"] == cert_out["arn"]
     assert validation["validationRecordFqdns"] == [option["resourceRecordName"].rstrip(".")]
-    # The domain waits for validation: it takes the validated ARN, so registers after it.
+    # The domain waits for validation: it takes the validated certificate's ARN.
     assert mocks.one(T.API_DOMAIN_NAME).inputs["regionalCertificateArn"] == cert_out["arn"]
-    order = [r.typ for r in mocks.resources]
-    assert order.index(T.CERTIFICATE_VALIDATION) < order.index(T.API_DOMAIN_NAME)
+    assert "site-cert-validated" in mocks.depends_on("site-domain")
     assert out["certificate_arn"] == cert_out["arn"]
 
 

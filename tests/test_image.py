@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 import pytest
 
-from components.image import ContainerImage, ContainerImageArgs, lifecycle_policy
+from components.image import ContainerImage, ContainerImageArgs
 from tests.pulumi_mocks import (
     ACCOUNT_ID,
     DEFAULT_REGION,
@@ -18,165 +20,141 @@ from tests.pulumi_mocks import (
     T,
     is_secret_input,
     plain,
-    settle,
+    run_program,
 )
 
 BASE = "ghcr.io/danny-avila/librechat-api:v0.8.2-rc1"
+REPOSITORY = f"{ACCOUNT_ID}.dkr.ecr.{DEFAULT_REGION}.amazonaws.com/librechat-test"
 
 
-def make(**overrides: object) -> ContainerImage:
-    args = {"base_image": BASE, "repository_name": "librechat-test", **overrides}
-    return ContainerImage("image", ContainerImageArgs(**args))  # type: ignore[arg-type]
+def deploy(**overrides: Any) -> dict[str, Any]:
+    """Run a ContainerImage (and a function using its URI) under the mocks; its outputs."""
+    args: dict[str, Any] = {"base_image": BASE, "repository_name": "librechat-test", **overrides}
+
+    def build() -> dict[str, pulumi.Input[Any]]:
+        image = ContainerImage("image", ContainerImageArgs(**args))
+        aws.lambda_.Function("fn", role="arn:aws:iam::1:role/r", image_uri=image.image_uri)
+        return {
+            "image_uri": image.image_uri,
+            "repository_url": image.repository_url,
+            "base_image": image.base_image,
+            "tag": image.tag,
+        }
+
+    return run_program(build)
 
 
-@pulumi.runtime.test
 def test_image_uri_is_the_repository_pinned_to_the_pushed_digest(mocks: PulumiMocks):
-    image = make()
+    uri = deploy()["image_uri"]
 
-    async def check() -> None:
-        uri = await image.image_uri.future()
-        repo = f"{ACCOUNT_ID}.dkr.ecr.{DEFAULT_REGION}.amazonaws.com/librechat-test"
-        assert re.fullmatch(re.escape(repo) + r"@sha256:[0-9a-f]{64}", uri or ""), uri
-        assert uri == mocks.outputs["image-image"]["repoDigest"]
-
-    return settle(check())
+    assert re.fullmatch(re.escape(REPOSITORY) + r"@sha256:[0-9a-f]{64}", uri), uri
+    assert uri == mocks.outputs["image-image"]["repoDigest"]
 
 
 @pytest.mark.parametrize(("architecture", "platform"), [("x86_64", "linux/amd64"),
                                                          ("arm64", "linux/arm64")])  # fmt: skip
-@pulumi.runtime.test
 def test_build_targets_the_one_platform_of_the_function_architecture(
     mocks: PulumiMocks, architecture: str, platform: str
 ):
-    image = make(architecture=architecture)
+    deploy(architecture=architecture)
 
-    async def check() -> None:
-        await image.image_uri.future()
-        assert mocks.inputs_of(T.DOCKER_IMAGE)["build"]["platform"] == platform
-
-    return settle(check())
+    assert mocks.inputs_of(T.DOCKER_IMAGE)["build"]["platform"] == platform
 
 
-@pulumi.runtime.test
-def test_build_uses_runtime_context_dockerfile_and_base_image_argument(mocks: PulumiMocks):
-    image = make()
+def test_build_uses_runtime_context_dockerfile_and_the_pinned_base_image(mocks: PulumiMocks):
+    out = deploy()
 
-    async def check() -> None:
-        await image.image_uri.future()
-        inputs = mocks.inputs_of(T.DOCKER_IMAGE)
-        assert inputs["build"]["context"] == "runtime"
-        assert inputs["build"]["dockerfile"] == "runtime/Dockerfile"
-        assert inputs["build"]["args"] == {"BASE_IMAGE": BASE}
-        assert inputs["imageName"].endswith("/librechat-test:test")  # the stack name, never latest
-
-    return settle(check())
+    inputs = mocks.inputs_of(T.DOCKER_IMAGE)
+    assert inputs["build"]["context"] == "runtime"
+    assert inputs["build"]["dockerfile"] == "runtime/Dockerfile"
+    assert inputs["build"]["args"] == {"BASE_IMAGE": out["base_image"]}
+    assert out["base_image"].startswith("ghcr.io/danny-avila/librechat-api@sha256:")
+    assert inputs["imageName"] == f"{REPOSITORY}:{out['tag']}"  # never latest
 
 
-@pulumi.runtime.test
 def test_preview_never_builds_so_it_needs_no_docker_engine(mocks: PulumiMocks):
-    image = make()
+    deploy()
 
-    async def check() -> None:
-        await image.image_uri.future()
-        inputs = mocks.inputs_of(T.DOCKER_IMAGE)
-        assert inputs["buildOnPreview"] is False
-        assert inputs["skipPush"] is False
+    mocks.assert_res(
+        "image-image",
+        T.DOCKER_IMAGE,
+        {"buildOnPreview": False, "skipPush": False},
+        partial=True,
+    )
 
-    return settle(check())
 
-
-@pulumi.runtime.test
 def test_push_uses_the_ecr_token_of_this_registry_with_the_password_secret(mocks: PulumiMocks):
-    image = make()
+    out = deploy()
 
-    async def check() -> None:
-        await image.image_uri.future()
-        recorded = mocks.one(T.DOCKER_IMAGE).inputs["registry"]
-        assert is_secret_input(recorded)  # the password makes the registry block secret
-        registry = plain(recorded)
-        assert registry["server"] == await image.repository_url.future()
-        assert registry["username"] == "AWS"
-        assert registry["password"].startswith("fake-ecr-password-")
-        assert mocks.calls_to(C.ECR_AUTH_TOKEN) == [{"registryId": ACCOUNT_ID}]
-
-    return settle(check())
+    recorded = mocks.one(T.DOCKER_IMAGE).inputs["registry"]
+    assert is_secret_input(recorded)  # the password makes the registry block secret
+    registry = plain(recorded)
+    assert registry["server"] == out["repository_url"]
+    assert registry["username"] == "AWS"
+    assert registry["password"].startswith("fake-ecr-password-")
+    assert mocks.calls_to(C.ECR_AUTH_TOKEN) == [{"registryId": ACCOUNT_ID}]
 
 
-@pulumi.runtime.test
-def test_repository_scans_on_push_and_force_delete_follows_config(mocks: PulumiMocks):
-    image = make(force_delete=True)
+def test_repository_scans_on_push_and_force_delete_follows_args(mocks: PulumiMocks):
+    deploy(force_delete=True)
 
-    async def check() -> None:
-        await image.image_uri.future()
-        repo = mocks.inputs_of(T.ECR_REPOSITORY)
-        assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
-        assert repo["forceDelete"] is True
-        assert repo["name"] == "librechat-test"
+    mocks.assert_res(
+        "image-repo",
+        T.ECR_REPOSITORY,
+        {
+            "name": "librechat-test",
+            "imageScanningConfiguration": {"scanOnPush": True},
+            "imageTagMutability": "IMMUTABLE",
+            "forceDelete": True,
+        },
+        partial=True,
+    )
 
-    return settle(check())
 
-
-@pulumi.runtime.test
 def test_lifecycle_policy_keeps_the_last_n_images_of_this_repository(mocks: PulumiMocks):
-    image = make(keep_last_images=7)
+    deploy(keep_last_images=7)
 
-    async def check() -> None:
-        await image.lifecycle_policy.id.future()
-        policy = mocks.inputs_of(T.ECR_LIFECYCLE_POLICY)
-        assert policy["repository"] == "librechat-test"
-        (rule,) = json.loads(policy["policy"])["rules"]
-        assert rule["selection"] == {
-            "tagStatus": "any",
-            "countType": "imageCountMoreThan",
-            "countNumber": 7,
+    policy = mocks.assert_res("image-lifecycle", T.ECR_LIFECYCLE_POLICY)
+    assert policy["repository"] == "librechat-test"
+    (rule,) = json.loads(policy["policy"])["rules"]
+    assert rule["selection"] == {
+        "tagStatus": "any",
+        "countType": "imageCountMoreThan",
+        "countNumber": 7,
+    }
+    assert rule["action"] == {"type": "expire"}
+
+
+def test_children_are_named_after_the_component(mocks: PulumiMocks):
+    deploy()
+
+    mocks.assert_res_counts(
+        {
+            T.ECR_REPOSITORY: 1,
+            T.ECR_LIFECYCLE_POLICY: 1,
+            T.ECR_REPOSITORY_POLICY: 1,
+            T.DOCKER_IMAGE: 1,
+            T.FUNCTION: 1,  # the test's own
         }
-        assert rule["action"] == {"type": "expire"}
-
-    return settle(check())
-
-
-def test_lifecycle_policy_is_valid_json_with_one_expire_rule():
-    rules = json.loads(lifecycle_policy(3))["rules"]
-    assert [r["action"]["type"] for r in rules] == ["expire"]
+    )
+    names = {r.name for r in mocks.resources if r.custom} - {"fn"}
+    assert names == {"image-repo", "image-lifecycle", "image-lambda-pull", "image-image"}
 
 
-@pulumi.runtime.test
-def test_children_are_parented_and_named_after_the_component(mocks: PulumiMocks):
-    image = make()
-
-    async def check() -> None:
-        await image.image_uri.future()
-        await image.repository_policy.id.future()
-        await image.lifecycle_policy.id.future()
-        names = {r.name for r in mocks.resources if r.custom}
-        assert names == {"image-repo", "image-lifecycle", "image-lambda-pull", "image-image"}
-
-    return settle(check())
-
-
-@pulumi.runtime.test
 def test_only_the_stacks_function_may_pull_the_image(mocks: PulumiMocks):
-    image = make(lambda_function_name="librechat-test")
+    deploy(lambda_function_name="librechat-test")
 
-    async def check() -> None:
-        await image.repository_policy.id.future()
-        policy = mocks.inputs_of(T.ECR_REPOSITORY_POLICY)
-        assert policy["repository"] == "librechat-test"
-        (statement,) = json.loads(policy["policy"])["Statement"]
-        assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
-        assert statement["Action"] == ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
-        fn = f"arn:aws:lambda:{DEFAULT_REGION}:{ACCOUNT_ID}:function:librechat-test"
-        assert statement["Condition"] == {"StringLike": {"aws:sourceArn": [fn, f"{fn}:*"]}}
-
-    return settle(check())
+    policy = mocks.assert_res("image-lambda-pull", T.ECR_REPOSITORY_POLICY)
+    assert policy["repository"] == "librechat-test"
+    (statement,) = json.loads(policy["policy"])["Statement"]
+    assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
+    assert statement["Action"] == ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+    fn = f"arn:aws:lambda:{DEFAULT_REGION}:{ACCOUNT_ID}:function:librechat-test"
+    assert statement["Condition"] == {"StringLike": {"aws:sourceArn": [fn, f"{fn}:*"]}}
 
 
-@pulumi.runtime.test
-def test_the_image_uri_waits_for_the_pull_policy(mocks: PulumiMocks):
-    image = make(lambda_function_name="librechat-test")
+def test_a_function_using_the_image_waits_for_the_pull_policy(mocks: PulumiMocks):
+    """Otherwise Lambda writes its own repository policy and races the managed one."""
+    deploy(lambda_function_name="librechat-test")
 
-    async def check() -> None:
-        assert image.repository_policy in await image.image_uri.resources()
-        assert await image.image_uri.future() == mocks.outputs["image-image"]["repoDigest"]
-
-    return settle(check())
+    assert {"image-image", "image-lambda-pull"} <= mocks.depends_on("fn")

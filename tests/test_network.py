@@ -7,8 +7,8 @@ import pulumi
 import pytest
 
 from components.config import NetworkConfig
-from components.network import resolve_network
-from tests.pulumi_mocks import VPC_ID, C, PulumiMocks
+from components.network import NetworkIds, resolve_network
+from tests.pulumi_mocks import VPC_ID, C, PulumiMocks, run_program
 
 LOOKUP = NetworkConfig.model_validate(
     {
@@ -19,9 +19,13 @@ LOOKUP = NetworkConfig.model_validate(
 )
 
 
-@pulumi.runtime.test
+def resolve(config: NetworkConfig) -> NetworkIds:
+    """`resolve_network` run as a program under the mocks."""
+    return run_program(lambda: {"ids": resolve_network(config)})["ids"]
+
+
 def test_given_ids_are_used_without_any_lookup(mocks: PulumiMocks):
-    ids = resolve_network(
+    ids = resolve(
         NetworkConfig.model_validate(
             {"subnetIds": ["subnet-0123abcd"], "securityGroupIds": ["sg-0123abcd"]}
         )
@@ -30,9 +34,8 @@ def test_given_ids_are_used_without_any_lookup(mocks: PulumiMocks):
     assert mocks.calls == []
 
 
-@pulumi.runtime.test
 def test_tags_and_names_are_looked_up_inside_the_vpc(mocks: PulumiMocks):
-    ids = resolve_network(LOOKUP)
+    ids = resolve(LOOKUP)
     assert ids.vpc_id == VPC_ID
     in_vpc = {"name": "vpc-id", "values": [VPC_ID]}
     assert mocks.calls_to(C.VPC) == [{"filters": [{"name": "tag:Name", "values": ["dev-core*"]}]}]
@@ -46,7 +49,6 @@ def test_tags_and_names_are_looked_up_inside_the_vpc(mocks: PulumiMocks):
     assert ids.subnet_ids == tuple(sorted(subnets["ids"]))
 
 
-@pulumi.runtime.test
 def test_security_groups_can_be_found_by_tags(mocks: PulumiMocks):
     config = NetworkConfig.model_validate(
         {
@@ -55,7 +57,7 @@ def test_security_groups_can_be_found_by_tags(mocks: PulumiMocks):
             "securityGroupTags": {"App": "librechat"},
         }
     )
-    ids = resolve_network(config)
+    ids = resolve(config)
     assert len(ids.security_group_ids) == 1
     assert mocks.calls_to(C.VPC) == []
     assert mocks.calls_to(C.SECURITY_GROUPS) == [
@@ -68,31 +70,27 @@ def test_security_groups_can_be_found_by_tags(mocks: PulumiMocks):
     ]
 
 
-@pulumi.runtime.test
 def test_vpc_lookup_that_fails_names_the_key(mocks: PulumiMocks):
     mocks.call_failures[C.VPC] = "no matching EC2 VPC found"
     with pytest.raises(pulumi.RunError, match=r"librechat-lambda:network\.vpcTags did not") as err:
-        resolve_network(LOOKUP)
+        resolve(LOOKUP)
     assert "no matching EC2 VPC found" in str(err.value)
     assert mocks.calls_to(C.SUBNETS) == []
 
 
-@pulumi.runtime.test
 def test_subnet_lookup_that_finds_nothing_names_the_key(mocks: PulumiMocks):
     mocks.call_results[C.SUBNETS] = {"ids": []}
     with pytest.raises(pulumi.RunError, match=r"librechat-lambda:network\.subnetTags matched no"):
-        resolve_network(LOOKUP)
+        resolve(LOOKUP)
 
 
-@pulumi.runtime.test
 def test_security_group_lookup_that_finds_nothing_names_the_key(mocks: PulumiMocks):
     mocks.call_results[C.SECURITY_GROUPS] = {"ids": []}
     with pytest.raises(pulumi.RunError, match=r"network\.securityGroupNames matched no"):
-        resolve_network(LOOKUP)
+        resolve(LOOKUP)
 
 
-@pulumi.runtime.test
 def test_more_security_groups_than_lambda_takes_is_refused(mocks: PulumiMocks):
     mocks.call_results[C.SECURITY_GROUPS] = {"ids": [f"sg-0000000{i}" for i in range(6)]}
     with pytest.raises(pulumi.RunError, match="at most 5: narrow the filter"):
-        resolve_network(LOOKUP)
+        resolve(LOOKUP)

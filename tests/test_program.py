@@ -4,12 +4,9 @@ would run it: configuration from `Pulumi.<stack>.yaml` in the CLI's shape, AWS m
 from __future__ import annotations
 
 import json
-import runpy
 from typing import Any
 
-import pulumi
 import pytest
-from pulumi.runtime import set_all_config
 
 from components.config import ConfigError
 from components.function import UNSCOPABLE_ACTIONS
@@ -20,45 +17,51 @@ from tests.pulumi_mocks import (
     C,
     PulumiMocks,
     T,
+    fake_registry_digest,
     fake_ssm_value,
     is_secret_input,
     plain,
+    run_main,
 )
-from tests.stack_files import ROOT, cli_config, stack_file
+from tests.stack_files import cli_config, stack_file
 
 DEV_DOMAIN = "lambda-test.sandbox.data.apro.is"
 DEV_ZONE_ID = "ZSANDBOXZONE"
 
 
-def run_program(config: dict[str, str]) -> dict[str, Any]:
-    """Run __main__.py under the active mocks; return the stack outputs once all is registered."""
-    set_all_config(config)
-    exports: dict[str, Any] = {}
-
-    @pulumi.runtime.test
-    def program() -> pulumi.Output[None]:
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-        outputs = pulumi.runtime.get_root_resource().outputs  # type: ignore[union-attr]
-        return pulumi.Output.all(**outputs).apply(exports.update)
-
-    program()
-    return exports
-
-
 @pytest.fixture
 def dev(mocks: PulumiMocks) -> dict[str, Any]:
     mocks.zones = {"sandbox.data.apro.is": DEV_ZONE_ID, "data.apro.is": "ZPARENT"}
-    return run_program(cli_config("dev"))
+    return run_main(cli_config("dev"))
 
 
 @pytest.fixture
 def prod(mocks: PulumiMocks) -> dict[str, Any]:
     mocks.zones = {"data.apro.is": "ZDATA"}
-    return run_program(cli_config("prod"))
+    return run_main(cli_config("prod"))
 
 
 def function_arn() -> str:
     return f"arn:aws:lambda:{DEFAULT_REGION}:{ACCOUNT_ID}:function:librechat-lambda-dev"
+
+
+#: What the dev stack deploys, by type; prod adds the provisioned-concurrency alias.
+DEV_RESOURCES = {
+    T.ECR_REPOSITORY: 1, T.ECR_LIFECYCLE_POLICY: 1, T.ECR_REPOSITORY_POLICY: 1,
+    T.DOCKER_IMAGE: 1, T.ROLE: 1, T.ROLE_POLICY: 1, T.LOG_GROUP: 2, T.FUNCTION: 1,
+    T.REST_API: 1, T.API_RESOURCE: 1, T.API_METHOD: 2, T.API_INTEGRATION: 2,
+    T.API_DEPLOYMENT: 1, T.API_STAGE: 1, T.API_METHOD_SETTINGS: 1, T.PERMISSION: 1,
+    T.CERTIFICATE: 1, T.CERTIFICATE_VALIDATION: 1, T.API_DOMAIN_NAME: 1,
+    T.API_BASE_PATH_MAPPING: 1, T.ROUTE53_RECORD: 3,
+}  # fmt: skip
+
+
+def test_dev_deploys_exactly_its_resources(mocks: PulumiMocks, dev: dict[str, Any]):
+    mocks.assert_res_counts(DEV_RESOURCES)
+
+
+def test_prod_deploys_the_same_plus_the_provisioned_alias(mocks: PulumiMocks, prod: dict[str, Any]):
+    mocks.assert_res_counts({**DEV_RESOURCES, T.ALIAS: 1, T.PROVISIONED_CONCURRENCY: 1})
 
 
 # -- outputs ------------------------------------------------------------------------------
@@ -66,9 +69,8 @@ def function_arn() -> str:
 
 def test_dev_exports_urls_function_image_and_log_group(mocks: PulumiMocks, dev: dict[str, Any]):
     repo = f"{ACCOUNT_ID}.dkr.ecr.{DEFAULT_REGION}.amazonaws.com/librechat-lambda-dev"
-    assert dev["custom_url"] == f"https://{DEV_DOMAIN}"
-    api_id = mocks.outputs["api-api"]["id"]
-    assert dev["stage_url"] == f"https://{api_id}.execute-api.{DEFAULT_REGION}.amazonaws.com/live"
+    assert dev["custom_url"] == dev["url"] == f"https://{DEV_DOMAIN}"
+    assert "stage_url" not in dev  # the execute-api endpoint is off behind the domain
     assert dev["function_name"] == "librechat-lambda-dev"
     assert dev["function_arn"] == function_arn()
     assert dev["image_uri"].startswith(f"{repo}@sha256:")
@@ -108,13 +110,6 @@ def test_only_this_api_may_invoke_the_function(mocks: PulumiMocks, dev: dict[str
     assert "qualifier" not in permission
 
 
-def test_api_is_regional_and_passes_request_bodies_through(mocks: PulumiMocks, dev: dict[str, Any]):
-    api = mocks.inputs_of(T.REST_API)
-    assert api["endpointConfiguration"]["types"] == "REGIONAL"
-    assert api["binaryMediaTypes"] == ["*/*"]
-    assert mocks.inputs_of(T.API_STAGE)["stageName"] == "live"
-
-
 # -- image and function -------------------------------------------------------------------
 
 
@@ -123,19 +118,18 @@ def test_function_runs_the_digest_pinned_single_platform_image(
 ):
     image = mocks.inputs_of(T.DOCKER_IMAGE)
     assert image["build"]["platform"] == "linux/amd64"
-    assert image["build"]["args"] == {"BASE_IMAGE": "ghcr.io/danny-avila/librechat-api:v0.8.2-rc1"}
+    base = "ghcr.io/danny-avila/librechat-api:v0.8.2-rc1"
+    assert image["build"]["args"] == {
+        "BASE_IMAGE": f"ghcr.io/danny-avila/librechat-api@{fake_registry_digest(base)}"
+    }
     assert image["buildOnPreview"] is False
     function = mocks.inputs_of(T.FUNCTION)
     assert function["imageUri"] == mocks.outputs["image-image"]["repoDigest"] == dev["image_uri"]
     assert function["architectures"] == ["x86_64"]
 
 
-def test_function_has_the_designed_size_and_the_looked_up_network(
-    mocks: PulumiMocks, dev: dict[str, Any]
-):
+def test_function_runs_in_the_looked_up_network(mocks: PulumiMocks, dev: dict[str, Any]):
     function = mocks.inputs_of(T.FUNCTION)
-    assert (function["memorySize"], function["timeout"]) == (2048, 900)
-    assert function["packageType"] == "Image"
     (vpc_lookup,) = mocks.calls_to(C.VPC)
     assert vpc_lookup["filters"] == [{"name": "tag:Name", "values": ["dev-aprochat-core*"]}]
     (subnet_lookup,) = mocks.calls_to(C.SUBNETS)
@@ -150,17 +144,19 @@ def test_function_has_the_designed_size_and_the_looked_up_network(
     assert len(subnets["ids"]) == 3 and len(groups["ids"]) == 1
 
 
-def test_every_seed_variable_is_in_the_environment_and_secrets_are_secret(
+def test_the_stack_environment_reaches_the_function_and_secrets_only_by_name(
     mocks: PulumiMocks, dev: dict[str, Any]
 ):
     recorded = mocks.one(T.FUNCTION).inputs["environment"]
-    assert is_secret_input(recorded)
+    assert not is_secret_input(recorded)  # nothing secret in it: parameter names only
     env = plain(recorded)["variables"]
     dev = stack_file("dev")
     for key, value in dev["librechat-lambda:environment"].items():
         assert env[key] == value, key
-    for key, parameter in dev["librechat-lambda:secrets"]["parameters"].items():
-        assert env[key] == fake_ssm_value(parameter), key
+    parameters = dev["librechat-lambda:secrets"]["parameters"]
+    assert json.loads(env["SSM_SECRETS"]) == parameters
+    assert not set(parameters) & set(env)
+    assert mocks.calls_to(C.SSM_PARAMETER) == []
     assert env["CONFIG_S3_BUCKET"] == "genai-shared-config"
     assert env["CONFIG_S3_KEY"] == "lambda-test/librechat/librechat.yaml"
     assert env["CONFIG_DOMAIN_FROM"] == "genai.sandbox.data.apro.is"
@@ -252,7 +248,7 @@ def test_prod_api_targets_the_provisioned_alias(mocks: PulumiMocks, prod: dict[s
 def test_bad_configuration_fails_before_any_resource_with_every_problem(mocks: PulumiMocks):
     config = cli_config("dev", function={"memoryMb": 64, "timeoutSeconds": 1200})
     with pytest.raises(ConfigError) as caught:
-        run_program(config)
+        run_main(config)
     assert caught.value.problems == [
         "librechat-lambda:function.memoryMb is 64; use a value from 128 to 10240",
         "librechat-lambda:function.timeoutSeconds is 1200; use a value from 1 to 900",
@@ -262,7 +258,7 @@ def test_bad_configuration_fails_before_any_resource_with_every_problem(mocks: P
 
 def test_a_stack_without_network_value_or_lookup_is_told_what_to_set(mocks: PulumiMocks):
     with pytest.raises(ConfigError) as caught:
-        run_program(cli_config("dev", network=None))
+        run_main(cli_config("dev", network=None))
     (problem,) = caught.value.problems
     assert problem.startswith("librechat-lambda:network is not set; give network.vpcTags")
     assert "network.enabled: false" in problem
@@ -271,8 +267,9 @@ def test_a_stack_without_network_value_or_lookup_is_told_what_to_set(mocks: Pulu
 
 
 def test_a_stack_without_domain_has_no_domain_resources(mocks: PulumiMocks):
-    exports = run_program(cli_config("dev", domain={"enabled": False}))
+    exports = run_main(cli_config("dev", domain={"enabled": False}))
     assert "custom_url" not in exports
     assert exports["stage_url"].endswith("/live")
+    assert exports["url"] == exports["stage_url"]
     for typ in (T.API_DOMAIN_NAME, T.CERTIFICATE, T.API_BASE_PATH_MAPPING, T.ROUTE53_RECORD):
         assert mocks.of_type(typ) == []
