@@ -1,0 +1,200 @@
+"""CapacityProvider: the operator role holds AWS's managed policy alone, the provider sits on the
+stack's network with the function's architecture, scaling and KMS are optional, and a change AWS
+can only make by replacement gives the provider a new name."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pulumi
+import pytest
+
+from components.capacity_provider import (
+    CapacityProvider,
+    CapacityProviderArgs,
+    physical_name,
+)
+from tests.pulumi_mocks import ACCOUNT_ID, DEFAULT_REGION, PulumiMocks, T, settle
+
+SUBNETS = ("subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2", "subnet-0aaaaaaaaaaaaaaa3")
+SECURITY_GROUPS = ("sg-0bbbbbbbbbbbbbbb1",)
+KMS_KEY = f"arn:aws:kms:{DEFAULT_REGION}:{ACCOUNT_ID}:key/0a1b2c3d-4e5f-4a1b-8c2d-3e4f5a6b7c8d"
+BASE = CapacityProviderArgs(
+    name="librechat-test", subnet_ids=SUBNETS, security_group_ids=SECURITY_GROUPS
+)
+
+
+def make(**overrides: Any) -> CapacityProvider:
+    return CapacityProvider("compute", dataclasses.replace(BASE, **overrides))
+
+
+async def provider_inputs(cp: CapacityProvider, mocks: PulumiMocks) -> dict[str, Any]:
+    await cp.capacity_provider.id.future()
+    return mocks.inputs_of(T.CAPACITY_PROVIDER)
+
+
+@pulumi.runtime.test
+def test_operator_role_trusts_lambda_and_holds_only_the_aws_managed_policy(mocks: PulumiMocks):
+    cp = make()
+
+    async def check() -> None:
+        inputs = await provider_inputs(cp, mocks)
+        trust = json.loads(mocks.inputs_of(T.ROLE)["assumeRolePolicy"])
+        assert trust["Statement"] == [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ]
+        attachment = mocks.inputs_of(T.ROLE_POLICY_ATTACHMENT)
+        assert (
+            attachment["policyArn"] == "arn:aws:iam::aws:policy/AWSLambdaManagedEC2ResourceOperator"
+        )
+        assert attachment["role"] == mocks.outputs["compute-operator"]["name"]
+        assert mocks.of_type(T.ROLE_POLICY) == []
+        assert inputs["permissionsConfig"] == {
+            "capacityProviderOperatorRoleArn": mocks.outputs["compute-operator"]["arn"]
+        }
+
+    return settle(check())
+
+
+@pulumi.runtime.test
+def test_provider_runs_on_the_stacks_subnets_and_security_groups(mocks: PulumiMocks):
+    cp = make(tags={"Stack": "test"})
+
+    async def check() -> None:
+        inputs = await provider_inputs(cp, mocks)
+        assert inputs["vpcConfig"] == {
+            "subnetIds": list(SUBNETS),
+            "securityGroupIds": list(SECURITY_GROUPS),
+        }
+        assert inputs["tags"] == {"Stack": "test"}
+
+    return settle(check())
+
+
+@pulumi.runtime.test
+def test_instance_requirements_carry_the_architecture_and_the_allowed_types(mocks: PulumiMocks):
+    cp = make(architecture="arm64", allowed_instance_types=("c7g.large", "m7g.large"))
+
+    async def check() -> None:
+        inputs = await provider_inputs(cp, mocks)
+        assert inputs["instanceRequirements"] == [
+            {"architectures": ["arm64"], "allowedInstanceTypes": ["c7g.large", "m7g.large"]}
+        ]
+
+    return settle(check())
+
+
+@pulumi.runtime.test
+def test_without_allowed_types_lambda_chooses_among_all_of_the_architecture(mocks: PulumiMocks):
+    cp = make()
+
+    async def check() -> None:
+        inputs = await provider_inputs(cp, mocks)
+        assert inputs["instanceRequirements"] == [{"architectures": ["x86_64"]}]
+        assert "capacityProviderScalingConfigs" not in inputs
+        assert "kmsKeyArn" not in inputs
+
+    return settle(check())
+
+
+@pulumi.runtime.test
+def test_a_vcpu_ceiling_alone_keeps_automatic_scaling(mocks: PulumiMocks):
+    cp = make(max_vcpu_count=24)
+
+    async def check() -> None:
+        inputs = await provider_inputs(cp, mocks)
+        assert inputs["capacityProviderScalingConfigs"] == [
+            {"scalingMode": "Auto", "maxVcpuCount": 24}
+        ]
+
+    return settle(check())
+
+
+@pulumi.runtime.test
+def test_a_cpu_target_switches_to_manual_target_tracking(mocks: PulumiMocks):
+    cp = make(max_vcpu_count=48, target_cpu_utilization=60)
+
+    async def check() -> None:
+        inputs = await provider_inputs(cp, mocks)
+        assert inputs["capacityProviderScalingConfigs"] == [
+            {
+                "scalingMode": "Manual",
+                "maxVcpuCount": 48,
+                "scalingPolicies": [
+                    {
+                        "predefinedMetricType": "LambdaCapacityProviderAverageCPUUtilization",
+                        "targetValue": 60,
+                    }
+                ],
+            }
+        ]
+
+    return settle(check())
+
+
+@pulumi.runtime.test
+def test_kms_key_is_passed_when_given_and_the_arn_is_the_providers(mocks: PulumiMocks):
+    cp = make(kms_key_arn=KMS_KEY)
+
+    async def check() -> None:
+        inputs = await provider_inputs(cp, mocks)
+        assert inputs["kmsKeyArn"] == KMS_KEY
+        name = physical_name(dataclasses.replace(BASE, kms_key_arn=KMS_KEY))
+        assert inputs["name"] == name
+        assert await cp.provider_name.future() == name
+        assert await cp.arn.future() == (
+            f"arn:aws:lambda:{DEFAULT_REGION}:{ACCOUNT_ID}:capacity-provider:{name}"
+        )
+
+    return settle(check())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"architecture": "arm64"},
+        {"allowed_instance_types": ("m7i.large",)},
+        {"subnet_ids": SUBNETS[:2]},
+        {"security_group_ids": ("sg-0ccccccccccccccc1",)},
+        {"kms_key_arn": KMS_KEY},
+    ],
+)
+def test_a_replace_only_setting_changes_the_name(change: dict[str, Any]):
+    before = physical_name(BASE)
+    assert before.startswith("librechat-test-")
+    assert physical_name(dataclasses.replace(BASE, **change)) != before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"max_vcpu_count": 100},
+        {"target_cpu_utilization": 50.0},
+        {"tags": {"Owner": "x"}},
+        {"subnet_ids": tuple(reversed(SUBNETS))},
+    ],
+)
+def test_an_in_place_setting_keeps_the_name(change: dict[str, Any]):
+    assert physical_name(dataclasses.replace(BASE, **change)) == physical_name(BASE)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"subnet_ids": ()}, "subnet_ids is empty"),
+        ({"security_group_ids": ()}, "security_group_ids is empty"),
+        ({"architecture": "amd64"}, "'amd64' is not x86_64 or arm64"),
+        ({"allowed_instance_types": ("large",)}, r"\['large'\] are not EC2 instance types"),
+        ({"max_vcpu_count": 1}, "max_vcpu_count 1 is outside 2-15000"),
+        ({"target_cpu_utilization": 0}, "target_cpu_utilization 0"),
+    ],
+)
+def test_invalid_arguments_are_refused(mocks: PulumiMocks, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        make(**overrides)
