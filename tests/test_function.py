@@ -10,7 +10,13 @@ import pulumi
 import pytest
 
 from components.config import RuntimeConfig, S3Location
-from components.function import UNSCOPABLE_ACTIONS, LambdaFunction, LambdaFunctionArgs
+from components.function import (
+    UNSCOPABLE_ACTIONS,
+    LambdaFunction,
+    LambdaFunctionArgs,
+    ManagedCompute,
+    function_name_for,
+)
 from tests.pulumi_mocks import (
     ACCOUNT_ID,
     DEFAULT_REGION,
@@ -28,6 +34,14 @@ SECRETS = {"JWT_SECRET": "/ecs/genai/librechat/JWT_SECRET", "MONGO_URI": "/ecs/g
 KMS_KEY = f"arn:aws:kms:{DEFAULT_REGION}:{ACCOUNT_ID}:key/0a1b2c3d-4e5f-4a1b-8c2d-3e4f5a6b7c8d"
 SUBNETS = ("subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2")
 SECURITY_GROUPS = ("sg-0bbbbbbbbbbbbbbb1",)
+CAPACITY_PROVIDER = f"arn:aws:lambda:{DEFAULT_REGION}:{ACCOUNT_ID}:capacity-provider:cp-1a2b3c4d"
+MANAGED = ManagedCompute(
+    capacity_provider_arn=CAPACITY_PROVIDER,
+    memory_per_vcpu_gib=2,
+    max_concurrency=32,
+    min_environments=3,
+    max_environments=12,
+)
 
 
 def make(**overrides: Any) -> LambdaFunction:
@@ -56,7 +70,10 @@ def by_sid(found: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 async def registered(fn: LambdaFunction) -> None:
     """Wait until every child of `fn` is registered with the mocks."""
-    children = [fn.function, fn.policy, fn.log_group, fn.role, fn.alias, fn.provisioned_concurrency]
+    children = [
+        fn.function, fn.policy, fn.log_group, fn.role, fn.alias, fn.provisioned_concurrency,
+        fn.scaling,
+    ]  # fmt: skip
     for child in children:
         if child is not None:
             await child.id.future()
@@ -400,3 +417,112 @@ def test_an_environment_over_lambdas_limit_fails_with_the_fix(mocks: PulumiMocks
 def test_invalid_arguments_are_refused(mocks: PulumiMocks, overrides, message):
     with pytest.raises(ValueError, match=message):
         make(**overrides)
+
+
+# -- managed mode (Lambda Managed Instances) -----------------------------------------------
+
+
+@pulumi.runtime.test
+def test_managed_mode_attaches_the_capacity_provider_and_publishes(mocks: PulumiMocks):
+    fn = make(managed=MANAGED, memory_mb=4096)
+
+    async def check() -> None:
+        inputs = plain(await function_inputs(fn, mocks))
+        assert inputs["capacityProviderConfig"] == {
+            "lambdaManagedInstancesCapacityProviderConfig": {
+                "capacityProviderArn": CAPACITY_PROVIDER,
+                "executionEnvironmentMemoryGibPerVcpu": 2,
+                "perExecutionEnvironmentMaxConcurrency": 32,
+            }
+        }
+        assert inputs["publish"] is True
+        assert inputs["publishTo"] == "LATEST_PUBLISHED"
+        assert inputs["memorySize"] == 4096
+        assert "AWS_LAMBDA_MAX_CONCURRENCY" not in inputs["environment"]["variables"]
+        assert mocks.of_type(T.ALIAS) == []
+        assert mocks.of_type(T.PROVISIONED_CONCURRENCY) == []
+
+    return settle(check())
+
+
+@pulumi.runtime.test
+def test_managed_mode_sets_the_published_versions_environment_limits(mocks: PulumiMocks):
+    fn = make(managed=MANAGED)
+
+    async def check() -> None:
+        await registered(fn)
+        scaling = mocks.inputs_of(T.FUNCTION_SCALING_CONFIG)
+        assert scaling == {
+            "functionName": "librechat-test",
+            "qualifier": "$LATEST.PUBLISHED",
+            "functionScalingConfig": {
+                "minExecutionEnvironments": 3,
+                "maxExecutionEnvironments": 12,
+            },
+        }
+
+    return settle(check())
+
+
+@pulumi.runtime.test
+def test_managed_mode_streams_through_the_published_version(mocks: PulumiMocks):
+    fn = make(managed=MANAGED)
+
+    async def check() -> None:
+        assert fn.qualifier is not None
+        assert await fn.qualifier.future() == "$LATEST.PUBLISHED"
+        version_arn = (
+            f"arn:aws:lambda:{DEFAULT_REGION}:{ACCOUNT_ID}:function:librechat-test"
+            ":$LATEST.PUBLISHED"
+        )
+        assert await fn.streaming_invoke_arn.future() == (
+            f"arn:aws:apigateway:{DEFAULT_REGION}:lambda:path/2021-11-15/functions/"
+            f"{version_arn}/response-streaming-invocations"
+        )
+
+    return settle(check())
+
+
+@pulumi.runtime.test
+def test_managed_mode_leaves_the_network_to_the_capacity_provider(mocks: PulumiMocks):
+    fn = make(managed=MANAGED)  # make() passes subnets and security groups
+
+    async def check() -> None:
+        inputs = await function_inputs(fn, mocks)
+        assert "vpcConfig" not in inputs
+        sids = by_sid(await statements(fn))
+        assert not {"CreateFunctionEnis", "ManageFunctionEnis", "DescribeNetwork"} & set(sids)
+
+    return settle(check())
+
+
+@pulumi.runtime.test
+def test_standard_mode_has_no_capacity_provider_or_scaling_config(mocks: PulumiMocks):
+    fn = make()
+
+    async def check() -> None:
+        inputs = await function_inputs(fn, mocks)
+        assert "capacityProviderConfig" not in inputs
+        assert "publishTo" not in inputs
+        assert mocks.of_type(T.FUNCTION_SCALING_CONFIG) == []
+        assert fn.scaling is None
+
+    return settle(check())
+
+
+def test_the_modes_never_share_a_function_name():
+    assert function_name_for("librechat-prod", managed=False) == "librechat-prod"
+    assert function_name_for("librechat-prod", managed=True) == "librechat-prod-managed"
+
+
+@pulumi.runtime.test
+def test_a_named_log_group_outlives_a_function_name_change(mocks: PulumiMocks):
+    fn = make(function_name="librechat-test-managed", log_group_name="/aws/lambda/librechat-test")
+
+    async def check() -> None:
+        inputs = plain(await function_inputs(fn, mocks))
+        assert mocks.inputs_of(T.LOG_GROUP)["name"] == "/aws/lambda/librechat-test"
+        assert inputs["loggingConfig"]["logGroup"] == "/aws/lambda/librechat-test"
+        assert inputs["name"] == "librechat-test-managed"
+
+    return settle(check())
