@@ -404,7 +404,12 @@ class LambdaFunction(pulumi.ComponentResource):
             publish=publish,
             **_managed_function_args(args.managed),
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy, self.log_group]),
+            # A new name (a mode switch) is a new function, created before the old is deleted.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self.policy, self.log_group],
+                replace_on_changes=["name"],
+            ),
         )
         self.function_name = self.function.name
         self.function_arn = self.function.arn

@@ -526,3 +526,22 @@ def test_a_named_log_group_outlives_a_function_name_change(mocks: PulumiMocks):
         assert inputs["name"] == "librechat-test-managed"
 
     return settle(check())
+
+
+@pulumi.runtime.test
+def test_a_new_function_name_is_a_replacement_not_an_update(mocks: PulumiMocks):
+    seen: dict[str, pulumi.ResourceOptions] = {}
+
+    def capture(args: pulumi.ResourceTransformationArgs) -> None:
+        seen[args.name] = args.opts
+
+    pulumi.runtime.register_stack_transformation(capture)
+    fn = make(managed=MANAGED)
+
+    async def check() -> None:
+        await registered(fn)
+        opts = seen["function-function"]
+        assert opts.replace_on_changes == ["name"]
+        assert not opts.delete_before_replace  # the new function exists before the old goes
+
+    return settle(check())
