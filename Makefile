@@ -1,7 +1,7 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test pytest lint local bench requirements
+.PHONY: help bootstrap sync test pytest lint local bench requirements docs
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
@@ -9,6 +9,7 @@ help:
 	@echo "make lint   - ruff, hadolint, workflow schema, zizmor"
 	@echo "make bench  - the runtime benchmark (prints figures)"
 	@echo "make requirements - regenerate runtime/requirements.txt from uv.lock"
+	@echo "make docs   - regenerate README.md's configuration table from the schema"
 
 bootstrap:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -44,3 +45,7 @@ bench: bootstrap
 # The image's pinned runtime dependencies, regenerated from uv.lock after a runtime-group change.
 requirements: bootstrap
 	$(UV) export --only-group runtime --no-emit-project --frozen -o runtime/requirements.txt
+
+# README.md's configuration table, generated from the schema in components/config/.
+docs: sync
+	$(UV) run --frozen python -m components.config.docs
