@@ -1,6 +1,6 @@
 """Monthly compute cost of one LibreChat stack in each compute mode, from AWS's published prices.
 
-    uv run python bench/cost_modes.py        # prints the table in README "Choosing a compute mode"
+    uv run python -m bench.cost_modes        # prints the table in README "Choosing a compute mode"
 
 Standard Lambda bills every environment for the wall-clock time it serves: a chat answer is a
 long, mostly idle stream, and from LibreChat 0.8.2 on two environments are billed for it (the
@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from components.config import ComputeConfig, FunctionConfig
 
 HOURS_PER_MONTH = 730
 
@@ -67,15 +69,17 @@ INSTANCE_SIZES = {
 #: What Lambda keeps of every managed instance for itself: 1 vCPU and 1 GiB.
 INSTANCE_OVERHEAD = (1, 1)
 
-#: Standard mode: the function's memory (`function.memoryMb` default) and how many environments
-#: bill for one answer (LibreChat >= 0.8.2: the held POST and the streaming GET).
-STANDARD_MEMORY_GB = 2048 / 1024
+#: Both modes as this project deploys them by default (components/config/): the function's
+#: memory; in managed mode one environment's vCPUs and streams, and AWS's minimum fleet.
+_FUNCTION, _COMPUTE = FunctionConfig(), ComputeConfig()
+STANDARD_MEMORY_GB = _FUNCTION.memory_mb / 1024
+MANAGED_MEMORY_GIB = _FUNCTION.memory_mb // 1024
+MANAGED_VCPUS = MANAGED_MEMORY_GIB // _COMPUTE.memory_per_vcpu_gib
+MANAGED_STREAMS_PER_ENVIRONMENT = _COMPUTE.max_concurrency
+MANAGED_MIN_ENVIRONMENTS = _COMPUTE.min_environments
+#: Standard mode, LibreChat >= 0.8.2: environments billed for one answer (the held POST and the
+#: streaming GET).
 STANDARD_ENVIRONMENTS_PER_ANSWER = 2
-#: Managed mode: one environment (the `compute.*` defaults) and AWS's minimum fleet.
-MANAGED_VCPUS = 1
-MANAGED_MEMORY_GIB = 2
-MANAGED_STREAMS_PER_ENVIRONMENT = 32
-MANAGED_MIN_ENVIRONMENTS = 3
 
 
 @dataclass(frozen=True)

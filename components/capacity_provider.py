@@ -14,28 +14,26 @@ the documented one (Lambda sends no source condition keys for this role that AWS
 The provider's name carries a digest of the settings AWS can only change by replacement
 (instance requirements, network, KMS key; AWS::Lambda::CapacityProvider "Update requires:
 Replacement"): a change gives a new name, so Pulumi creates the new provider, moves the function
-to it and deletes the old one, instead of failing on a name that is still taken.
+to it and deletes the old one, instead of failing on a name that is still taken. The values are
+checked by the stack configuration (components/config/compute.py, components/naming.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
+from components.naming import Architecture
+
 #: The AWS managed policy that is the operator role's whole permission.
 OPERATOR_POLICY_NAME = "AWSLambdaManagedEC2ResourceOperator"
 #: The one metric a capacity provider's target-tracking policy can follow.
 CPU_METRIC = "LambdaCapacityProviderAverageCPUUtilization"
-#: AWS's limits (Lambda API reference: CapacityProviderScalingConfig, InstanceRequirements).
-MAX_VCPU_RANGE = (2, 15_000)
-MAX_INSTANCE_TYPES = 400
-_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 
 
 @dataclass(frozen=True)
@@ -47,8 +45,8 @@ class CapacityProviderArgs:
     subnet_ids: Sequence[str]
     """Where the instances run; they need egress (NAT or VPC endpoints) for logs and images."""
     security_group_ids: Sequence[str]
-    architecture: str = "x86_64"
-    """x86_64 or arm64: the function attached must have the same."""
+    architecture: Architecture = "x86_64"
+    """The function attached must have the same."""
     allowed_instance_types: Sequence[str] = ()
     """Empty: Lambda picks among every compatible type (C, M and R families, .large and up)."""
     max_vcpu_count: int | None = None
@@ -58,34 +56,6 @@ class CapacityProviderArgs:
     kms_key_arn: str | None = None
     """Customer-managed key for the provider's data; None: an AWS-owned key."""
     tags: Mapping[str, str] = field(default_factory=dict)
-
-
-def validate_capacity_provider_args(args: CapacityProviderArgs) -> list[str]:
-    """Every problem with `args`, each a sentence naming the argument and the fix."""
-    problems: list[str] = []
-    if not args.subnet_ids:
-        problems.append(
-            "subnet_ids is empty; managed instances run inside a VPC: give the subnets "
-            "(with NAT or VPC endpoints for logs and image pulls)."
-        )
-    if not args.security_group_ids:
-        problems.append("security_group_ids is empty; give at least one security group.")
-    if args.architecture not in ("x86_64", "arm64"):
-        problems.append(f"architecture {args.architecture!r} is not x86_64 or arm64.")
-    bad_types = [t for t in args.allowed_instance_types if not _INSTANCE_TYPE.match(t)]
-    if bad_types:
-        problems.append(
-            f"allowed_instance_types {bad_types} are not EC2 instance types (e.g. m7g.large)."
-        )
-    if len(args.allowed_instance_types) > MAX_INSTANCE_TYPES:
-        problems.append(f"allowed_instance_types lists more than {MAX_INSTANCE_TYPES} types.")
-    low, high = MAX_VCPU_RANGE
-    if args.max_vcpu_count is not None and not low <= args.max_vcpu_count <= high:
-        problems.append(f"max_vcpu_count {args.max_vcpu_count} is outside {low}-{high}.")
-    target = args.target_cpu_utilization
-    if target is not None and not 0 < target <= 100:
-        problems.append(f"target_cpu_utilization {target} is not a percentage above 0.")
-    return problems
 
 
 def physical_name(args: CapacityProviderArgs) -> str:
@@ -128,9 +98,6 @@ class CapacityProvider(pulumi.ComponentResource):
         self, name: str, args: CapacityProviderArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("librechat:components:CapacityProvider", name, None, opts)
-        problems = validate_capacity_provider_args(args)
-        if problems:
-            raise ValueError("Invalid CapacityProviderArgs:\n  - " + "\n  - ".join(problems))
         child = pulumi.ResourceOptions(parent=self)
         partition = aws.get_partition(opts=pulumi.InvokeOptions(parent=self)).partition
         tags = dict(args.tags)

@@ -182,19 +182,3 @@ def test_a_replace_only_setting_changes_the_name(change: dict[str, Any]):
 )
 def test_an_in_place_setting_keeps_the_name(change: dict[str, Any]):
     assert physical_name(dataclasses.replace(BASE, **change)) == physical_name(BASE)
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"subnet_ids": ()}, "subnet_ids is empty"),
-        ({"security_group_ids": ()}, "security_group_ids is empty"),
-        ({"architecture": "amd64"}, "'amd64' is not x86_64 or arm64"),
-        ({"allowed_instance_types": ("large",)}, r"\['large'\] are not EC2 instance types"),
-        ({"max_vcpu_count": 1}, "max_vcpu_count 1 is outside 2-15000"),
-        ({"target_cpu_utilization": 0}, "target_cpu_utilization 0"),
-    ],
-)
-def test_invalid_arguments_are_refused(mocks: PulumiMocks, overrides, message):
-    with pytest.raises(ValueError, match=message):
-        make(**overrides)
