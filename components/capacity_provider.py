@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components import naming
 from components.naming import Architecture
 
 #: The AWS managed policy that is the operator role's whole permission.
@@ -105,18 +106,7 @@ class CapacityProvider(pulumi.ComponentResource):
         # 1. The role Lambda assumes to run instances; AWS's managed policy is all it holds.
         self.operator_role = aws.iam.Role(
             f"{name}-operator",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=naming.LAMBDA_TRUST_POLICY,
             tags=tags,
             opts=child,
         )

@@ -46,6 +46,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
+from components import naming
 from components.config import RuntimeConfig
 from components.contract import (
     CONFIG_PATH,
@@ -335,18 +336,7 @@ class LambdaFunction(pulumi.ComponentResource):
         # 3. Role and its one least-privilege inline policy.
         self.role = aws.iam.Role(
             f"{name}-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=naming.LAMBDA_TRUST_POLICY,
             tags=tags,
             opts=child,
         )

@@ -8,6 +8,7 @@ check them again.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,20 @@ LAMBDA_RESERVED_ENV = frozenset(
         "AWS_LAMBDA_MAX_CONCURRENCY",
     }
 )  # fmt: skip
+#: The trust policy of a role Lambda assumes (a function's execution role, a capacity
+#: provider's operator role).
+LAMBDA_TRUST_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
 #: Lambda's limit on the whole environment (keys and values), in bytes.
 LAMBDA_ENV_LIMIT_BYTES = 4096
 #: Lambda attaches at most this many security groups and subnets to a function.
