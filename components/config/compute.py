@@ -20,7 +20,7 @@ InstanceType = Annotated[str, rule(naming.check_instance_type)]
 
 
 def _whole_number_text(value: object) -> object:
-    """ "4" as 4, as the CLI hands numbers over (`pulumi config set --path ... 4`)."""
+    """Digits as a number: the CLI hands `pulumi config set --path ... 4` over as text."""
     return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
 
