@@ -1,9 +1,10 @@
 """The Lambda function that runs LibreChat behind the streaming runtime, with its IAM and logs.
 
 The function runs the container image (package type Image) whose entrypoint is the Python
-streaming runtime; the runtime starts LibreChat on 127.0.0.1:3080. Its environment is the
-stack's LibreChat variables plus the runtime's own (upstream, config object, domain rewrite,
-keep-alive), `NODE_ENV=production` and LibreChat's writable paths under /tmp.
+streaming runtime, which starts LibreChat itself. Its environment is the stack's LibreChat
+variables plus the runtime's own (upstream, config object, domain rewrite, keep-alive) and the
+fixed ones; components/contract.py holds what the runtime and the image agree on, and names
+every variable set here (`SET_BY_PROGRAM`).
 
 Secrets (SSM parameters), two modes:
 - `deploy`: each parameter is read with decryption while Pulumi runs and placed in the
@@ -111,6 +112,9 @@ class LambdaFunctionArgs:
     secrets: Mapping[str, str] = field(default_factory=dict)
     secrets_mode: Literal["deploy", "runtime"] = "deploy"
     secrets_kms_key_arn: str | None = None
+    environment_kms_key_arn: str | None = None
+    """Customer-managed KMS key encrypting the function's environment (its configuration is then
+    readable only with kms:Decrypt on it); None: Lambda's AWS managed key."""
     config_object: S3Location | None = None
     config_domain_from: str | None = None
     base_path: str | None = None
@@ -164,6 +168,11 @@ def plain_environment(args: LambdaFunctionArgs) -> dict[str, str]:
         env["SSM_SECRETS"] = json.dumps(dict(sorted(args.secrets.items())), separators=(",", ":"))
     env |= FIXED_ENVIRONMENT
     return env
+
+
+def function_role_name(function_name: str) -> str:
+    """The function's IAM role name (ci/github_ci/policies.py scopes deploy roles to it)."""
+    return f"{function_name}-function"
 
 
 def ssm_parameter_arn(name: str, ctx: AwsContext) -> str:
@@ -334,8 +343,10 @@ class LambdaFunction(pulumi.ComponentResource):
         )
 
         # 3. Role and its one least-privilege inline policy.
+        # Named after the function, so that a deploy role can be scoped to exactly this role.
         self.role = aws.iam.Role(
             f"{name}-role",
+            name=function_role_name(args.function_name),
             assume_role_policy=naming.LAMBDA_TRUST_POLICY,
             tags=tags,
             opts=child,
@@ -350,13 +361,18 @@ class LambdaFunction(pulumi.ComponentResource):
         )
 
         # 4. The function; it waits for its policy (Lambda checks ENI rights on create).
-        vpc_config = (
-            {
+        vpc_config: aws.lambda_.FunctionVpcConfigArgsDict | None = None
+        if _in_vpc(args):
+            vpc_config = {
                 "subnet_ids": list(args.subnet_ids),
                 "security_group_ids": list(args.security_group_ids),
             }
-            if _in_vpc(args)
-            else None
+        logging_config: aws.lambda_.FunctionLoggingConfigArgsDict = {
+            "log_format": "JSON",
+            "log_group": self.log_group.name,
+        }
+        tracing_config: aws.lambda_.FunctionTracingConfigArgsDict | None = (
+            {"mode": "Active"} if args.tracing else None
         )
         publish = args.provisioned_concurrency > 0 or args.managed is not None
         self.function = aws.lambda_.Function(
@@ -370,9 +386,10 @@ class LambdaFunction(pulumi.ComponentResource):
             timeout=args.timeout_seconds,
             ephemeral_storage={"size": args.ephemeral_storage_mb},
             environment={"variables": self.environment},
+            kms_key_arn=args.environment_kms_key_arn,
             vpc_config=vpc_config,
-            logging_config={"log_format": "JSON", "log_group": self.log_group.name},
-            tracing_config={"mode": "Active"} if args.tracing else None,
+            logging_config=logging_config,
+            tracing_config=tracing_config,
             reserved_concurrent_executions=args.reserved_concurrency,
             publish=publish,
             **_managed_function_args(args.managed),

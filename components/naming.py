@@ -79,6 +79,9 @@ _ACM_ARN = re.compile(rf"^arn:{_PARTITION}:acm:([a-z0-9-]+):\d{{12}}:certificate
 _KMS_KEY_ARN = re.compile(
     rf"^arn:{_PARTITION}:kms:[a-z0-9-]+:\d{{12}}:key/(mrk-[0-9a-f]{{32}}|[0-9a-f-]{{36}})$"
 )
+_WEB_ACL_ARN = re.compile(
+    rf"^arn:{_PARTITION}:wafv2:[a-z0-9-]+:\d{{12}}:regional/webacl/[A-Za-z0-9_-]+/[0-9a-f-]+$"
+)
 _STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _BASE_PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 _ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
@@ -135,6 +138,11 @@ check_kms_key_arn = _matching(
     _KMS_KEY_ARN,
     "{value!r} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>; an alias ARN "
     "cannot be granted kms:Decrypt)",
+)
+check_web_acl_arn = _matching(
+    _WEB_ACL_ARN,
+    "{value!r} is not a regional WAFv2 web ACL ARN "
+    "(arn:aws:wafv2:<region>:<account>:regional/webacl/<name>/<id>)",
 )
 check_acm_arn = _matching(
     _ACM_ARN,

@@ -38,11 +38,11 @@ class StackConfig(Section):
     tags: TextMap = Field(
         {}, description="tags on every resource (`Project` and `Stack` are added)"
     )
-    image: ImageConfig = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
+    image: ImageConfig = Field(default_factory=dict, validate_default=True)
     function: FunctionConfig = FunctionConfig()
     compute: ComputeConfig = ComputeConfig()
     network: Annotated[NetworkConfig | None, switchable(NetworkConfig)] = Field(
-        default_factory=dict,  # type: ignore[arg-type]
+        default_factory=dict,
         validate_default=True,
     )
     librechat_config: LibreChatConfig = LibreChatConfig()
@@ -55,7 +55,7 @@ class StackConfig(Section):
     runtime: RuntimeConfig = RuntimeConfig()
     api: ApiConfig = ApiConfig()
     domain: Annotated[DomainConfig | None, switchable(DomainConfig)] = Field(
-        default_factory=dict,  # type: ignore[arg-type]
+        default_factory=dict,
         validate_default=True,
     )
 
@@ -90,6 +90,12 @@ class StackConfig(Section):
         return {"DOMAIN_SERVER": url, "DOMAIN_CLIENT": url, **self.environment}
 
     @property
+    def execute_api_endpoint(self) -> bool:
+        """The API's default execute-api URL answers: always without a custom domain, with one
+        only when `api.keepExecuteApiEndpoint` says so."""
+        return self.domain is None or self.api.keep_execute_api_endpoint
+
+    @property
     def files_bucket(self) -> str | None:
         """LibreChat's S3 file storage bucket (its own AWS_BUCKET_NAME variable)."""
         return self.environment.get("AWS_BUCKET_NAME")
@@ -106,6 +112,18 @@ class StackConfig(Section):
             yield (
                 "api.endpointType",
                 "must be REGIONAL when a custom domain is on (the domain is a REGIONAL endpoint)",
+            )
+        if (
+            self.secrets.mode == "deploy"
+            and self.secrets.parameters
+            and self.function.kms_key_arn is None
+        ):
+            yield (
+                "function.kmsKeyArn",
+                "is required with secrets.mode deploy: the secret values then sit in the "
+                "function's environment, readable by anyone allowed lambda:GetFunction; set a "
+                "customer-managed KMS key so reading them needs kms:Decrypt on it, or use "
+                "secrets.mode runtime",
             )
         for name in self.secrets.parameters:
             if name in self.environment:
