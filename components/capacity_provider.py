@@ -24,6 +24,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import pulumi
 import pulumi_aws as aws
@@ -35,6 +36,8 @@ from components.naming import Architecture
 OPERATOR_POLICY_NAME = "AWSLambdaManagedEC2ResourceOperator"
 #: The one metric a capacity provider's target-tracking policy can follow.
 CPU_METRIC = "LambdaCapacityProviderAverageCPUUtilization"
+InstanceRequirement = aws.lambda_.CapacityProviderInstanceRequirementArgsDict
+ScalingConfig = aws.lambda_.CapacityProviderCapacityProviderScalingConfigArgsDict
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class CapacityProviderArgs:
     """Inputs of `CapacityProvider`."""
 
     name: str
-    """Prefix of the provider's physical name (a digest of its replace-only settings follows)."""
+    """Prefix of the provider's and its operator role's names (the stack's `name`)."""
     subnet_ids: Sequence[str]
     """Where the instances run; they need egress (NAT or VPC endpoints) for logs and images."""
     security_group_ids: Sequence[str]
@@ -72,7 +75,23 @@ def physical_name(args: CapacityProviderArgs) -> str:
     return f"{args.name}-{digest[:8]}"
 
 
-def scaling_config(args: CapacityProviderArgs) -> dict[str, object] | None:
+def operator_role_name(prefix: str) -> str:
+    """The operator role's name (ci/github_ci/policies.py scopes deploy roles to it)."""
+    return f"{prefix}-capacity-operator"
+
+
+# The SDK's TypedDicts mark every key of these two blocks required; AWS's API and the provider
+# schema take each one as optional (Lambda API reference: InstanceRequirements,
+# CapacityProviderScalingConfig), and only the keys set here are sent.
+def instance_requirements(args: CapacityProviderArgs) -> InstanceRequirement:
+    """The architecture, and the allowed types when some are given (Lambda chooses otherwise)."""
+    block: dict[str, list[str]] = {"architectures": [args.architecture]}
+    if args.allowed_instance_types:
+        block["allowed_instance_types"] = list(args.allowed_instance_types)
+    return cast(InstanceRequirement, block)
+
+
+def scaling_config(args: CapacityProviderArgs) -> ScalingConfig | None:
     """The provider's scaling block, or None to leave AWS's automatic scaling untouched."""
     if args.max_vcpu_count is None and args.target_cpu_utilization is None:
         return None
@@ -84,7 +103,7 @@ def scaling_config(args: CapacityProviderArgs) -> dict[str, object] | None:
         block["scaling_policies"] = [
             {"predefined_metric_type": CPU_METRIC, "target_value": args.target_cpu_utilization}
         ]
-    return block
+    return cast(ScalingConfig, block)
 
 
 class CapacityProvider(pulumi.ComponentResource):
@@ -106,6 +125,7 @@ class CapacityProvider(pulumi.ComponentResource):
         # 1. The role Lambda assumes to run instances; AWS's managed policy is all it holds.
         self.operator_role = aws.iam.Role(
             f"{name}-operator",
+            name=operator_role_name(args.name),
             assume_role_policy=naming.LAMBDA_TRUST_POLICY,
             tags=tags,
             opts=child,
@@ -118,9 +138,6 @@ class CapacityProvider(pulumi.ComponentResource):
         )
 
         # 2. The provider on the stack's network; it waits for the role to hold its policy.
-        requirements: dict[str, object] = {"architectures": [args.architecture]}
-        if args.allowed_instance_types:
-            requirements["allowed_instance_types"] = list(args.allowed_instance_types)
         scaling = scaling_config(args)
         self.capacity_provider = aws.lambda_.CapacityProvider(
             f"{name}-provider",
@@ -130,7 +147,7 @@ class CapacityProvider(pulumi.ComponentResource):
                 "security_group_ids": list(args.security_group_ids),
             },
             permissions_config={"capacity_provider_operator_role_arn": self.operator_role.arn},
-            instance_requirements=[requirements],
+            instance_requirements=[instance_requirements(args)],
             capacity_provider_scaling_configs=[scaling] if scaling else None,
             kms_key_arn=args.kms_key_arn,
             tags=tags,

@@ -41,7 +41,9 @@ def test_operator_role_trusts_lambda_and_holds_only_the_aws_managed_policy(mocks
 
     async def check() -> None:
         inputs = await provider_inputs(cp, mocks)
-        trust = json.loads(mocks.inputs_of(T.ROLE)["assumeRolePolicy"])
+        role = mocks.inputs_of(T.ROLE)
+        assert role["name"] == "librechat-test-capacity-operator"
+        trust = json.loads(role["assumeRolePolicy"])
         assert trust["Statement"] == [
             {
                 "Effect": "Allow",
