@@ -31,7 +31,9 @@ capacity provider (components/capacity_provider.py), which carries the network, 
 has no VPC configuration and its role no ENI rights. It is published to `$LATEST.PUBLISHED`
 (lambda-managed-instances-version-publishing.html); that version's environment limits are an
 `aws.lambda_.FunctionScalingConfig`, and the API invokes that version through its
-response-streaming URI. Lambda sets `AWS_LAMBDA_MAX_CONCURRENCY` in the environment from
+response-streaming URI (Lambda's API model, as botocore ships it: AddPermission and
+InvokeWithResponseStream take the qualifier `$LATEST.PUBLISHED`, PutFunctionScalingConfig takes
+it or a version number). Lambda sets `AWS_LAMBDA_MAX_CONCURRENCY` in the environment from
 `per_execution_environment_max_concurrency` (runtimes-custom.html), so the program does not.
 AWS cannot move a function between the modes, so the physical name carries the mode
 (`function_name_for`): switching is a new function, created before the old one is deleted.

@@ -90,8 +90,9 @@ _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SG_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
-#: C, M and R families, .large and bigger: the types Lambda Managed Instances run on.
-_INSTANCE_TYPE = re.compile(r"^[cmr]\d+([a-z-]*)\.(large|\d*xlarge)$")
+#: C, M and R families, .large and bigger (or `*`, every size AWS allows in the family): the
+#: types Lambda Managed Instances run on.
+_INSTANCE_TYPE = re.compile(r"^[cmr]\d+([a-z-]*)\.(large|\d*xlarge|\*)$")
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def check_instance_type(value: str) -> str:
     if not _INSTANCE_TYPE.match(value):
         raise ValueError(
             f"{value!r} is not a type Lambda Managed Instances run on: a C, M or R family, "
-            ".large or bigger (e.g. c7g.xlarge)"
+            ".large or bigger (e.g. c7g.xlarge, or c7g.* for every size)"
         )
     return value
 

@@ -195,7 +195,7 @@ def test_managed_instances_take_their_settings():
         "maxConcurrency": "64",
         "minEnvironments": 6,
         "maxEnvironments": 30,
-        "allowedInstanceTypes": ["m7g.xlarge", "m7g.2xlarge"],
+        "allowedInstanceTypes": ["m7g.xlarge", "m7g.2xlarge", "r7g.*"],
         "maxVcpus": 96,
         "targetCpuUtilization": "60",
         "kmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-4a1b-8c2d-3e4f5a6b7c8d",
@@ -205,7 +205,7 @@ def test_managed_instances_take_their_settings():
     assert cfg.compute.managed
     assert cfg.compute.memory_per_vcpu_gib == 4
     assert cfg.compute.max_concurrency == 64
-    assert cfg.compute.allowed_instance_types == ("m7g.xlarge", "m7g.2xlarge")
+    assert cfg.compute.allowed_instance_types == ("m7g.xlarge", "m7g.2xlarge", "r7g.*")
     assert cfg.compute.target_cpu_utilization == 60
     assert cfg.function.memory_mb == 8192
 
