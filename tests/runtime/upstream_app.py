@@ -227,11 +227,11 @@ class Handler(BaseHTTPRequestHandler):
             self._chunk(b"data: last\n\n")
             self._chunk(b"")
         elif path == "/exit":
+            # Dies as soon as the answer is out: a delayed exit could land in the next request
+            # (Lambda freezes the process between the two) and cut its body instead.
             self._send(200, b"bye")
             self.wfile.flush()
-            threading.Thread(
-                target=lambda: (time.sleep(0.05), os._exit(int(query.get("code", "3"))))
-            ).start()
+            os._exit(int(query.get("code", "3")))
         elif path == "/violations":
             self._send(200, json.dumps(VIOLATIONS).encode(), "application/json")
         elif path.startswith("/api/agents/chat/status/"):
