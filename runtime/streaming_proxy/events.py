@@ -98,10 +98,12 @@ def _from_v1(event: dict[str, Any], base_path: str, upstream_host: bytes) -> Ups
         if multi_query
         else (single_query, "queryStringParameters")
     )
-    query = "&".join(
-        f"{_quote(k, query_field, _QUERY_SAFE)}={_quote(v, query_field, _QUERY_SAFE)}"
-        for k, v in pairs
-    )
+    try:
+        query = "&".join(
+            f"{quote(k, safe=_QUERY_SAFE)}={quote(v, safe=_QUERY_SAFE)}" for k, v in pairs
+        )
+    except UnicodeEncodeError:
+        raise _not_unicode(f"event field {query_field}") from None
 
     single_headers = _single_pairs(event.get("headers"), "headers")
     multi_headers = _multi_pairs(event.get("multiValueHeaders"), "multiValueHeaders")
@@ -141,7 +143,7 @@ def _from_v2(event: dict[str, Any], base_path: str, upstream_host: bytes) -> Ups
         cookie = "; ".join(c for c in cookies if c)
         if _BAD_VALUE.search(cookie):
             raise BadEvent("event field cookies has a control character in a cookie")
-        _header_bytes(cookie, "event field cookies")  # the same check the header gets below
+        _utf8(cookie, "event field cookies")  # the header's own check would name "cookie"
         if cookie:
             header_pairs.append(("cookie", cookie))
     body = _body(event)
@@ -160,12 +162,6 @@ def _build(
     upstream_host: bytes,
 ) -> UpstreamRequest:
     pairs = list(header_pairs)
-    for index, (name, _) in enumerate(pairs):
-        if not _TOKEN.match(name):
-            raise BadEvent(
-                f"event field {header_field} has a header name that is not a valid HTTP field "
-                f"name (entry {index + 1}, {len(name)} characters; {_NAME_RULE})"
-            )
     connection_tokens = {
         token.strip().lower()
         for name, value in pairs
@@ -175,19 +171,19 @@ def _build(
     drop = _REQUEST_DROP | connection_tokens
     headers: list[tuple[bytes, bytes]] = []
     present: set[str] = set()
-    for name, value in pairs:
+    for index, (name, value) in enumerate(pairs):
+        if not _TOKEN.match(name):
+            raise BadEvent(
+                f"event field {header_field} has a header name that is not a valid HTTP field "
+                f"name (entry {index + 1}, {len(name)} characters; {_NAME_RULE})"
+            )
         lower = name.lower()
         if lower in drop or (lower == "host" and "host" in present):
             continue
-        label = (
-            f"request header {name}"
-            if len(name) <= _QUOTABLE_NAME
-            else f"a request header of event field {header_field} ({len(name)}-character name)"
-        )
         if _BAD_VALUE.search(value):
-            raise BadEvent(f"{label} has a control character in its value")
+            raise BadEvent(f"{_header(name, header_field)} has a control character in its value")
         present.add(lower)
-        headers.append((name.encode("ascii"), _header_bytes(value.strip(), label)))
+        headers.append((name.encode("ascii"), _header_bytes(value.strip(), name, header_field)))
     host = next((v for k, v in headers if k.lower() == b"host"), None)
     if host is None:
         host = upstream_host
@@ -203,26 +199,38 @@ def _build(
     return UpstreamRequest(method, target, path, headers, body)
 
 
-def _header_bytes(value: str, label: str) -> bytes:
+def _header_bytes(value: str, name: str, field: str) -> bytes:
     """HTTP field values are ISO-8859-1 octets; other characters travel as UTF-8."""
     try:
         return value.encode("latin-1")
     except UnicodeEncodeError:
-        return _utf8(value, label)
+        return _utf8(value, _header(name, field))
+
+
+def _header(name: str, field: str) -> str:
+    """A header for an error message: by name if short, a long one may be a pasted token."""
+    if len(name) <= _QUOTABLE_NAME:
+        return f"request header {name}"
+    return f"a request header of event field {field} ({len(name)}-character name)"
 
 
 def _utf8(value: str, label: str) -> bytes:
-    """JSON may carry lone UTF-16 surrogates ("\\ud800"), which no encoding can send."""
     try:
         return value.encode("utf-8")
     except UnicodeEncodeError:
-        raise BadEvent(
-            f"{label} is not valid Unicode text (it holds a lone UTF-16 surrogate)"
-        ) from None
+        raise _not_unicode(label) from None
+
+
+def _not_unicode(label: str) -> BadEvent:
+    """JSON may carry lone UTF-16 surrogates ("\\ud800"), which no encoding can send."""
+    return BadEvent(f"{label} is not valid Unicode text (it holds a lone UTF-16 surrogate)")
 
 
 def _quote(value: str, field: str, safe: str) -> str:
-    return quote(_utf8(value, f"event field {field}"), safe=safe)
+    try:
+        return quote(value, safe=safe)  # UTF-8, strict
+    except UnicodeEncodeError:
+        raise _not_unicode(f"event field {field}") from None
 
 
 def _method(value: object, field: str) -> str:
@@ -282,22 +290,30 @@ def _multi_pairs(value: object, field: str) -> list[tuple[str, str]]:
         raise BadEvent(f"event field {field} must be an object of lists of strings")
     pairs: list[tuple[str, str]] = []
     for index, (name, raw) in enumerate(value.items()):
-        values = [raw] if isinstance(raw, str) else raw
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise BadEvent(
-                f"event field {field} must be an object of lists of strings "
-                f"(entry {index + 1} is not)"
-            )
-        pairs.extend((name, v) for v in values)
+        if isinstance(raw, str):
+            pairs.append((name, raw))
+            continue
+        for item in raw if isinstance(raw, list) else (None,):
+            if not isinstance(item, str):
+                raise BadEvent(
+                    f"event field {field} must be an object of lists of strings "
+                    f"(entry {index + 1} is not)"
+                )
+            pairs.append((name, item))
     return pairs
 
 
 def _single_pairs(value: object, field: str) -> list[tuple[str, str]]:
     if value is None:
         return []
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise BadEvent(f"event field {field} must be an object of strings")
-    return list(value.items())
+    if isinstance(value, dict):
+        pairs = list(value.items())
+        for _, item in pairs:
+            if not isinstance(item, str):
+                break
+        else:
+            return pairs
+    raise BadEvent(f"event field {field} must be an object of strings")
 
 
 def _body(event: dict[str, Any]) -> bytes:

@@ -337,8 +337,13 @@ def has_sized_body(method: str, response: httpcore.Response) -> bool:
     """Whether the body's length is known up front (Content-Length, or no body at all)."""
     if method == "HEAD" or response.status in (204, 304) or response.status < 200:
         return True
-    names = {k.lower() for k, _ in response.headers}
-    return b"content-length" in names and b"transfer-encoding" not in names
+    sized = False
+    for name, _ in response.headers:
+        lower = name.lower()
+        if lower == b"transfer-encoding":
+            return False  # it wins over Content-Length (RFC 9112 6.3)
+        sized = sized or lower == b"content-length"
+    return sized
 
 
 def is_plain_sse(headers: list[tuple[bytes, bytes]]) -> bool:
@@ -365,14 +370,14 @@ def prelude(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
         if k.lower() == b"connection"
         for t in v.decode("latin-1").split(",")
     }
-    if any(k.lower() == b"transfer-encoding" for k, _ in headers):
-        connection_tokens.add("content-length")
     grouped: dict[str, list[str]] = {}
     names: dict[str, str] = {}
+    chunked = False
     for raw_name, raw_value in headers:
         name = raw_name.decode("latin-1")
         lower = name.lower()
         if lower in _RESPONSE_DROP or lower in connection_tokens:
+            chunked = chunked or lower == "transfer-encoding"
             continue
         try:
             value = raw_value.decode("utf-8")
@@ -380,6 +385,8 @@ def prelude(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
             value = raw_value.decode("latin-1")
         names.setdefault(lower, name)
         grouped.setdefault(lower, []).append(value)
+    if chunked:
+        grouped.pop("content-length", None)
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
     for lower, values in grouped.items():
