@@ -17,6 +17,38 @@ _SSM_NAME = re.compile(r"^(/[A-Za-z0-9_.\-]+)+$|^[A-Za-z0-9_.\-]+$|^arn:aws[a-z-
 DEFAULT_DIRS = "/tmp/librechat/uploads:/tmp/librechat/images:/tmp/librechat/logs"  # noqa: S108
 
 
+# What the upstream does not inherit: Lambda's Runtime API (a child could take other
+# invocations' events from /next) and plumbing, and the runtime's own variables (the table in
+# __init__.py), except DOMAIN_SERVER and CONFIG_PATH, which are LibreChat's too.
+RUNTIME_ONLY = frozenset(
+    {
+        "AWS_LAMBDA_RUNTIME_API",
+        "_HANDLER",
+        "LAMBDA_RUNTIME_DIR",
+        "AWS_LAMBDA_MAX_CONCURRENCY",
+        "UPSTREAM_COMMAND",
+        "UPSTREAM_HOST",
+        "UPSTREAM_PORT",
+        "UPSTREAM_HEALTH_PATH",
+        "UPSTREAM_READY_TIMEOUT",
+        "UPSTREAM_INIT_WAIT",
+        "UPSTREAM_DIRS",
+        "CONFIG_S3_BUCKET",
+        "CONFIG_S3_KEY",
+        "CONFIG_DOMAIN_FROM",
+        "SSM_SECRETS",
+        "BASE_PATH",
+        "SSE_KEEPALIVE_INTERVAL",
+        "DEADLINE_MARGIN",
+        "BACKGROUND_HOLD",
+        "BACKGROUND_HOLD_PATH",
+        "BACKGROUND_STATUS_PATH",
+        "BACKGROUND_POLL_INTERVAL",
+        "LOG_LEVEL",
+    }
+)
+
+
 class SettingsError(ValueError):
     """The environment is wrong; the message lists every problem by variable name."""
 
@@ -78,6 +110,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     runtime_api = text("AWS_LAMBDA_RUNTIME_API")
     if runtime_api is None:
         problems.append("AWS_LAMBDA_RUNTIME_API is not set (Lambda sets it; the emulator does too)")
+    elif not runtime_api.rpartition(":")[2].isdigit():
+        problems.append("AWS_LAMBDA_RUNTIME_API must be host:port")
 
     command = text("UPSTREAM_COMMAND", "node /app/api/server/index.js") or ""
     try:

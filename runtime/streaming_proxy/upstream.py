@@ -15,6 +15,8 @@ import time
 from collections.abc import Mapping
 
 from streaming_proxy import log
+from streaming_proxy.errors import InitError
+from streaming_proxy.settings import RUNTIME_ONLY
 
 POLL_INTERVAL = 0.01
 _STDERR_TAIL_LINES = 20
@@ -58,7 +60,7 @@ class Upstream:
         self._lock = threading.Lock()
         self._stderr_reader: threading.Thread | None = None
         self.healthy = False
-        self.waited = 0.0  # seconds spent waiting for health since the last start
+        self.waited = 0.0  # seconds spent waiting for health since the last start or health
         self.restarts = 0
 
     def start(self) -> None:
@@ -113,6 +115,8 @@ class Upstream:
 
         Only time spent here counts against UPSTREAM_READY_TIMEOUT: between invocations
         Lambda freezes the upstream too, so wall-clock time since the start means nothing.
+        The budget is one boot's: once healthy, later waits (after a transient error) probe
+        a running server, and each healthy answer gives the next one the whole budget.
         """
         began = time.monotonic()
         try:
@@ -132,7 +136,7 @@ class Upstream:
                     return False
                 time.sleep(min(POLL_INTERVAL, remaining))
         finally:
-            self.waited += time.monotonic() - began
+            self.waited = 0.0 if self.healthy else self.waited + time.monotonic() - began
 
     def ensure_ready(self, until: float, ready_timeout: float) -> None:
         """Make sure a healthy upstream is there before ``until``, restarting a dead one once."""
@@ -155,13 +159,7 @@ class Upstream:
                     return
                 budget = ready_timeout - self.waited
                 if budget <= 0:
-                    self.stop()  # the next invocation starts a fresh one
-                    summary = (
-                        f"the upstream did not become healthy on {self.host}:{self.port} within "
-                        f"UPSTREAM_READY_TIMEOUT={ready_timeout:g} s of waiting; it was stopped "
-                        "and the next request starts it again"
-                    )
-                    raise UpstreamFailed(summary + self._tail_suffix(), summary)
+                    raise self.not_ready(ready_timeout)
                 try:
                     if self.wait_healthy(min(until, time.monotonic() + budget)):
                         return
@@ -176,6 +174,16 @@ class Upstream:
                     )
         finally:
             self._lock.release()
+
+    def not_ready(self, ready_timeout: float) -> UpstreamFailed:
+        """The readiness budget is spent: stop the upstream (a fresh start comes next)."""
+        self.stop()
+        summary = (
+            f"the upstream did not become healthy on {self.host}:{self.port} within "
+            f"UPSTREAM_READY_TIMEOUT={ready_timeout:g} s of waiting; it was stopped "
+            "and the next request starts it again"
+        )
+        return UpstreamFailed(summary + self._tail_suffix(), summary)
 
     def mark_unhealthy(self) -> None:
         """A request could not reach it: probe (and maybe restart) before the next one."""
@@ -236,8 +244,25 @@ def upstream_env(
     config_path: str | None,
     secrets: Mapping[str, str],
 ) -> dict[str, str]:
-    """The child's environment: ours, minus the runtime's own plumbing, plus its settings."""
-    env = {k: v for k, v in base.items() if k != "SSM_SECRETS"}
+    """The child's environment: ours minus the runtime's own plumbing, plus its settings.
+
+    Without AWS_LAMBDA_RUNTIME_API, neither LibreChat nor an MCP server it starts can take
+    events meant for the runtime. A secret the OS cannot put in an environment fails init
+    here, naming the variable, rather than as a traceback from the process start.
+    """
+    for name, value in secrets.items():
+        problem = "a NUL byte" if "\0" in value else None
+        try:
+            os.fsencode(value)
+        except UnicodeEncodeError:
+            problem = "text that is not valid Unicode (a lone UTF-16 surrogate)"
+        if problem:
+            raise InitError(
+                "Runtime.SecretsError",
+                f"the secret for {name} (SSM_SECRETS) holds {problem}, which no environment "
+                "variable can carry; store the value without it",
+            )
+    env = {k: v for k, v in base.items() if k not in RUNTIME_ONLY}
     env.update(PORT=str(port), HOST=host)
     if config_path:
         env["CONFIG_PATH"] = config_path
