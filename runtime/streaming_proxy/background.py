@@ -39,7 +39,9 @@ TITLE_PATH = "/api/convos/{id}"
 NO_PARENT = "00000000-0000-0000-0000-000000000000"
 DEFAULT_TITLE = "New Chat"
 _TERMINAL = {"complete", "completed", "error", "aborted", "requires_action"}
-_ANSWERED = {"finished", "complete", "completed"}  # job ends after which a title follows
+# Job outcomes after which LibreChat generates no title. A job whose state could not be read
+# (the status endpoint refused, say) may still be running: the title wait covers it too.
+_NO_TITLE = {"error", "aborted", "requires_action", "deadline"}
 _REQUEST_LIMIT = 1024 * 1024  # chat request bodies are read for title eligibility up to this
 # The poll carries the caller's own headers: LibreChat authenticates it like the caller and
 # bans clients without a browser User-Agent. Only body and encoding headers are left out.
@@ -93,15 +95,17 @@ class BackgroundRule:
         poller = _Poller(fetch, headers, s.background_poll_interval)
         started = time.monotonic()
         fields: dict[str, object] = {}
-        answered = True
         if work.job:
             target = s.background_status_path.replace("{id}", quoted).encode()
-            fields["outcome"] = poller.until(target, _job_state, cutoff)
-            answered = fields["outcome"] in _ANSWERED
-        if work.title and answered:
-            title_cutoff = min(cutoff, time.monotonic() + s.background_title_wait)
+            fields["outcome"] = poller.until(target, _job_state, cutoff, "deadline")
+        if work.title and fields.get("outcome") not in _NO_TITLE:
+            wait_over = time.monotonic() + s.background_title_wait
             target = TITLE_PATH.replace("{id}", quoted).encode()
-            fields["title"] = poller.until(target, _title_state, title_cutoff)
+            fields["title"] = (
+                poller.until(target, _title_state, wait_over, "not saved in BACKGROUND_TITLE_WAIT")
+                if wait_over < cutoff
+                else poller.until(target, _title_state, cutoff, "deadline")
+            )
         log.info(
             "background hold",
             requestId=request_id,
@@ -122,7 +126,10 @@ class _Poller:
         self._pause = threading.Event()
         self.polls = 0
 
-    def until(self, target: bytes, state_of: Callable[[int, bytes], str], cutoff: float) -> str:
+    def until(
+        self, target: bytes, state_of: Callable[[int, bytes], str], cutoff: float, late: str
+    ) -> str:
+        """The first state other than "running", or ``late`` once the cutoff comes."""
         while time.monotonic() < cutoff:
             self.polls += 1
             try:
@@ -135,7 +142,7 @@ class _Poller:
             if state != "running":
                 return state
             self._pause.wait(min(self._interval, max(cutoff - time.monotonic(), 0)))
-        return "cutoff"
+        return late
 
 
 def _json(body: bytes) -> object:

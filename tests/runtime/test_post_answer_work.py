@@ -15,13 +15,10 @@ import pytest
 from conftest import runtime_env
 from streaming_proxy.settings import load
 from test_readiness import librechat
+from test_runtime_lifecycle import BROWSER
 
 from emulator import LocalStack
 
-BROWSER = {
-    "Authorization": "Bearer token-1",
-    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0",
-}
 NEW_CONVERSATION = {"text": "hi", "parentMessageId": "00000000-0000-0000-0000-000000000000"}
 
 
@@ -73,7 +70,7 @@ def test_the_title_wait_is_bounded(tmp_path):
     with LocalStack(env=env).start(init_timeout=30) as st:
         url = f"{st.url}/api/agents/chat/openAI"
         httpx.post(url, json=NEW_CONVERSATION, headers=BROWSER, timeout=30)
-        assert hold_of(st)["title"] == "cutoff"
+        assert hold_of(st)["title"] == "not saved in BACKGROUND_TITLE_WAIT"
         assert httpx.get(f"{st.url}/api/test/startup", timeout=30).status_code == 200
 
 
