@@ -13,6 +13,8 @@ import time
 import httpx
 import pytest
 from conftest import runtime_env
+from streaming_proxy.background import BackgroundRule, Work
+from streaming_proxy.events import UpstreamRequest
 from streaming_proxy.settings import load
 from test_readiness import librechat
 from test_runtime_lifecycle import BROWSER
@@ -33,11 +35,11 @@ def test_the_title_of_a_new_conversation_is_saved_before_the_environment_may_fre
 ):
     """v0.8.2: the title follows the background job; v0.8.2-rc1: the streamed answer."""
     marker = tmp_path / "title"
-    env = librechat(tmp_path, version, STARTUP="0", TITLE_AFTER="0.5")
+    env = librechat(tmp_path, version, STARTUP="0", TITLE_AFTER="0.3")
     with LocalStack(env=env).start(init_timeout=30) as st:
         answer = httpx.post(
             f"{st.url}/api/agents/chat/openAI",
-            params={"work": 0.3, "marker": str(marker)},
+            params={"work": 0.2, "marker": str(marker)},
             json=NEW_CONVERSATION,
             headers=BROWSER,
             timeout=30,
@@ -53,20 +55,10 @@ def test_the_title_of_a_new_conversation_is_saved_before_the_environment_may_fre
             time.sleep(0.02)
 
 
-def test_a_follow_up_message_waits_for_its_job_but_no_title(tmp_path):
-    env = librechat(tmp_path, "v0.8.2", STARTUP="0", TITLE_AFTER="0.5")
-    follow_up = {"text": "more", "parentMessageId": "m-1", "conversationId": "c-1"}
-    with LocalStack(env=env).start(init_timeout=30) as st:
-        httpx.post(f"{st.url}/api/agents/chat/openAI", json=follow_up, headers=BROWSER, timeout=30)
-        hold = hold_of(st)
-        assert hold["outcome"] == "finished"
-        assert "title" not in hold
-
-
 def test_the_title_wait_is_bounded(tmp_path):
     """A title that never comes (titles off in librechat.yaml, a failing model) ends the wait
     at BACKGROUND_TITLE_WAIT; the environment goes back to serving."""
-    env = librechat(tmp_path, "v0.8.2", STARTUP="0", TITLE_AFTER="600", BACKGROUND_TITLE_WAIT="1")
+    env = librechat(tmp_path, "v0.8.2", STARTUP="0", TITLE_AFTER="600", BACKGROUND_TITLE_WAIT="0.5")
     with LocalStack(env=env).start(init_timeout=30) as st:
         url = f"{st.url}/api/agents/chat/openAI"
         httpx.post(url, json=NEW_CONVERSATION, headers=BROWSER, timeout=30)
@@ -74,13 +66,26 @@ def test_the_title_wait_is_bounded(tmp_path):
         assert httpx.get(f"{st.url}/api/test/startup", timeout=30).status_code == 200
 
 
-def test_titles_turned_off_in_librechat_are_not_waited_for(tmp_path):
-    env = librechat(tmp_path, "v0.8.2", STARTUP="0", TITLE_CONVO="false")
-    with LocalStack(env=env).start(init_timeout=30) as st:
-        url = f"{st.url}/api/agents/chat/openAI"
-        httpx.post(url, json=NEW_CONVERSATION, headers=BROWSER, timeout=30)
-        hold = hold_of(st)
-        assert hold["outcome"] == "finished" and "title" not in hold
+STARTED = json.dumps({"streamId": "c-1", "conversationId": "c-1", "status": "started"}).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "env", "title"),
+    [
+        (NEW_CONVERSATION, {}, True),
+        ({**NEW_CONVERSATION, "conversationId": "new"}, {}, True),
+        ({"text": "more", "parentMessageId": "m-1", "conversationId": "c-1"}, {}, False),
+        ({**NEW_CONVERSATION, "isTemporary": True}, {}, False),
+        (NEW_CONVERSATION, {"TITLE_CONVO": "false"}, False),  # LibreChat makes no titles then
+        (NEW_CONVERSATION, {"TITLE_CONVO": "true", "BACKGROUND_TITLE_WAIT": "0"}, False),
+    ],
+)
+def test_only_the_first_answer_of_a_new_saved_conversation_waits_for_a_title(body, env, title):
+    rule = BackgroundRule(load({"AWS_LAMBDA_RUNTIME_API": "x:1", **env}))
+    request = UpstreamRequest(
+        "POST", "/api/agents/chat/openAI", "/api/agents/chat/openAI", [], json.dumps(body).encode()
+    )
+    assert rule.started_work(request, 200, STARTED) == Work("c-1", job=True, title=title)
 
 
 MANAGED = {"AWS_LAMBDA_INITIALIZATION_TYPE": "lambda-managed-instances"}
@@ -94,7 +99,7 @@ def test_on_managed_instances_the_worker_takes_the_next_event_while_the_job_runs
     with LocalStack(env=env, freeze=False).start(init_timeout=30) as st:
         started = httpx.post(
             f"{st.url}/api/agents/chat",
-            params={"work": 3, "marker": str(marker)},
+            params={"work": 1.5, "marker": str(marker)},
             headers=BROWSER,
             timeout=30,
         )

@@ -56,7 +56,7 @@ def test_init_ends_only_after_the_start_up_after_listening_is_complete(tmp_path,
 def test_a_restarted_upstream_is_waited_for_again(tmp_path):
     """Readiness belongs to one start: the first boot's start-up line does not count again."""
     once = tmp_path / "crashed-once"
-    with LocalStack(env=librechat(tmp_path, "v0.8.2", STARTUP="1")).start(init_timeout=30) as st:
+    with LocalStack(env=librechat(tmp_path, "v0.8.2", STARTUP="0.6")).start(init_timeout=30) as st:
         # The upstream dies under this request; the runtime restarts it and sends it again.
         answer = httpx.get(f"{st.url}/api/test/crash", params={"once": str(once)}, timeout=30)
         assert once.exists()
@@ -75,7 +75,7 @@ def test_a_start_up_that_never_completes_fails_naming_what_was_missing(
     tmp_path, version, waited_for
 ):
     env = librechat(
-        tmp_path, version, STARTUP="600", UPSTREAM_READY_TIMEOUT="1.5", UPSTREAM_INIT_WAIT="0.5"
+        tmp_path, version, STARTUP="600", UPSTREAM_READY_TIMEOUT="1", UPSTREAM_INIT_WAIT="0.3"
     )
     with LocalStack(env=env).start(init_timeout=30) as st:
         answer = httpx.get(f"{st.url}/api/test/startup", timeout=30)

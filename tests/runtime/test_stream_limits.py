@@ -50,11 +50,11 @@ def test_a_silent_stream_ends_with_the_error_trailer_and_the_environment_serves_
 
 
 def test_a_stream_whose_events_keep_coming_is_not_cut():
-    env = runtime_env(STREAM_IDLE_TIMEOUT="1.5", SSE_KEEPALIVE_INTERVAL="0.2")
+    env = runtime_env(STREAM_IDLE_TIMEOUT="1", SSE_KEEPALIVE_INTERVAL="0.2")
     with LocalStack(env=env, function_timeout=60).start(init_timeout=30) as st:
-        response = httpx.get(f"{st.url}/sse", params={"n": 5, "gap": 0.5}, timeout=30)
+        response = httpx.get(f"{st.url}/sse", params={"n": 4, "gap": 0.4}, timeout=30)
         assert response.status_code == 200
-        assert response.text.count("data: ") == 5
+        assert response.text.count("data: ") == 4
         assert record_of(st, "/sse").error is None
 
 
@@ -67,7 +67,7 @@ def test_on_managed_instances_the_runtime_s_deadline_still_ends_every_stream():
         DEADLINE_MARGIN="0.5",
         STREAM_IDLE_TIMEOUT="0",
     )
-    with LocalStack(env=env, freeze=False, function_timeout=2.0).start(init_timeout=30) as st:
+    with LocalStack(env=env, freeze=False, function_timeout=1.5).start(init_timeout=30) as st:
         results: dict[str, object] = {}
 
         def long_stream() -> None:
