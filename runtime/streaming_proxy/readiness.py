@@ -82,7 +82,7 @@ def startup_lines(version: str | None) -> tuple[str, ...]:
 
 
 def http_get(host: str, port: int, path: str) -> tuple[int, bytes] | None:
-    """Status and body of a one-off GET, or None if nothing answered."""
+    """Status and body of a one-off GET (status 0: not HTTP), or None if nothing answered."""
     request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
     try:
         with socket.create_connection((host, port), timeout=1.0) as sock:
@@ -93,7 +93,7 @@ def http_get(host: str, port: int, path: str) -> tuple[int, bytes] | None:
     except OSError:
         return None
     if not response.startswith((b"HTTP/1.1 ", b"HTTP/1.0 ")) or not response[9:12].isdigit():
-        return None
+        return 0, b""
     return int(response[9:12]), response.partition(b"\r\n\r\n")[2]
 
 

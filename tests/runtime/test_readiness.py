@@ -9,13 +9,15 @@ Pulumi program does, and names no version: the runtime finds what to wait for it
 from __future__ import annotations
 
 import json
+import socket
 import sys
+import threading
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import HERE, runtime_env
-from streaming_proxy.readiness import librechat_version, startup_lines
+from streaming_proxy.readiness import Boot, librechat_version, startup_lines
 
 from emulator import LocalStack
 
@@ -121,3 +123,29 @@ def test_the_version_comes_from_librechat_s_package_json_only(tmp_path):
     assert librechat_version(("node", str(script))) == "v0.8.2"  # not another package's
     (tmp_path / "app" / "package.json").write_text("{not json")
     assert librechat_version(("node", str(script))) is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "ready", "signal"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\nOK", True, "/readyz answered 200"),
+        (b"HTTP/1.1 503 Service Unavailable\r\n\r\nNOT_READY", False, ""),
+        (b"HTTP/1.1 200 OK\r\n\r\n<!DOCTYPE html><html lang='en-US'></html>", True, "health"),
+        (b"HTTP/1.1 404 Not Found\r\n\r\nnot found", True, "health"),
+        (b"SSH-2.0-OpenSSH_9.6\r\n", True, "health"),  # not HTTP: no readiness endpoint
+    ],
+)
+def test_only_a_real_readiness_endpoint_is_waited_for(answer, ready, signal):
+    """What /readyz answers decides; an upstream without one is ready at its health path."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def serve() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(answer)
+
+        threading.Thread(target=serve, daemon=True).start()
+        boot = Boot("127.0.0.1", server.getsockname()[1], None)
+        assert boot.ready() is ready
+        assert boot.signal == signal
