@@ -86,6 +86,7 @@ def main() -> int:
         "init done" if ready else "init budget spent; the first invocation waits for the upstream",
         initMs=round((time.monotonic() - started) * 1000, 1),
         concurrency=settings.max_concurrency,
+        managedInstances=settings.managed_instances,
     )
 
     proxy = Proxy(settings, upstream)

@@ -22,7 +22,7 @@ import h11
 import httpcore
 
 from streaming_proxy import events, log
-from streaming_proxy.background import CAPTURE_LIMIT, BackgroundRule
+from streaming_proxy.background import CAPTURE_LIMIT, BackgroundRule, Work
 from streaming_proxy.errors import BadEvent, RequestError
 from streaming_proxy.runtime_api import Invocation, ResponseStream, RuntimeApiClient
 from streaming_proxy.settings import Settings
@@ -55,7 +55,7 @@ class Proxy:
         self._host = settings.upstream_host.encode()
         self._port = settings.upstream_port
         self._host_header = f"{settings.upstream_host}:{settings.upstream_port}".encode()
-        self.watchdog = Watchdog(settings.sse_keepalive_interval)
+        self.watchdog = Watchdog(settings.sse_keepalive_interval, settings.stream_idle_timeout)
         self.background = BackgroundRule(settings)
 
     # -- entry point ------------------------------------------------------------------------
@@ -69,9 +69,9 @@ class Proxy:
         try:
             request = self._request(inv)
             fields.update(method=request.method, path=request.path)
-            conversation = self._forward(request, stream, cutoff, fields, started)
-            if conversation:
-                self.background.hold(request, conversation, cutoff, self._fetch, inv.request_id)
+            work = self._forward(request, stream, cutoff, fields, started)
+            if work:
+                self.background.hold(request, work, cutoff, self._fetch, inv.request_id)
         except RequestError as exc:
             fields.update(status=exc.status, error=exc.detail)
             try:
@@ -120,8 +120,8 @@ class Proxy:
         cutoff: float,
         fields: dict[str, Any],
         started: float,
-    ) -> str | None:
-        """Stream the upstream's response; returns the id of a background job it started."""
+    ) -> Work | None:
+        """Stream the upstream's response; returns the work it left running in the background."""
         self._ensure_upstream(cutoff)
         response = self._send(request, cutoff)
         fields["upstreamHeadersMs"] = round((time.monotonic() - started) * 1000, 3)
@@ -173,6 +173,12 @@ class Proxy:
                 "Runtime.Timeout",
                 "the invocation deadline came while the upstream was still sending; response ended",
             )
+        elif watch.idle:
+            error = (
+                "Runtime.StreamError",
+                f"the upstream sent nothing for {self.settings.stream_idle_timeout:g} s "
+                "(STREAM_IDLE_TIMEOUT); response ended",
+            )
         if error and not stream.started:  # nothing sent yet: a clean error response instead
             raise RequestError(504 if watch.expired else 502, error[1])
         fields.update(status=response.status, bytes=stream.bytes_sent)
@@ -184,7 +190,7 @@ class Proxy:
             fields.update(error=fields.get("error", "response not accepted"), runtimeApi=accepted)
         if capture is None or error:
             return None
-        return self.background.started_job(response.status, bytes(capture))
+        return self.background.started_work(request, response.status, bytes(capture))
 
     @staticmethod
     def _relay(

@@ -2,13 +2,13 @@
 
 Readiness is polled every 10 ms with a raw socket, and a child that exits is noticed on the
 next poll, so a crash fails init at once with its exit code and the tail of its stderr.
+Healthy means the health path answers 200 and start-up is complete (readiness.py).
 """
 
 from __future__ import annotations
 
 import collections
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from streaming_proxy import log
 from streaming_proxy.errors import InitError
+from streaming_proxy.readiness import Boot, http_get, librechat_version
 from streaming_proxy.settings import RUNTIME_ONLY
 
 POLL_INTERVAL = 0.01
@@ -51,9 +52,9 @@ class Upstream:
         self.dirs = dirs  # created before every start: the image links writable paths here
         self.host = host
         self.port = port
-        self._health_request = (
-            f"GET {health_path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
-        ).encode()
+        self.health_path = health_path
+        self._version = librechat_version(command)
+        self._boot = Boot(host, port, self._version)
         self._env = dict(env)
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
@@ -73,6 +74,7 @@ class Upstream:
         self._stderr_tail.clear()
         self.healthy = False
         self.waited = 0.0
+        self._boot = Boot(self.host, self.port, self._version)  # nothing carries over a restart
         try:
             self._process = subprocess.Popen(
                 self.command,
@@ -89,18 +91,22 @@ class Upstream:
         log.info("upstream started", pid=self._process.pid, command=self.command[0])
         for stream, name in ((self._process.stdout, "stdout"), (self._process.stderr, "stderr")):
             reader = threading.Thread(
-                target=self._forward, args=(stream, name), name=f"upstream-{name}", daemon=True
+                target=self._forward,
+                args=(stream, name, self._boot),
+                name=f"upstream-{name}",
+                daemon=True,
             )
             reader.start()
         self._stderr_reader = reader
 
-    def _forward(self, stream: object, name: str) -> None:
+    def _forward(self, stream: object, name: str, boot: Boot) -> None:
         """Forward the child's output line by line; keep the stderr tail for error messages."""
         tail = self._stderr_tail if name == "stderr" else None
         for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if tail is not None:
                 tail.append(line)
+            boot.observe(line)
             log.log("INFO", line, always=True, source="upstream", stream=name)
 
     def exit_code(self) -> int | None:
@@ -129,6 +135,7 @@ class Upstream:
                     log.info(
                         "upstream healthy",
                         waitedMs=round((self.waited + time.monotonic() - began) * 1000, 1),
+                        signal=self._boot.signal,
                     )
                     return True
                 remaining = until - time.monotonic()
@@ -182,7 +189,7 @@ class Upstream:
             f"the upstream did not become healthy on {self.host}:{self.port} within "
             f"UPSTREAM_READY_TIMEOUT={ready_timeout:g} s of waiting; it was stopped "
             "and the next request starts it again"
-        )
+        ) + self._boot.pending()
         return UpstreamFailed(summary + self._tail_suffix(), summary)
 
     def mark_unhealthy(self) -> None:
@@ -202,15 +209,8 @@ class Upstream:
         self.start()
 
     def _probe(self) -> bool:
-        try:
-            with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
-                sock.sendall(self._health_request)
-                response = b""
-                while len(response) < 65536 and (data := sock.recv(65536)):
-                    response += data  # read to the end so the server is not cut off mid-write
-        except OSError:
-            return False
-        return response.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200"))
+        answer = http_get(self.host, self.port, self.health_path)
+        return answer is not None and answer[0] == 200 and self._boot.ready()
 
     def _exit_summary(self, code: int) -> str:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"

@@ -65,7 +65,9 @@ def serve(sock: socket.socket) -> None:
             elif isinstance(event, h11.Request):
                 request = event
             elif isinstance(event, h11.EndOfMessage) and request is not None:
-                found = [] if request.target == b"/health" else problems(request)
+                found = (
+                    [] if request.target in (b"/health", b"/readyz") else problems(request)
+                )  # probes
                 if found:
                     record(found)
                 body = b'{"ok": false}' if found else b'{"ok": true}'
