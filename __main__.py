@@ -9,14 +9,21 @@ from __future__ import annotations
 import pulumi
 
 from components.api import StreamingApi, StreamingApiArgs
+from components.capacity_provider import CapacityProvider, CapacityProviderArgs
 from components.config import PROJECT, load
 from components.domain import CustomDomain, CustomDomainArgs
-from components.function import LambdaFunction, LambdaFunctionArgs
+from components.function import (
+    LambdaFunction,
+    LambdaFunctionArgs,
+    ManagedCompute,
+    function_name_for,
+)
 from components.image import ContainerImage, ContainerImageArgs
 from components.network import resolve_network
 
 cfg = load()
 tags = {"Project": PROJECT, "Stack": pulumi.get_stack(), **cfg.tags}
+function_name = function_name_for(cfg.name, managed=cfg.compute.managed)
 
 image = ContainerImage(
     "image",
@@ -24,7 +31,7 @@ image = ContainerImage(
         base_image=cfg.image.base_image,
         architecture=cfg.function.architecture,
         repository_name=cfg.name,
-        lambda_function_name=cfg.name,
+        lambda_function_name=function_name,
         keep_last_images=cfg.image.keep_last_images,
         force_delete=cfg.image.force_delete,
         tags=tags,
@@ -32,11 +39,39 @@ image = ContainerImage(
 )
 
 network = resolve_network(cfg.network) if cfg.network else None
+
+# Managed instances: the capacity provider holds the network; the function runs on it.
+managed = None
+if cfg.compute.managed and network is not None:
+    capacity = CapacityProvider(
+        "compute",
+        CapacityProviderArgs(
+            name=cfg.name,
+            subnet_ids=network.subnet_ids,
+            security_group_ids=network.security_group_ids,
+            architecture=cfg.function.architecture,
+            allowed_instance_types=cfg.compute.allowed_instance_types,
+            max_vcpu_count=cfg.compute.max_vcpus,
+            target_cpu_utilization=cfg.compute.target_cpu_utilization,
+            kms_key_arn=cfg.compute.kms_key_arn,
+            tags=tags,
+        ),
+    )
+    managed = ManagedCompute(
+        capacity_provider_arn=capacity.arn,
+        memory_per_vcpu_gib=cfg.compute.memory_per_vcpu_gib,
+        max_concurrency=cfg.compute.max_concurrency,
+        min_environments=cfg.compute.min_environments,
+        max_environments=cfg.compute.max_environments,
+    )
+    pulumi.export("capacity_provider_arn", capacity.arn)
+
 function = LambdaFunction(
     "function",
     LambdaFunctionArgs(
         image_uri=image.image_uri,
-        function_name=cfg.name,
+        function_name=function_name,
+        log_group_name=f"/aws/lambda/{cfg.name}",
         architecture=cfg.function.architecture,
         memory_mb=cfg.function.memory_mb,
         timeout_seconds=cfg.function.timeout_seconds,
@@ -58,6 +93,7 @@ function = LambdaFunction(
         tracing=cfg.function.tracing,
         reserved_concurrency=cfg.function.reserved_concurrency,
         provisioned_concurrency=cfg.function.provisioned_concurrency,
+        managed=managed,
         tags=tags,
     ),
 )

@@ -25,6 +25,18 @@ configuration-vpc.html; managed policy AWSLambdaVPCAccessExecutionRole), and gra
 by resource or condition are reported to fail that check (aws/serverless-application-model#1074,
 METR/inspect-action#138). ENI deletion is limited to the account and region, the form that
 page gives for DeleteNetworkInterface.
+
+Managed mode (`LambdaFunctionArgs.managed`, Lambda Managed Instances): the function runs on a
+capacity provider (components/capacity_provider.py), which carries the network, so the function
+has no VPC configuration and its role no ENI rights. It is published to `$LATEST.PUBLISHED`
+(lambda-managed-instances-version-publishing.html); that version's environment limits are an
+`aws.lambda_.FunctionScalingConfig`, and the API invokes that version through its
+response-streaming URI (Lambda's API model, as botocore ships it: AddPermission and
+InvokeWithResponseStream take the qualifier `$LATEST.PUBLISHED`, PutFunctionScalingConfig takes
+it or a version number). Lambda sets `AWS_LAMBDA_MAX_CONCURRENCY` in the environment from
+`per_execution_environment_max_concurrency` (runtimes-custom.html), so the program does not.
+AWS cannot move a function between the modes, so the physical name carries the mode
+(`function_name_for`): switching is a new function, created before the old one is deleted.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
+from components import naming
 from components.config import RuntimeConfig
 from components.contract import (
     CONFIG_PATH,
@@ -49,6 +62,10 @@ from components.naming import LAMBDA_ENV_LIMIT_BYTES, Architecture, S3Location, 
 
 #: Name of the alias created for provisioned concurrency.
 ALIAS_NAME = "live"
+#: The version a managed-mode function publishes to and the API invokes.
+LATEST_PUBLISHED = "$LATEST.PUBLISHED"
+#: Appended to a managed-mode function's name: a mode switch is then a replacement.
+MANAGED_NAME_SUFFIX = "-managed"
 #: Actions granted on `Resource: "*"`: AWS authorizes them on no narrower resource
 #: (Describe*, X-Ray), or Lambda's own permission check needs it (CreateNetworkInterface).
 UNSCOPABLE_ACTIONS = frozenset(
@@ -60,6 +77,24 @@ UNSCOPABLE_ACTIONS = frozenset(
         "xray:PutTelemetryRecords",
     }
 )
+
+
+@dataclass(frozen=True)
+class ManagedCompute:
+    """How a managed-mode function uses its capacity provider."""
+
+    capacity_provider_arn: pulumi.Input[str]
+    memory_per_vcpu_gib: float
+    """2, 4 or 8: the function's memory divided by this is its vCPUs."""
+    max_concurrency: int
+    """Invocations one environment serves at once (Lambda sets AWS_LAMBDA_MAX_CONCURRENCY)."""
+    min_environments: int
+    max_environments: int
+
+
+def function_name_for(base: str, managed: bool) -> str:
+    """The function's physical name in a mode; the modes never share a function."""
+    return f"{base}{MANAGED_NAME_SUFFIX}" if managed else base
 
 
 @dataclass(frozen=True)
@@ -93,6 +128,10 @@ class LambdaFunctionArgs:
     tracing: bool = False
     reserved_concurrency: int | None = None
     provisioned_concurrency: int = 0
+    managed: ManagedCompute | None = None
+    """Set: run on Lambda Managed Instances (no VPC config, reservation or provisioning here)."""
+    log_group_name: str | None = None
+    """None: `/aws/lambda/<function_name>`; set to keep one log group across a mode switch."""
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -198,7 +237,7 @@ def policy_statements(
                     },
                 }
             )
-    if args.subnet_ids:
+    if _in_vpc(args):
         # The grant AWS documents (see the module docstring): Lambda checks CreateNetworkInterface
         # on the role at create time, and narrowed grants are reported to fail that check.
         statements += [
@@ -251,7 +290,8 @@ def streaming_invoke_arn(ctx: AwsContext, target_arn: pulumi.Input[str]) -> pulu
 
 
 class LambdaFunction(pulumi.ComponentResource):
-    """IAM role and policy, log group, the image function and, optionally, a provisioned alias."""
+    """IAM role and policy, log group, the image function and, optionally, a provisioned alias
+    or (managed mode) the published version's scaling limits."""
 
     role: aws.iam.Role
     policy_document: pulumi.Output[str]
@@ -260,6 +300,7 @@ class LambdaFunction(pulumi.ComponentResource):
     function: aws.lambda_.Function
     alias: aws.lambda_.Alias | None
     provisioned_concurrency: aws.lambda_.ProvisionedConcurrencyConfig | None
+    scaling: aws.lambda_.FunctionScalingConfig | None
     function_name: pulumi.Output[str]
     function_arn: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
@@ -297,7 +338,7 @@ class LambdaFunction(pulumi.ComponentResource):
         # 2. Log group with retention; the function logs JSON into it.
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
-            name=f"/aws/lambda/{args.function_name}",
+            name=args.log_group_name or f"/aws/lambda/{args.function_name}",
             retention_in_days=args.log_retention_days,
             tags=tags,
             opts=child,
@@ -308,18 +349,7 @@ class LambdaFunction(pulumi.ComponentResource):
         self.role = aws.iam.Role(
             f"{name}-role",
             name=function_role_name(args.function_name),
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=naming.LAMBDA_TRUST_POLICY,
             tags=tags,
             opts=child,
         )
@@ -334,7 +364,7 @@ class LambdaFunction(pulumi.ComponentResource):
 
         # 4. The function; it waits for its policy (Lambda checks ENI rights on create).
         vpc_config: aws.lambda_.FunctionVpcConfigArgsDict | None = None
-        if args.subnet_ids:
+        if _in_vpc(args):
             vpc_config = {
                 "subnet_ids": list(args.subnet_ids),
                 "security_group_ids": list(args.security_group_ids),
@@ -346,7 +376,7 @@ class LambdaFunction(pulumi.ComponentResource):
         tracing_config: aws.lambda_.FunctionTracingConfigArgsDict | None = (
             {"mode": "Active"} if args.tracing else None
         )
-        publish = args.provisioned_concurrency > 0
+        publish = args.provisioned_concurrency > 0 or args.managed is not None
         self.function = aws.lambda_.Function(
             f"{name}-function",
             name=args.function_name,
@@ -364,19 +394,42 @@ class LambdaFunction(pulumi.ComponentResource):
             tracing_config=tracing_config,
             reserved_concurrent_executions=args.reserved_concurrency,
             publish=publish,
+            **_managed_function_args(args.managed),
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy, self.log_group]),
+            # A new name (a mode switch) is a new function, created before the old is deleted.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self.policy, self.log_group],
+                replace_on_changes=["name"],
+            ),
         )
         self.function_name = self.function.name
         self.function_arn = self.function.arn
         self.log_group_name = self.log_group.name
 
-        # 5. Provisioned concurrency lives on an alias of a published version; the API calls it.
+        # 5. Where the API sends requests: the function itself, the provisioned alias, or the
+        #    managed function's published version with its environment limits.
         self.alias = None
         self.provisioned_concurrency = None
+        self.scaling = None
         self.qualifier = None
         self.streaming_invoke_arn = self.function.response_streaming_invoke_arn
-        if publish:
+        if args.managed is not None:
+            self.scaling = aws.lambda_.FunctionScalingConfig(
+                f"{name}-scaling",
+                function_name=self.function.name,
+                qualifier=LATEST_PUBLISHED,
+                function_scaling_config={
+                    "min_execution_environments": args.managed.min_environments,
+                    "max_execution_environments": args.managed.max_environments,
+                },
+                opts=child,
+            )
+            self.qualifier = pulumi.Output.from_input(LATEST_PUBLISHED)
+            self.streaming_invoke_arn = streaming_invoke_arn(
+                ctx, pulumi.Output.concat(self.function.arn, ":", LATEST_PUBLISHED)
+            )
+        elif publish:
             self.alias = aws.lambda_.Alias(
                 f"{name}-alias",
                 name=ALIAS_NAME,
@@ -402,6 +455,27 @@ class LambdaFunction(pulumi.ComponentResource):
                 "streaming_invoke_arn": self.streaming_invoke_arn,
             }
         )
+
+
+def _in_vpc(args: LambdaFunctionArgs) -> bool:
+    """Whether the function itself is in the VPC (in managed mode its capacity provider is)."""
+    return bool(args.subnet_ids) and args.managed is None
+
+
+def _managed_function_args(managed: ManagedCompute | None) -> dict[str, Any]:
+    """The function's capacity provider attachment and publishing target, in managed mode."""
+    if managed is None:
+        return {}
+    return {
+        "capacity_provider_config": {
+            "lambda_managed_instances_capacity_provider_config": {
+                "capacity_provider_arn": managed.capacity_provider_arn,
+                "execution_environment_memory_gib_per_vcpu": managed.memory_per_vcpu_gib,
+                "per_execution_environment_max_concurrency": managed.max_concurrency,
+            }
+        },
+        "publish_to": "LATEST_PUBLISHED",
+    }
 
 
 def read_parameters(secrets: Mapping[str, str], opts: pulumi.InvokeOptions) -> dict[str, str]:

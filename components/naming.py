@@ -8,6 +8,7 @@ check them again.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,13 +36,34 @@ LAMBDA_RESERVED_ENV = frozenset(
         "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_ACCESS_KEY",
         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
         "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+        "AWS_LAMBDA_MAX_CONCURRENCY",
     }
 )  # fmt: skip
+#: The trust policy of a role Lambda assumes (a function's execution role, a capacity
+#: provider's operator role).
+LAMBDA_TRUST_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
 #: Lambda's limit on the whole environment (keys and values), in bytes.
 LAMBDA_ENV_LIMIT_BYTES = 4096
 #: Lambda attaches at most this many security groups and subnets to a function.
 MAX_SECURITY_GROUPS = 5
 MAX_SUBNETS = 16
+#: Memory of a function on standard Lambda, and on Lambda Managed Instances, in MB.
+STANDARD_MEMORY_MB = (128, 10_240)
+MANAGED_MEMORY_MB = (2_048, 32_768)
+#: A capacity provider lists at most this many instance types (Lambda API reference,
+#: InstanceRequirements).
+MAX_INSTANCE_TYPES = 400
 
 _PARTITION = r"aws(-cn|-us-gov|-eusc)?"
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
@@ -68,6 +90,9 @@ _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SG_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+#: C, M and R families, .large and bigger (or `*`, every size AWS allows in the family): the
+#: types Lambda Managed Instances run on.
+_INSTANCE_TYPE = re.compile(r"^[cmr]\d+([a-z-]*)\.(large|\d*xlarge|\*)$")
 
 
 @dataclass(frozen=True)
@@ -124,6 +149,22 @@ check_acm_arn = _matching(
     _ACM_ARN,
     "{value!r} is not an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<uuid>)",
 )
+
+
+def check_instance_type(value: str) -> str:
+    if not _INSTANCE_TYPE.match(value):
+        raise ValueError(
+            f"{value!r} is not a type Lambda Managed Instances run on: a C, M or R family, "
+            ".large or bigger (e.g. c7g.xlarge, or c7g.* for every size)"
+        )
+    return value
+
+
+def instance_architecture(instance_type: str) -> Architecture:
+    """The architecture of a type that passed `check_instance_type`: a `g` among the family's
+    attributes (c7g, m6gd, c6gn) marks Graviton, arm64."""
+    match = _INSTANCE_TYPE.match(instance_type)
+    return "arm64" if match and "g" in match.group(1) else "x86_64"
 
 
 def acm_arn_region(arn: str) -> str:

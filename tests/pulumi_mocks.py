@@ -58,6 +58,8 @@ class T:
     ALIAS = "aws:lambda/alias:Alias"
     PROVISIONED_CONCURRENCY = "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig"
     PERMISSION = "aws:lambda/permission:Permission"
+    CAPACITY_PROVIDER = "aws:lambda/capacityProvider:CapacityProvider"
+    FUNCTION_SCALING_CONFIG = "aws:lambda/functionScalingConfig:FunctionScalingConfig"
     # IAM
     ROLE = "aws:iam/role:Role"
     ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -626,4 +628,12 @@ CALL_HANDLERS: dict[str, CallHandler] = {
 #     EXTRA_OUTPUT_BUILDERS.setdefault(T.SOMETHING, []).append(builder)
 # A builder takes a `Ctx` and returns outputs merged over the ones above.
 EXTRA_OUTPUT_BUILDERS: dict[str, list[OutputBuilder]] = {}
+
+
+def _capacity_provider(c: Ctx) -> dict[str, Any]:
+    # Lambda API reference, LambdaManagedInstancesCapacityProviderConfig.CapacityProviderArn.
+    return {"arn": f"arn:{PARTITION}:lambda:{c.region}:{c.account}:capacity-provider:{c.name}"}
+
+
+EXTRA_OUTPUT_BUILDERS.setdefault(T.CAPACITY_PROVIDER, []).append(_capacity_provider)
 # ==== end of component-specific outputs ===================================================

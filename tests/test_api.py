@@ -9,7 +9,13 @@ import pulumi
 import pulumi_aws as aws
 
 from components.api import STREAM_TIMEOUT_MS, StreamingApi, StreamingApiArgs
-from components.function import AwsContext, streaming_invoke_arn
+from components.function import (
+    AwsContext,
+    LambdaFunction,
+    LambdaFunctionArgs,
+    ManagedCompute,
+    streaming_invoke_arn,
+)
 from tests.pulumi_mocks import ACCOUNT_ID, DEFAULT_REGION, PulumiMocks, T, run_program
 
 STREAMING_URI_PREFIX = f"arn:aws:apigateway:{DEFAULT_REGION}:lambda:path/2021-11-15/functions/"
@@ -123,6 +129,44 @@ def test_alias_target_passes_the_qualifier_to_the_permission(mocks: PulumiMocks)
     assert out["alias_arn"].endswith(":function:librechat:live")
     assert mocks.one(T.PERMISSION).inputs["qualifier"] == "live"
     assert {i.inputs["uri"] for i in mocks.of_type(T.API_INTEGRATION)} == {out["alias_uri"]}
+
+
+def test_a_managed_function_is_invoked_at_its_published_version(mocks: PulumiMocks) -> None:
+    def build() -> dict[str, pulumi.Input[Any]]:
+        fn = LambdaFunction(
+            "managed",
+            LambdaFunctionArgs(
+                image_uri="repo@sha256:1",
+                function_name="librechat-managed",
+                managed=ManagedCompute(
+                    capacity_provider_arn="arn:aws:lambda:eu-west-1:1:capacity-provider:cp",
+                    memory_per_vcpu_gib=2,
+                    max_concurrency=32,
+                    min_environments=3,
+                    max_environments=6,
+                ),
+            ),
+        )
+        StreamingApi(
+            "chat",
+            StreamingApiArgs(
+                function_name=fn.function_name,
+                invoke_arn=fn.streaming_invoke_arn,
+                qualifier=fn.qualifier,
+                stage_name="live",
+            ),
+        )
+        return {"fn_arn": fn.function_arn}
+
+    out = run_program(build)
+
+    version_uri = (
+        f"{STREAMING_URI_PREFIX}{out['fn_arn']}:$LATEST.PUBLISHED/response-streaming-invocations"
+    )
+    assert {i.inputs["uri"] for i in mocks.of_type(T.API_INTEGRATION)} == {version_uri}
+    permission = mocks.one(T.PERMISSION).inputs
+    assert permission["qualifier"] == "$LATEST.PUBLISHED"
+    assert permission["function"] == "librechat-managed"
 
 
 def test_stage_logs_json_access_records_with_the_transfer_mode(mocks: PulumiMocks) -> None:

@@ -21,6 +21,7 @@ MINIMAL: dict[str, Any] = {
     "domain": {"enabled": False},
 }
 DOMAIN_ON = {"name": "chat.example.com", "enabled": True}
+MANAGED = {"mode": "managedInstances"}
 CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
 
 
@@ -104,8 +105,9 @@ def test_a_function_outside_a_vpc_is_allowed_explicitly():
 @pytest.mark.parametrize(
     ("sections", "key", "phrase"),
     [
-        ({"function": {"memoryMb": 64}}, "function.memoryMb", "is 64; use a value from 128 to 10240"),
-        ({"function": {"memoryMb": 10241}}, "function.memoryMb", "from 128 to 10240"),
+        ({"function": {"memoryMb": 64}}, "function.memoryMb", "is 64; use a value from 128 to 32768"),
+        ({"function": {"memoryMb": 10241}}, "function.memoryMb", "standard Lambda takes at most 10240"),
+        ({"function": {"memoryMb": 32769}, "compute": MANAGED}, "function.memoryMb", "from 128 to 32768"),
         ({"function": {"timeoutSeconds": 901}}, "function.timeoutSeconds", "from 1 to 900"),
         ({"function": {"architecture": "amd64"}}, "function.architecture", "use one of x86_64, arm64"),
         ({"function": {"logRetentionDays": 10}}, "function.logRetentionDays", "CloudWatch Logs accepts"),
@@ -172,6 +174,101 @@ def test_each_bad_value_is_reported_by_key_with_the_fix(sections, key, phrase):
     matching = [p for p in problems if p.startswith(f"librechat-lambda:{key} ")]
     assert matching, problems
     assert any(phrase in p for p in matching), matching
+
+
+# -- compute: standard or managed instances ------------------------------------------------
+
+
+def test_standard_is_the_default_mode_and_managed_defaults_suit_librechat():
+    compute = parse(MINIMAL, stack="dev").compute
+    assert compute.mode == "standard" and not compute.managed
+    assert (compute.memory_per_vcpu_gib, compute.max_concurrency) == (2, 32)
+    assert (compute.min_environments, compute.max_environments) == (3, 12)
+    assert compute.allowed_instance_types == ()
+    assert compute.max_vcpus is None and compute.target_cpu_utilization is None
+
+
+def test_managed_instances_take_their_settings():
+    compute = {
+        **MANAGED,
+        "memoryPerVcpuGib": "4",
+        "maxConcurrency": "64",
+        "minEnvironments": 6,
+        "maxEnvironments": 30,
+        "allowedInstanceTypes": ["m7g.xlarge", "m7g.2xlarge", "r7g.*"],
+        "maxVcpus": 96,
+        "targetCpuUtilization": "60",
+        "kmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-4a1b-8c2d-3e4f5a6b7c8d",
+    }
+    function = {"architecture": "arm64", "memoryMb": 8192}
+    cfg = parse(with_(compute=compute, function=function), stack="dev")
+    assert cfg.compute.managed
+    assert cfg.compute.memory_per_vcpu_gib == 4
+    assert cfg.compute.max_concurrency == 64
+    assert cfg.compute.allowed_instance_types == ("m7g.xlarge", "m7g.2xlarge", "r7g.*")
+    assert cfg.compute.target_cpu_utilization == 60
+    assert cfg.function.memory_mb == 8192
+
+
+def test_managed_instances_may_use_more_memory_than_standard_lambda():
+    cfg = parse(with_(compute=MANAGED, function={"memoryMb": 32768}), stack="dev")
+    assert cfg.function.memory_mb == 32768
+
+
+@pytest.mark.parametrize(
+    ("sections", "key", "phrase"),
+    [
+        ({"function": {"provisionedConcurrency": 2}}, "function.provisionedConcurrency",
+         "does not exist with compute.mode managedInstances"),
+        ({"function": {"reservedConcurrency": 10}}, "function.reservedConcurrency",
+         "does not exist with compute.mode managedInstances"),
+        ({"network": {"enabled": False}}, "network.enabled",
+         "must be true with compute.mode managedInstances"),
+        ({"function": {"memoryMb": 1024}}, "function.memoryMb", "managed instances take 2048-32768"),
+        ({"function": {"memoryMb": 3008}}, "function.memoryMb",
+         "not a whole number of vCPUs at compute.memoryPerVcpuGib 2; use a multiple of 2048"),
+        ({"function": {"memoryMb": 2048}, "compute": {**MANAGED, "memoryPerVcpuGib": 4}},
+         "function.memoryMb", "use a multiple of 4096"),
+        ({"compute": {**MANAGED, "memoryPerVcpuGib": 3}}, "compute.memoryPerVcpuGib", "use one of 2, 4, 8"),
+        ({"compute": {**MANAGED, "allowedInstanceTypes": ["c7g.large"]}},
+         "compute.allowedInstanceTypes", "holds c7g.large, an arm64 type; function.architecture is x86_64"),
+        ({"compute": {**MANAGED, "allowedInstanceTypes": ["m7i.large"]}, "function": {"architecture": "arm64"}},
+         "compute.allowedInstanceTypes", "an x86_64 type; function.architecture is arm64"),
+        ({"compute": {**MANAGED, "allowedInstanceTypes": ["t3.large"]}}, "compute.allowedInstanceTypes[0]",
+         "a C, M or R family, .large or bigger"),
+        ({"compute": {**MANAGED, "allowedInstanceTypes": ["c7i.medium"]}}, "compute.allowedInstanceTypes[0]",
+         ".large or bigger"),
+        ({"compute": {**MANAGED, "minEnvironments": 1}}, "compute.minEnvironments", "from 3 to 15000"),
+        ({"compute": {**MANAGED, "minEnvironments": 6, "maxEnvironments": 4}}, "compute.maxEnvironments",
+         "4 is below compute.minEnvironments 6"),
+        ({"compute": {**MANAGED, "maxConcurrency": 0}}, "compute.maxConcurrency", "from 1 to 1600"),
+        ({"compute": {**MANAGED, "maxConcurrency": 1601}}, "compute.maxConcurrency", "from 1 to 1600"),
+        ({"compute": {**MANAGED, "maxVcpus": 1}}, "compute.maxVcpus", "from 2 to 15000"),
+        ({"compute": {**MANAGED, "maxVcpus": 4}, "function": {"memoryMb": 4096}}, "compute.maxVcpus",
+         "compute.minEnvironments 3 of 4096 MB need 6 vCPUs"),
+        ({"compute": {**MANAGED, "targetCpuUtilization": 0}}, "compute.targetCpuUtilization", "from 1 to 100"),
+        ({"compute": {**MANAGED, "kmsKeyArn": "alias/x"}}, "compute.kmsKeyArn", "not a KMS key ARN"),
+        ({"compute": {"mode": "lambdaManagedInstances"}}, "compute.mode", "use one of standard, managedInstances"),
+        ({"compute": {**MANAGED, "maxConcurency": 8}}, "compute.maxConcurency", "did you mean maxConcurrency?"),
+        ({"environment": {"AWS_LAMBDA_MAX_CONCURRENCY": "8"}}, "environment.AWS_LAMBDA_MAX_CONCURRENCY",
+         "reserved by Lambda"),
+    ],
+)  # fmt: skip
+def test_managed_instances_refuse_what_aws_rejects_naming_the_key(sections, key, phrase):
+    raw = with_(compute=MANAGED)
+    for section, value in sections.items():
+        raw[section] = {**raw.get(section, {}), **value}
+    problems = problems_of(raw)
+    matching = [p for p in problems if p.startswith(f"librechat-lambda:{key} ")]
+    assert matching, problems
+    assert any(phrase in p for p in matching), matching
+
+
+def test_standard_mode_keeps_provisioned_concurrency_and_no_vpc():
+    cfg = parse(
+        with_(function={"provisionedConcurrency": 2}, network={"enabled": False}), stack="dev"
+    )
+    assert cfg.function.provisioned_concurrency == 2 and cfg.network is None
 
 
 @pytest.mark.parametrize("name", sorted(SET_BY_PROGRAM))

@@ -10,7 +10,13 @@ import pulumi
 import pytest
 
 from components.config import RuntimeConfig
-from components.function import UNSCOPABLE_ACTIONS, LambdaFunction, LambdaFunctionArgs
+from components.function import (
+    UNSCOPABLE_ACTIONS,
+    LambdaFunction,
+    LambdaFunctionArgs,
+    ManagedCompute,
+    function_name_for,
+)
 from components.naming import S3Location
 from tests.pulumi_mocks import (
     ACCOUNT_ID,
@@ -30,6 +36,14 @@ KMS_KEY = f"arn:aws:kms:{DEFAULT_REGION}:{ACCOUNT_ID}:key/0a1b2c3d-4e5f-4a1b-8c2
 SUBNETS = ("subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2")
 SECURITY_GROUPS = ("sg-0bbbbbbbbbbbbbbb1",)
 FUNCTION_ARN = f"arn:aws:lambda:{DEFAULT_REGION}:{ACCOUNT_ID}:function:librechat-test"
+CAPACITY_PROVIDER = f"arn:aws:lambda:{DEFAULT_REGION}:{ACCOUNT_ID}:capacity-provider:cp-1a2b3c4d"
+MANAGED = ManagedCompute(
+    capacity_provider_arn=CAPACITY_PROVIDER,
+    memory_per_vcpu_gib=2,
+    max_concurrency=32,
+    min_environments=3,
+    max_environments=12,
+)
 
 
 def deploy(**overrides: Any) -> dict[str, Any]:
@@ -312,3 +326,90 @@ def test_an_environment_over_lambdas_limit_fails_with_the_fix(mocks: PulumiMocks
     with pytest.raises(pulumi.RunError, match=r"set secrets\.mode to runtime"):
         deploy(environment={"BIG": "x" * 4000})
     mocks.assert_no_res(T.FUNCTION)
+
+
+# -- managed mode (Lambda Managed Instances) -----------------------------------------------
+
+
+def test_managed_mode_attaches_the_capacity_provider_and_publishes(mocks: PulumiMocks):
+    deploy(managed=MANAGED, memory_mb=4096)
+
+    inputs = plain(mocks.inputs_of(T.FUNCTION))
+    assert inputs["capacityProviderConfig"] == {
+        "lambdaManagedInstancesCapacityProviderConfig": {
+            "capacityProviderArn": CAPACITY_PROVIDER,
+            "executionEnvironmentMemoryGibPerVcpu": 2,
+            "perExecutionEnvironmentMaxConcurrency": 32,
+        }
+    }
+    assert inputs["publish"] is True
+    assert inputs["publishTo"] == "LATEST_PUBLISHED"
+    assert inputs["memorySize"] == 4096
+    assert "AWS_LAMBDA_MAX_CONCURRENCY" not in inputs["environment"]["variables"]
+    mocks.assert_no_res(T.ALIAS, T.PROVISIONED_CONCURRENCY)
+
+
+def test_managed_mode_sets_the_published_versions_environment_limits(mocks: PulumiMocks):
+    deploy(managed=MANAGED)
+
+    assert mocks.inputs_of(T.FUNCTION_SCALING_CONFIG) == {
+        "functionName": "librechat-test",
+        "qualifier": "$LATEST.PUBLISHED",
+        "functionScalingConfig": {"minExecutionEnvironments": 3, "maxExecutionEnvironments": 12},
+    }
+
+
+def test_managed_mode_streams_through_the_published_version(mocks: PulumiMocks):
+    out = deploy(managed=MANAGED)
+
+    assert out["qualifier"] == "$LATEST.PUBLISHED"
+    assert out["streaming_invoke_arn"] == (
+        f"arn:aws:apigateway:{DEFAULT_REGION}:lambda:path/2021-11-15/functions/"
+        f"{FUNCTION_ARN}:$LATEST.PUBLISHED/response-streaming-invocations"
+    )
+
+
+def test_managed_mode_leaves_the_network_to_the_capacity_provider(mocks: PulumiMocks):
+    out = deploy(managed=MANAGED)  # deploy() passes subnets and security groups
+
+    assert "vpcConfig" not in mocks.inputs_of(T.FUNCTION)
+    assert not {"CreateFunctionEnis", "ManageFunctionEnis", "DescribeNetwork"} & set(
+        out["statements"]
+    )
+
+
+def test_standard_mode_has_no_capacity_provider_or_scaling_config(mocks: PulumiMocks):
+    deploy()
+
+    inputs = mocks.inputs_of(T.FUNCTION)
+    assert "capacityProviderConfig" not in inputs
+    assert "publishTo" not in inputs
+    mocks.assert_no_res(T.FUNCTION_SCALING_CONFIG)
+
+
+def test_the_modes_never_share_a_function_name():
+    assert function_name_for("librechat-prod", managed=False) == "librechat-prod"
+    assert function_name_for("librechat-prod", managed=True) == "librechat-prod-managed"
+
+
+def test_a_named_log_group_outlives_a_function_name_change(mocks: PulumiMocks):
+    deploy(function_name="librechat-test-managed", log_group_name="/aws/lambda/librechat-test")
+
+    inputs = plain(mocks.inputs_of(T.FUNCTION))
+    assert mocks.inputs_of(T.LOG_GROUP)["name"] == "/aws/lambda/librechat-test"
+    assert inputs["loggingConfig"]["logGroup"] == "/aws/lambda/librechat-test"
+    assert inputs["name"] == "librechat-test-managed"
+
+
+def test_a_new_function_name_is_a_replacement_not_an_update(mocks: PulumiMocks):
+    seen: dict[str, pulumi.ResourceOptions] = {}
+
+    def capture(args: pulumi.ResourceTransformationArgs) -> None:
+        seen[args.name] = args.opts
+
+    pulumi.runtime.register_stack_transformation(capture)
+    deploy(managed=MANAGED)
+
+    opts = seen["function-function"]
+    assert opts.replace_on_changes == ["name"]
+    assert not opts.delete_before_replace  # the new function exists before the old goes

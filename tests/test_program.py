@@ -60,8 +60,13 @@ def test_dev_deploys_exactly_its_resources(mocks: PulumiMocks, dev: dict[str, An
     mocks.assert_res_counts(DEV_RESOURCES)
 
 
-def test_prod_deploys_the_same_plus_the_provisioned_alias(mocks: PulumiMocks, prod: dict[str, Any]):
-    mocks.assert_res_counts({**DEV_RESOURCES, T.ALIAS: 1, T.PROVISIONED_CONCURRENCY: 1})
+def test_prod_deploys_the_same_plus_its_managed_instances_capacity(
+    mocks: PulumiMocks, prod: dict[str, Any]
+):
+    mocks.assert_res_counts(
+        {**DEV_RESOURCES, T.ROLE: 2, T.ROLE_POLICY_ATTACHMENT: 1, T.CAPACITY_PROVIDER: 1,
+         T.FUNCTION_SCALING_CONFIG: 1}
+    )  # fmt: skip
 
 
 # -- outputs ------------------------------------------------------------------------------
@@ -226,20 +231,104 @@ def test_prod_resolves_secrets_at_runtime_and_keeps_values_out_of_state(
     assert len(ssm["Resource"]) == len(set(parameters.values()))
 
 
-def test_prod_api_targets_the_provisioned_alias(mocks: PulumiMocks, prod: dict[str, Any]):
+def test_prod_runs_on_managed_instances_in_its_vpc(mocks: PulumiMocks, prod: dict[str, Any]):
     function = mocks.inputs_of(T.FUNCTION)
+    assert function["name"] == "librechat-lambda-prod-managed"
     assert function["architectures"] == ["arm64"]
+    assert function["memorySize"] == 4096
+    assert function["publishTo"] == "LATEST_PUBLISHED"
+    assert "vpcConfig" not in function
     assert mocks.inputs_of(T.DOCKER_IMAGE)["build"]["platform"] == "linux/arm64"
-    alias_arn = mocks.outputs["function-alias"]["arn"]
-    assert alias_arn.endswith(":function:librechat-lambda-prod:live")
+    provider = mocks.inputs_of(T.CAPACITY_PROVIDER)
+    subnets = mocks.results_of(C.SUBNETS)[0]["ids"]
+    groups = mocks.results_of(C.SECURITY_GROUPS)[0]["ids"]
+    assert provider["vpcConfig"] == {"subnetIds": sorted(subnets), "securityGroupIds": groups}
+    assert provider["instanceRequirements"] == [{"architectures": ["arm64"]}]
+    assert provider["capacityProviderScalingConfigs"] == [
+        {"scalingMode": "Auto", "maxVcpuCount": 48}
+    ]
+    assert function["capacityProviderConfig"] == {
+        "lambdaManagedInstancesCapacityProviderConfig": {
+            "capacityProviderArn": prod["capacity_provider_arn"],
+            "executionEnvironmentMemoryGibPerVcpu": 2,
+            "perExecutionEnvironmentMaxConcurrency": 32,
+        }
+    }
+    assert mocks.inputs_of(T.FUNCTION_SCALING_CONFIG)["functionScalingConfig"] == {
+        "minExecutionEnvironments": 3,
+        "maxExecutionEnvironments": 12,
+    }
+    assert mocks.of_type(T.ALIAS) == [] and mocks.of_type(T.PROVISIONED_CONCURRENCY) == []
+
+
+def test_prod_api_streams_from_the_published_version(mocks: PulumiMocks, prod: dict[str, Any]):
+    version_arn = f"{prod['function_arn']}:$LATEST.PUBLISHED"
+    assert prod["function_arn"].endswith(":function:librechat-lambda-prod-managed")
     for integration in mocks.of_type(T.API_INTEGRATION):
         assert integration.inputs["uri"] == (
             f"arn:aws:apigateway:{DEFAULT_REGION}:lambda:path/2021-11-15/functions/"
-            f"{alias_arn}/response-streaming-invocations"
+            f"{version_arn}/response-streaming-invocations"
         )
-    assert mocks.inputs_of(T.PERMISSION)["qualifier"] == "live"
+        assert integration.inputs["responseTransferMode"] == "STREAM"
+    permission = mocks.inputs_of(T.PERMISSION)
+    assert permission["qualifier"] == "$LATEST.PUBLISHED"
+    assert permission["function"] == "librechat-lambda-prod-managed"
     env = plain(mocks.one(T.FUNCTION).inputs["environment"])["variables"]
     assert prod["custom_url"] == env["DOMAIN_SERVER"] == "https://lambda.data.apro.is"
+
+
+def test_prod_image_may_be_pulled_by_the_managed_function_only(
+    mocks: PulumiMocks, prod: dict[str, Any]
+):
+    policy = json.loads(mocks.inputs_of(T.ECR_REPOSITORY_POLICY)["policy"])
+    (statement,) = policy["Statement"]
+    assert statement["Condition"]["StringLike"]["aws:sourceArn"] == [
+        prod["function_arn"],
+        f"{prod['function_arn']}:*",
+    ]
+
+
+def test_prod_function_role_has_no_eni_rights_and_keeps_the_stacks_log_group(
+    mocks: PulumiMocks, prod: dict[str, Any]
+):
+    statements = json.loads(mocks.inputs_of(T.ROLE_POLICY)["policy"])["Statement"]
+    actions = {a for s in statements for a in s["Action"]}
+    assert not any(a.startswith("ec2:") for a in actions)
+    assert prod["log_group_name"] == "/aws/lambda/librechat-lambda-prod"
+    operator = [r for r in mocks.of_type(T.ROLE) if r.name == "compute-operator"]
+    assert len(operator) == 1
+
+
+def test_switching_modes_keeps_the_resource_but_renames_the_function(mocks: PulumiMocks):
+    standard = cli_config("prod", compute={"mode": "standard"})
+    exports = run_main(standard)
+    assert exports["function_name"] == "librechat-lambda-prod"
+    assert exports["log_group_name"] == "/aws/lambda/librechat-lambda-prod"
+    assert mocks.of_type(T.CAPACITY_PROVIDER) == []
+    assert mocks.of_type(T.FUNCTION_SCALING_CONFIG) == []
+    assert "capacityProviderConfig" not in mocks.inputs_of(T.FUNCTION)
+    # The same logical resource under another physical name: the engine replaces it (the
+    # function's replace_on_changes names `name`; tests/test_function.py proves that option).
+    (function,) = mocks.of_type(T.FUNCTION)
+    assert function.name == "function-function"
+
+
+def test_prod_with_standard_only_settings_fails_naming_each_key(mocks: PulumiMocks):
+    config = cli_config(
+        "prod",
+        function={**stack_file("prod")["librechat-lambda:function"], "provisionedConcurrency": 2,
+                  "reservedConcurrency": 50},
+        network={"enabled": False},
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        run_main(config)
+    keys = [p.split(" ", 1)[0] for p in caught.value.problems]
+    assert keys == [
+        "librechat-lambda:network.enabled",
+        "librechat-lambda:function.provisionedConcurrency",
+        "librechat-lambda:function.reservedConcurrency",
+    ]
+    assert [r for r in mocks.resources if r.custom] == []
 
 
 # -- configuration failures and switches --------------------------------------------------
@@ -250,7 +339,7 @@ def test_bad_configuration_fails_before_any_resource_with_every_problem(mocks: P
     with pytest.raises(ConfigError) as caught:
         run_main(config)
     assert caught.value.problems == [
-        "librechat-lambda:function.memoryMb is 64; use a value from 128 to 10240",
+        "librechat-lambda:function.memoryMb is 64; use a value from 128 to 32768",
         "librechat-lambda:function.timeoutSeconds is 1200; use a value from 1 to 900",
     ]
     assert [r for r in mocks.resources if r.custom] == []

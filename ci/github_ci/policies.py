@@ -14,8 +14,12 @@ Deploy: what `pulumi up` changes, each statement scoped to the stack's own resou
 names the main program gives them (`<name>` is the stack's `name` key): the ECR repository
 `<name>`, the function `<name>` and its aliases, the function's role `<name>-function`, the log
 groups `/aws/lambda/<name>` and `/aws/apigateway/<name>/...`, the custom domain's name, its
-certificate and DNS records. API Gateway REST APIs have generated ids, so their actions are
-scoped to the region only. No action anywhere is `*` or `service:*`.
+certificate and DNS records. In managed-instances mode (`compute.mode`) the function is
+`<name>-managed` with the role `<name>-managed-function`, and the stack adds the capacity
+provider `<name>-<8 hex digits>` and its operator role `<name>-capacity-operator`, which may
+hold AWS's `AWSLambdaManagedEC2ResourceOperator` and no other policy; a deploy role may manage
+either mode's resources, so a stack can switch. API Gateway REST APIs have generated ids, so
+their actions are scoped to the region only. No action anywhere is `*` or `service:*`.
 """
 
 from __future__ import annotations
@@ -113,7 +117,25 @@ LAMBDA_FUNCTION_ACTIONS: tuple[str, ...] = (
     "lambda:PutProvisionedConcurrencyConfig",
     "lambda:GetProvisionedConcurrencyConfig",
     "lambda:DeleteProvisionedConcurrencyConfig",
+    "lambda:PutFunctionScalingConfig",
+    "lambda:GetFunctionScalingConfig",
 )
+CAPACITY_PROVIDER_ACTIONS: tuple[str, ...] = (
+    "lambda:CreateCapacityProvider",
+    "lambda:DeleteCapacityProvider",
+    "lambda:GetCapacityProvider",
+    "lambda:UpdateCapacityProvider",
+    "lambda:ListFunctionVersionsByCapacityProvider",
+    "lambda:PassCapacityProvider",
+    "lambda:ListTags",
+    "lambda:TagResource",
+    "lambda:UntagResource",
+)
+#: The one policy a capacity provider's operator role may hold (main program:
+#: components/capacity_provider.py).
+OPERATOR_POLICY_NAME = "AWSLambdaManagedEC2ResourceOperator"
+#: The function's name suffix in managed-instances mode (components/function.py).
+MANAGED_FUNCTION_SUFFIX = "-managed"
 FUNCTION_ROLE_ACTIONS: tuple[str, ...] = (
     "iam:CreateRole",
     "iam:DeleteRole",
@@ -129,6 +151,10 @@ FUNCTION_ROLE_ACTIONS: tuple[str, ...] = (
     "iam:GetRolePolicy",
     "iam:PutRolePolicy",
     "iam:DeleteRolePolicy",
+)
+#: The operator role holds no inline policy: only its AWS managed policy is attached.
+OPERATOR_ROLE_ACTIONS: tuple[str, ...] = tuple(
+    a for a in FUNCTION_ROLE_ACTIONS if a not in ("iam:PutRolePolicy", "iam:DeleteRolePolicy")
 )
 LOG_GROUP_ACTIONS: tuple[str, ...] = (
     "logs:CreateLogGroup",
@@ -180,6 +206,11 @@ class Account:
 def function_role_name(name: str) -> str:
     """The IAM role the main program gives the function of the stack named `name`."""
     return f"{name}-function"
+
+
+def operator_role_name(name: str) -> str:
+    """The capacity provider operator role of the stack named `name` (managed instances)."""
+    return f"{name}-capacity-operator"
 
 
 def api_log_group_prefix(name: str) -> str:
@@ -237,20 +268,34 @@ def preview_policy() -> Document:
 def deploy_policy(target: StackTarget, account: Account) -> Document:
     """The deploy role's policy: manage the stack's own resources, look up the rest."""
     p, a, r, name = account.partition, account.account_id, target.region, target.name
-    function = f"arn:{p}:lambda:{r}:{a}:function:{name}"
+    names = (name, f"{name}{MANAGED_FUNCTION_SUFFIX}")  # standard, managed instances
+    functions = [f"arn:{p}:lambda:{r}:{a}:function:{n}" for n in names]
     logs = f"arn:{p}:logs:{r}:{a}:log-group:"
     apigateway = f"arn:{p}:apigateway:{r}::"
-    role = f"arn:{p}:iam::{a}:role/{function_role_name(name)}"
+    roles = [f"arn:{p}:iam::{a}:role/{function_role_name(n)}" for n in names]
+    operator = f"arn:{p}:iam::{a}:role/{operator_role_name(name)}"
     statements: list[Statement] = [
         _allow("Lookups", PREVIEW_READS, ["*"]),
         _allow("Repository", ECR_REPOSITORY_ACTIONS, [f"arn:{p}:ecr:{r}:{a}:repository/{name}"]),
-        _allow("Function", LAMBDA_FUNCTION_ACTIONS, [function, f"{function}:*"]),
-        _allow("FunctionRole", FUNCTION_ROLE_ACTIONS, [role]),
+        _allow("Function", LAMBDA_FUNCTION_ACTIONS, [x for f in functions for x in (f, f"{f}:*")]),
+        _allow("FunctionRole", FUNCTION_ROLE_ACTIONS, roles),
         _allow(
             "PassFunctionRoleToLambda",
             ["iam:PassRole"],
-            [role],
+            [*roles, operator],
             {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
+        ),
+        _allow(
+            "CapacityProvider",
+            CAPACITY_PROVIDER_ACTIONS,
+            [f"arn:{p}:lambda:{r}:{a}:capacity-provider:{name}-{'?' * 8}"],
+        ),
+        _allow("OperatorRole", OPERATOR_ROLE_ACTIONS, [operator]),
+        _allow(
+            "OperatorRolePolicy",
+            ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+            [operator],
+            {"StringEquals": {"iam:PolicyARN": f"arn:{p}:iam::aws:policy/{OPERATOR_POLICY_NAME}"}},
         ),
         _allow(
             "LogGroups",

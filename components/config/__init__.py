@@ -13,6 +13,7 @@ place), then `make docs`. Adding a section: a module with a `Section` subclass a
 """
 
 from components.config.api import ApiConfig
+from components.config.compute import ComputeConfig
 from components.config.domain import DomainConfig
 from components.config.errors import ConfigError
 from components.config.function import FunctionConfig
@@ -26,6 +27,7 @@ from components.config.stack import PROJECT, StackConfig, load, parse
 __all__ = [
     "PROJECT",
     "ApiConfig",
+    "ComputeConfig",
     "ConfigError",
     "DomainConfig",
     "FunctionConfig",

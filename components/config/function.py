@@ -16,7 +16,12 @@ class FunctionConfig(Section):
         "x86_64", description="the image is built for the matching single platform"
     )
     memory_mb: int = Field(
-        2048, ge=128, le=10240, description="memory in MB (LibreChat wants 1 to 2 GB)"
+        2048,
+        ge=naming.STANDARD_MEMORY_MB[0],
+        le=naming.MANAGED_MEMORY_MB[1],
+        description="memory in MB (LibreChat wants 1 to 2 GB); standard mode takes up to "
+        f"{naming.STANDARD_MEMORY_MB[1]}, managed instances "
+        f"{naming.MANAGED_MEMORY_MB[0]} and up in whole vCPUs (`compute.memoryPerVcpuGib`)",
     )
     timeout_seconds: int = Field(
         900, ge=1, le=900, description="invocation timeout; also the longest a response can stream"

@@ -14,6 +14,7 @@ from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, model_
 from components import naming
 from components.config.api import ApiConfig
 from components.config.base import Problem, Section, TextMap, rule, switchable
+from components.config.compute import ComputeConfig
 from components.config.domain import DomainConfig
 from components.config.environment import Environment
 from components.config.errors import ConfigError, problems_of
@@ -39,6 +40,7 @@ class StackConfig(Section):
     )
     image: ImageConfig = Field(default_factory=dict, validate_default=True)
     function: FunctionConfig = FunctionConfig()
+    compute: ComputeConfig = ComputeConfig()
     network: Annotated[NetworkConfig | None, switchable(NetworkConfig)] = Field(
         default_factory=dict,
         validate_default=True,
@@ -130,6 +132,63 @@ class StackConfig(Section):
             yield (
                 "librechatConfig.domainFrom",
                 "needs the replacement host: set environment.DOMAIN_SERVER or domain.name",
+            )
+        yield from self._compute_problems()
+
+    def _compute_problems(self) -> Iterator[Problem]:
+        """What the compute mode rules out in the other sections."""
+        fn, compute = self.function, self.compute
+        if not compute.managed:
+            if fn.memory_mb > naming.STANDARD_MEMORY_MB[1]:
+                yield (
+                    "function.memoryMb",
+                    f"is {fn.memory_mb}; standard Lambda takes at most "
+                    f"{naming.STANDARD_MEMORY_MB[1]} (more needs compute.mode managedInstances)",
+                )
+            return
+        mode = "with compute.mode managedInstances"
+        if self.network is None:
+            yield (
+                "network.enabled",
+                f"must be true {mode}: the capacity provider launches its instances in the "
+                "stack's subnets and security groups",
+            )
+        if fn.provisioned_concurrency:
+            yield (
+                "function.provisionedConcurrency",
+                f"does not exist {mode} (environments never stop: set compute.minEnvironments); "
+                "remove it",
+            )
+        if fn.reserved_concurrency is not None:
+            yield (
+                "function.reservedConcurrency",
+                f"does not exist {mode} (compute.maxEnvironments x compute.maxConcurrency "
+                "bounds it); remove it",
+            )
+        low, high = naming.MANAGED_MEMORY_MB
+        per_vcpu = compute.memory_per_vcpu_gib * 1024
+        if not low <= fn.memory_mb <= high:
+            yield ("function.memoryMb", f"is {fn.memory_mb}; managed instances take {low}-{high}")
+        elif fn.memory_mb % per_vcpu:
+            yield (
+                "function.memoryMb",
+                f"is {fn.memory_mb}, not a whole number of vCPUs at compute.memoryPerVcpuGib "
+                f"{compute.memory_per_vcpu_gib}; use a multiple of {per_vcpu}",
+            )
+        for instance_type in compute.allowed_instance_types:
+            architecture = naming.instance_architecture(instance_type)
+            if architecture != fn.architecture:
+                yield (
+                    "compute.allowedInstanceTypes",
+                    f"holds {instance_type}, an {architecture} type; function.architecture is "
+                    f"{fn.architecture}",
+                )
+        vcpus = max(1, fn.memory_mb // per_vcpu) * compute.min_environments
+        if compute.max_vcpus is not None and compute.max_vcpus < vcpus:
+            yield (
+                "compute.maxVcpus",
+                f"is {compute.max_vcpus}; compute.minEnvironments {compute.min_environments} "
+                f"of {fn.memory_mb} MB need {vcpus} vCPUs",
             )
 
 

@@ -12,11 +12,15 @@ Environment variables (all optional except ``AWS_LAMBDA_RUNTIME_API``, which Lam
 Variable                   Default                             Meaning
 =========================  ==================================  ==============================================
 AWS_LAMBDA_RUNTIME_API     (set by Lambda)                     host:port of the Runtime API
-AWS_LAMBDA_MAX_CONCURRENCY 1                                   invocations served at once (Managed Instances)
+AWS_LAMBDA_MAX_CONCURRENCY 1                                   invocations served at once; Managed Instances set
+                                                               it (and AWS_LAMBDA_INITIALIZATION_TYPE=lambda-
+                                                               managed-instances): no freeze, so no background hold
 UPSTREAM_COMMAND           ``node /app/api/server/index.js``   shell-style command line of the upstream server
 UPSTREAM_HOST              127.0.0.1                           address the upstream listens on (given as HOST)
 UPSTREAM_PORT              3080                                port the upstream listens on (given as PORT)
-UPSTREAM_HEALTH_PATH       /health                             GET path that answers 200 once ready
+UPSTREAM_HEALTH_PATH       /health                             GET path that answers 200 once listening; ready
+                                                               also needs start-up complete: /readyz 200, or the
+                                                               line LibreChat logs at its end (readiness.py)
 UPSTREAM_READY_TIMEOUT     60                                  seconds the upstream may take to become healthy,
                                                                counting only time spent waiting for it (frozen
                                                                time between invocations does not count)
@@ -40,10 +44,19 @@ SSE_KEEPALIVE_INTERVAL     20                                  seconds of silenc
                                                                response before an SSE comment is sent; 0 = off
 DEADLINE_MARGIN            0.5                                 seconds before the invocation deadline at which
                                                                the response is ended and the upstream aborted
-BACKGROUND_HOLD            on                                  hold ``/next`` while background generation runs
+STREAM_IDLE_TIMEOUT        120                                 seconds a started response may go without a byte
+                                                               from the upstream (keep-alive comments do not
+                                                               count) before it is ended with Runtime.StreamError
+                                                               trailers; 0 = off
+BACKGROUND_HOLD            on                                  hold ``/next`` while work a chat answer started
+                                                               runs (the job, then the title); never on Managed
+                                                               Instances
 BACKGROUND_HOLD_PATH       ``^/api/agents/chat(/[^/]+)?$``     regex of POST paths that may start background work
 BACKGROUND_STATUS_PATH     ``/api/agents/chat/status/{id}``    status path polled with the caller's credentials
 BACKGROUND_POLL_INTERVAL   0.5                                 seconds between status polls
+BACKGROUND_TITLE_WAIT      20                                  seconds the hold waits for a new conversation's
+                                                               title after the answer; 0 = off (so when
+                                                               LibreChat's TITLE_CONVO is set but not "true")
 LOG_LEVEL                  INFO                                DEBUG logs every request, INFO too; WARNING less
 =========================  ==================================  ==============================================
 

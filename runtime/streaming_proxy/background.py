@@ -1,11 +1,23 @@
-"""Hold the invocation while LibreChat finishes a generation it started in the background.
+"""Hold the invocation while LibreChat finishes work a chat answer started in the background.
 
-From LibreChat 0.8.2, ``POST /api/agents/chat[/:endpoint]`` answers at once with
-``{streamId, conversationId, status: "started"}`` and generates the answer in the same Node
-process. Lambda freezes the environment as soon as the runtime asks for the next event, which
-would freeze that generation mid-answer; so the worker polls the job status with the caller's
-own credentials and asks for the next event only once the job has finished (or the deadline
-nears).
+Lambda freezes the environment as soon as the runtime asks for the next event, so anything
+the upstream still does after the response freezes with it. A chat POST leaves two kinds of
+such work, both found in LibreChat's source and both observable with the caller's own
+credentials:
+
+- From v0.8.2, ``POST /api/agents/chat[/:endpoint]`` answers at once with
+  ``{streamId, conversationId, status: "started"}`` and generates the answer in the same Node
+  process: the hold polls ``GET /api/agents/chat/status/{id}`` until the job is no longer
+  active.
+- The first answer of a new conversation (``parentMessageId`` all zeros, no conversation id,
+  not temporary) makes LibreChat generate a title after the job completes (or after the
+  streamed response ends, up to v0.8.2-rc1); the browser then asks
+  ``/api/convos/gen_title/{id}``, which consumes the title, so the hold instead polls
+  ``GET /api/convos/{id}`` until the conversation's title is no longer the default
+  ``New Chat``, for at most BACKGROUND_TITLE_WAIT seconds (the browser gives up after 15.5 s).
+
+Every wait ends at the invocation's cutoff. On Lambda Managed Instances nothing freezes, so
+there is no hold at all: the worker is back in ``/next`` as soon as the response ends.
 """
 
 from __future__ import annotations
@@ -22,7 +34,15 @@ from streaming_proxy.events import UpstreamRequest
 from streaming_proxy.settings import Settings
 
 CAPTURE_LIMIT = 64 * 1024
+TITLE_PATH = "/api/convos/{id}"
+# librechat-data-provider: Constants.NO_PARENT, and the schema default of a conversation title.
+NO_PARENT = "00000000-0000-0000-0000-000000000000"
+DEFAULT_TITLE = "New Chat"
 _TERMINAL = {"complete", "completed", "error", "aborted", "requires_action"}
+# Job outcomes after which LibreChat generates no title. A job whose state could not be read
+# (the status endpoint refused, say) may still be running: the title wait covers it too.
+_NO_TITLE = {"error", "aborted", "requires_action", "deadline"}
+_REQUEST_LIMIT = 1024 * 1024  # chat request bodies are read for title eligibility up to this
 # The poll carries the caller's own headers: LibreChat authenticates it like the caller and
 # bans clients without a browser User-Agent. Only body and encoding headers are left out.
 _NOT_FORWARDED = {b"content-length", b"content-type", b"content-encoding", b"accept-encoding"}
@@ -32,76 +52,152 @@ Fetch = Callable[[bytes, bytes, list[tuple[bytes, bytes]], float], tuple[int, by
 
 
 @dataclass(frozen=True, slots=True)
+class Work:
+    """Work a response left running: a job to wait for, a title to wait for, or both."""
+
+    conversation_id: str
+    job: bool
+    title: bool
+
+
+@dataclass(frozen=True, slots=True)
 class BackgroundRule:
     settings: Settings
 
     def may_start_work(self, request: UpstreamRequest) -> bool:
-        """Whether to keep a copy of the response body to look for a started job."""
+        """Whether to keep a copy of the response body to look for work it started."""
         s = self.settings
         return (
             s.background_hold
+            and not s.managed_instances
             and request.method == "POST"
             and s.background_hold_path.match(request.path) is not None
         )
 
-    def started_job(self, status: int, body: bytes) -> str | None:
-        """The conversation id of a job the response says was started, if any."""
-        if status != 200 or not body or len(body) >= CAPTURE_LIMIT:
+    def started_work(self, request: UpstreamRequest, status: int, body: bytes) -> Work | None:
+        """The work a successful chat response leaves running, if any."""
+        if status != 200 or not body:
             return None
-        try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):
-            return None
-        if isinstance(data, dict) and data.get("status") == "started":
-            conversation = data.get("conversationId") or data.get("streamId")
-            if isinstance(conversation, str) and conversation:
-                return conversation
-        return None
+        job = _started_job(body)
+        title = self.settings.background_title_wait > 0 and _starts_conversation(request.body)
+        if job:
+            return Work(job, job=True, title=title)
+        conversation = _conversation_in_events(body) if title else None
+        return Work(conversation, job=False, title=True) if conversation else None
 
     def hold(
-        self,
-        request: UpstreamRequest,
-        conversation_id: str,
-        cutoff: float,
-        fetch: Fetch,
-        request_id: str,
+        self, request: UpstreamRequest, work: Work, cutoff: float, fetch: Fetch, request_id: str
     ) -> None:
-        """Poll the job status until it is no longer active or the cutoff comes."""
+        """Wait for the job, then for the title, each until it is done or the cutoff comes."""
         s = self.settings
-        target = s.background_status_path.replace("{id}", quote(conversation_id, safe="")).encode()
         headers = [(k, v) for k, v in request.headers if k.lower() not in _NOT_FORWARDED]
+        quoted = quote(work.conversation_id, safe="")
+        poller = _Poller(fetch, headers, s.background_poll_interval)
         started = time.monotonic()
-        outcome = "deadline"
-        polls = 0
-        pause = threading.Event()
-        while time.monotonic() < cutoff:
-            polls += 1
-            try:
-                status, body = fetch(b"GET", target, headers, max(cutoff - time.monotonic(), 0.01))
-            except Exception as exc:
-                outcome = f"status poll failed: {type(exc).__name__}"
-                break
-            state = _job_state(status, body)
-            if state != "running":
-                outcome = state
-                break
-            pause.wait(min(s.background_poll_interval, max(cutoff - time.monotonic(), 0)))
+        fields: dict[str, object] = {}
+        if work.job:
+            target = s.background_status_path.replace("{id}", quoted).encode()
+            fields["outcome"] = poller.until(target, _job_state, cutoff, "deadline")
+        if work.title and fields.get("outcome") not in _NO_TITLE:
+            wait_over = time.monotonic() + s.background_title_wait
+            target = TITLE_PATH.replace("{id}", quoted).encode()
+            fields["title"] = (
+                poller.until(target, _title_state, wait_over, "not saved in BACKGROUND_TITLE_WAIT")
+                if wait_over < cutoff
+                else poller.until(target, _title_state, cutoff, "deadline")
+            )
         log.info(
             "background hold",
             requestId=request_id,
-            conversationId=conversation_id,
-            outcome=outcome,
-            polls=polls,
+            conversationId=work.conversation_id,
+            polls=poller.polls,
             waitedMs=round((time.monotonic() - started) * 1000, 1),
+            **fields,
         )
+
+
+class _Poller:
+    """Polls one path with the caller's headers until its state is no longer "running"."""
+
+    def __init__(self, fetch: Fetch, headers: list[tuple[bytes, bytes]], interval: float) -> None:
+        self._fetch = fetch
+        self._headers = headers
+        self._interval = interval
+        self._pause = threading.Event()
+        self.polls = 0
+
+    def until(
+        self, target: bytes, state_of: Callable[[int, bytes], str], cutoff: float, late: str
+    ) -> str:
+        """The first state other than "running", or ``late`` once the cutoff comes."""
+        while time.monotonic() < cutoff:
+            self.polls += 1
+            try:
+                status, body = self._fetch(
+                    b"GET", target, self._headers, max(cutoff - time.monotonic(), 0.01)
+                )
+            except Exception as exc:
+                return f"poll failed: {type(exc).__name__}"
+            state = state_of(status, body)
+            if state != "running":
+                return state
+            self._pause.wait(min(self._interval, max(cutoff - time.monotonic(), 0)))
+        return late
+
+
+def _json(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _started_job(body: bytes) -> str | None:
+    """The conversation id of a job the response says was started (LibreChat >= v0.8.2)."""
+    if len(body) >= CAPTURE_LIMIT:
+        return None
+    data = _json(body)
+    if isinstance(data, dict) and data.get("status") == "started":
+        conversation = data.get("conversationId") or data.get("streamId")
+        if isinstance(conversation, str) and conversation:
+            return conversation
+    return None
+
+
+def _starts_conversation(body: bytes) -> bool:
+    """Whether the chat request is the first message of a new, saved conversation: the only
+    one after which LibreChat generates a title (its condition, request.js)."""
+    data = _json(body) if body and len(body) <= _REQUEST_LIMIT else None
+    return (
+        isinstance(data, dict)
+        and data.get("parentMessageId") == NO_PARENT
+        and data.get("conversationId") in (None, "", "new")
+        and not data.get("isTemporary")
+    )
+
+
+def _conversation_in_events(body: bytes) -> str | None:
+    """The conversation id in the first SSE events of a streamed answer (<= v0.8.2-rc1: the
+    ``created`` event carries the user message, with the id the server gave the conversation)."""
+    for line in body.split(b"\n"):
+        if not line.startswith(b"data:"):
+            continue
+        data = _json(line[5:])
+        if not isinstance(data, dict):
+            continue
+        for holder in (data.get("message"), data.get("conversation"), data):
+            if isinstance(holder, dict):
+                conversation = holder.get("conversationId")
+                if isinstance(conversation, str) and conversation not in ("", "new"):
+                    return conversation
+    return None
 
 
 def _job_state(status: int, body: bytes) -> str:
     if status != 200:
         return f"status endpoint answered {status}"
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
+    data = _json(body)
+    if data is None:
         return "status endpoint answered non-JSON"
     if not isinstance(data, dict) or not data.get("active"):
         return "finished"
@@ -109,3 +205,15 @@ def _job_state(status: int, body: bytes) -> str:
     if isinstance(job_status, str) and job_status in _TERMINAL:
         return job_status
     return "running"
+
+
+def _title_state(status: int, body: bytes) -> str:
+    if status == 404:  # not saved yet
+        return "running"
+    if status != 200:
+        return f"conversation endpoint answered {status}"
+    data = _json(body)
+    if not isinstance(data, dict):
+        return "conversation endpoint answered non-JSON"
+    title = data.get("title")
+    return "saved" if isinstance(title, str) and title not in ("", DEFAULT_TITLE) else "running"

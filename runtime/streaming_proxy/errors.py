@@ -15,14 +15,22 @@ class InitError(Exception):
 class RequestError(Exception):
     """An invocation fails before the prelude is sent; becomes a clean JSON error response.
 
-    ``message`` goes to the caller; ``detail`` (the upstream's stderr, say) only to the log.
+    ``message`` goes to the caller; ``detail`` (the upstream's stderr, say) only to the log;
+    ``headers`` go out with the response (``Allow`` on a 405).
     """
 
-    def __init__(self, status: int, message: str, detail: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        detail: str | None = None,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.detail = detail or message
+        self.headers = headers
 
 
 class BadEvent(RequestError):

@@ -3,6 +3,11 @@
 REST v1 and Function URL paths arrive percent-encoded as the client sent them and pass through
 unchanged; HTTP API v2 ``rawPath`` arrives decoded and is escaped again. REST v1 query values
 arrive decoded and are re-encoded, keeping repeated keys and their order.
+
+Every field is checked for its JSON type and for text that cannot become HTTP bytes, and a
+bad event gets a BadEvent naming the field and the rule it broke, never the field's content
+(a token pasted in the wrong place must not reach the logs). The forwarding headers
+X-Forwarded-Host and X-Forwarded-Proto are the runtime's: whatever the client sent is dropped.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from streaming_proxy.errors import BadEvent
+from streaming_proxy.errors import BadEvent, RequestError
 
 # Connection-level headers a proxy must not forward (RFC 9110 §7.6.1), plus Content-Length,
 # which is recomputed from the decoded body.
@@ -32,8 +37,16 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-_REQUEST_DROP = HOP_BY_HOP | {"content-length"}
+# X-Forwarded-Host and -Proto describe the request API Gateway received; a client's are dropped.
+_REQUEST_DROP = HOP_BY_HOP | {"content-length", "x-forwarded-host", "x-forwarded-proto"}
+# A proxy has no business tunnelling (CONNECT) or reflecting requests (TRACE).
+_REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
+_ALLOW = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_NAME_RULE = "letters, digits and !#$%&'*+-.^_`|~ only"
+_MAX_METHOD = 20  # the longest registered HTTP method has 17 characters
+# Longer header names are not quoted in errors even when valid: likely a pasted token.
+_QUOTABLE_NAME = 40
 # Control characters HTTP field values may not carry (horizontal tab is allowed).
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # Characters that may appear literally in a path; '%' stays when the path is already encoded.
@@ -72,52 +85,70 @@ def to_request(event: Any, base_path: str, upstream_host: bytes) -> UpstreamRequ
 
 
 def _from_v1(event: dict[str, Any], base_path: str, upstream_host: bytes) -> UpstreamRequest:
-    method = _method(event.get("httpMethod"))
-    path = _string(event.get("path") or "/", "path")
-    path = _strip_base(quote(path, safe=_PATH_SAFE_ENCODED), base_path)
+    method = _method(event.get("httpMethod"), "httpMethod")
+    path = _text(event.get("path"), "path") or "/"
+    path = _strip_base(_quote(path, "path", _PATH_SAFE_ENCODED), base_path)
 
-    multi_query = event.get("multiValueQueryStringParameters")
-    if multi_query:
-        pairs = _multi_pairs(multi_query, "multiValueQueryStringParameters")
-    else:
-        pairs = _single_pairs(event.get("queryStringParameters"), "queryStringParameters")
-    query = "&".join(f"{quote(k, safe=_QUERY_SAFE)}={quote(v, safe=_QUERY_SAFE)}" for k, v in pairs)
+    single_query = _single_pairs(event.get("queryStringParameters"), "queryStringParameters")
+    multi_query = _multi_pairs(
+        event.get("multiValueQueryStringParameters"), "multiValueQueryStringParameters"
+    )
+    pairs, query_field = (
+        (multi_query, "multiValueQueryStringParameters")
+        if multi_query
+        else (single_query, "queryStringParameters")
+    )
+    try:
+        query = "&".join(
+            f"{quote(k, safe=_QUERY_SAFE)}={quote(v, safe=_QUERY_SAFE)}" for k, v in pairs
+        )
+    except UnicodeEncodeError:
+        raise _not_unicode(f"event field {query_field}") from None
 
-    multi_headers = event.get("multiValueHeaders")
-    if multi_headers:
-        header_pairs = _multi_pairs(multi_headers, "multiValueHeaders")
-    else:
-        header_pairs = _single_pairs(event.get("headers"), "headers")
+    single_headers = _single_pairs(event.get("headers"), "headers")
+    multi_headers = _multi_pairs(event.get("multiValueHeaders"), "multiValueHeaders")
+    header_pairs, header_field = (
+        (multi_headers, "multiValueHeaders") if multi_headers else (single_headers, "headers")
+    )
 
-    context = event.get("requestContext") or {}
-    identity = context.get("identity") if isinstance(context, dict) else None
-    source_ip = identity.get("sourceIp") if isinstance(identity, dict) else None
+    identity = _object(_object(event, "requestContext"), "identity", "requestContext.identity")
+    source_ip = _source_ip(identity.get("sourceIp"), "requestContext.identity.sourceIp")
     body = _body(event)
-    return _build(method, path, query, header_pairs, body, source_ip, upstream_host)
+    return _build(method, path, query, header_pairs, header_field, body, source_ip, upstream_host)
 
 
 def _from_v2(event: dict[str, Any], base_path: str, upstream_host: bytes) -> UpstreamRequest:
-    context = event.get("requestContext")
-    http = context.get("http") if isinstance(context, dict) else None
-    if not isinstance(http, dict):
+    context = _object(event, "requestContext")
+    http = _object(context, "http", "requestContext.http")
+    if not http:
         raise BadEvent("version 2.0 event has no requestContext.http")
-    method = _method(http.get("method"))
-    raw_path = _string(event.get("rawPath") or http.get("path") or "/", "rawPath")
+    method = _method(http.get("method"), "requestContext.http.method")
+    raw_path = (
+        _text(event.get("rawPath"), "rawPath")
+        or _text(http.get("path"), "requestContext.http.path")
+        or "/"
+    )
     # Function URLs keep the client's encoding; HTTP API rawPath arrives decoded.
-    domain = str(context.get("domainName") or "")
+    domain = _text(context.get("domainName"), "requestContext.domainName") or ""
     safe = _PATH_SAFE_ENCODED if ".lambda-url." in domain else _PATH_SAFE_DECODED
-    path = _strip_base(quote(raw_path, safe=safe), base_path)
-    query = _string(event.get("rawQueryString") or "", "rawQueryString")
-    query = quote(query, safe=_PATH_SAFE_ENCODED + "?")
+    path = _strip_base(_quote(raw_path, "rawPath", safe), base_path)
+    query = _text(event.get("rawQueryString"), "rawQueryString") or ""
+    query = _quote(query, "rawQueryString", _PATH_SAFE_ENCODED + "?")
 
     header_pairs = _single_pairs(event.get("headers"), "headers")
     cookies = event.get("cookies")
-    if cookies:
+    if cookies is not None:
         if not isinstance(cookies, list) or not all(isinstance(c, str) for c in cookies):
-            raise BadEvent("cookies must be a list of strings")
-        header_pairs.append(("cookie", "; ".join(cookies)))
+            raise BadEvent("event field cookies must be a list of strings")
+        cookie = "; ".join(c for c in cookies if c)
+        if _BAD_VALUE.search(cookie):
+            raise BadEvent("event field cookies has a control character in a cookie")
+        _utf8(cookie, "event field cookies")  # the header's own check would name "cookie"
+        if cookie:
+            header_pairs.append(("cookie", cookie))
     body = _body(event)
-    return _build(method, path, query, header_pairs, body, http.get("sourceIp"), upstream_host)
+    source_ip = _source_ip(http.get("sourceIp"), "requestContext.http.sourceIp")
+    return _build(method, path, query, header_pairs, "headers", body, source_ip, upstream_host)
 
 
 def _build(
@@ -125,8 +156,9 @@ def _build(
     path: str,
     query: str,
     header_pairs: Iterable[tuple[str, str]],
+    header_field: str,
     body: bytes,
-    source_ip: object,
+    source_ip: str | None,
     upstream_host: bytes,
 ) -> UpstreamRequest:
     pairs = list(header_pairs)
@@ -139,49 +171,107 @@ def _build(
     drop = _REQUEST_DROP | connection_tokens
     headers: list[tuple[bytes, bytes]] = []
     present: set[str] = set()
-    for name, value in pairs:
+    for index, (name, value) in enumerate(pairs):
+        if not _TOKEN.match(name):
+            raise BadEvent(
+                f"event field {header_field} has a header name that is not a valid HTTP field "
+                f"name (entry {index + 1}, {len(name)} characters; {_NAME_RULE})"
+            )
         lower = name.lower()
         if lower in drop or (lower == "host" and "host" in present):
             continue
-        if not _TOKEN.match(name):
-            raise BadEvent(f"request header name {name[:64]!r} is not a valid HTTP field name")
         if _BAD_VALUE.search(value):
-            raise BadEvent(f"request header {name} has a control character in its value")
+            raise BadEvent(f"{_header(name, header_field)} has a control character in its value")
         present.add(lower)
-        headers.append((name.encode("ascii"), _header_bytes(value.strip())))
+        headers.append((name.encode("ascii"), _header_bytes(value.strip(), name, header_field)))
     host = next((v for k, v in headers if k.lower() == b"host"), None)
     if host is None:
         host = upstream_host
         headers.append((b"Host", host))
-    if "x-forwarded-for" not in present and isinstance(source_ip, str) and source_ip:
+    if "x-forwarded-for" not in present and source_ip:
         headers.append((b"X-Forwarded-For", source_ip.encode("ascii", "replace")))
-    if "x-forwarded-proto" not in present:
-        headers.append((b"X-Forwarded-Proto", b"https"))
-    if "x-forwarded-host" not in present:
-        headers.append((b"X-Forwarded-Host", host))
+    # API Gateway REST endpoints and Function URLs accept HTTPS only.
+    headers.append((b"X-Forwarded-Proto", b"https"))
+    headers.append((b"X-Forwarded-Host", host))
     if body or method in {"POST", "PUT", "PATCH"}:
         headers.append((b"Content-Length", str(len(body)).encode()))
     target = f"{path}?{query}" if query else path
     return UpstreamRequest(method, target, path, headers, body)
 
 
-def _header_bytes(value: str) -> bytes:
+def _header_bytes(value: str, name: str, field: str) -> bytes:
     """HTTP field values are ISO-8859-1 octets; other characters travel as UTF-8."""
     try:
         return value.encode("latin-1")
     except UnicodeEncodeError:
-        return value.encode("utf-8", "surrogateescape")
+        return _utf8(value, _header(name, field))
 
 
-def _method(value: object) -> str:
-    if not isinstance(value, str) or not _TOKEN.match(value):
-        raise BadEvent(f"event has no valid HTTP method (got {value!r})")
-    return value.upper()
+def _header(name: str, field: str) -> str:
+    """A header for an error message: by name if short, a long one may be a pasted token."""
+    if len(name) <= _QUOTABLE_NAME:
+        return f"request header {name}"
+    return f"a request header of event field {field} ({len(name)}-character name)"
 
 
-def _string(value: object, field: str) -> str:
+def _utf8(value: str, label: str) -> bytes:
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _not_unicode(label) from None
+
+
+def _not_unicode(label: str) -> BadEvent:
+    """JSON may carry lone UTF-16 surrogates ("\\ud800"), which no encoding can send."""
+    return BadEvent(f"{label} is not valid Unicode text (it holds a lone UTF-16 surrogate)")
+
+
+def _quote(value: str, field: str, safe: str) -> str:
+    try:
+        return quote(value, safe=safe)  # UTF-8, strict
+    except UnicodeEncodeError:
+        raise _not_unicode(f"event field {field}") from None
+
+
+def _method(value: object, field: str) -> str:
     if not isinstance(value, str):
-        raise BadEvent(f"event field {field} must be a string")
+        raise BadEvent(f"event field {field} must be a string (an HTTP method such as GET)")
+    if len(value) > _MAX_METHOD or not _TOKEN.match(value):
+        raise BadEvent(
+            f"event field {field} is not a valid HTTP method ({len(value)} characters; "
+            f"at most {_MAX_METHOD}, {_NAME_RULE})"
+        )
+    method = value.upper()
+    if method in _REFUSED_METHODS:
+        raise RequestError(
+            405,
+            f"the runtime does not forward {method} requests",
+            headers=((b"Allow", _ALLOW),),
+        )
+    return method
+
+
+def _text(value: object, field: str) -> str | None:
+    """An optional string field: null and absent are None."""
+    if value is None or isinstance(value, str):
+        return value
+    raise BadEvent(f"event field {field} must be a string")
+
+
+def _source_ip(value: object, field: str) -> str | None:
+    text = _text(value, field)
+    if text and _BAD_VALUE.search(text):
+        raise BadEvent(f"event field {field} has a control character")
+    return text
+
+
+def _object(parent: dict[str, Any], key: str, field: str | None = None) -> dict[str, Any]:
+    """An optional object field: null and absent are empty."""
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadEvent(f"event field {field or key} must be an object")
     return value
 
 
@@ -194,36 +284,50 @@ def _strip_base(path: str, base_path: str) -> str:
 
 
 def _multi_pairs(value: object, field: str) -> list[tuple[str, str]]:
+    if value is None:
+        return []
     if not isinstance(value, dict):
-        raise BadEvent(f"event field {field} must be an object of lists")
+        raise BadEvent(f"event field {field} must be an object of lists of strings")
     pairs: list[tuple[str, str]] = []
-    for name, raw in value.items():
-        values = [raw] if isinstance(raw, str) else raw
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise BadEvent(f"event field {field}[{name!r}] must be a list of strings")
-        pairs.extend((name, v) for v in values)
+    for index, (name, raw) in enumerate(value.items()):
+        if isinstance(raw, str):
+            pairs.append((name, raw))
+            continue
+        for item in raw if isinstance(raw, list) else (None,):
+            if not isinstance(item, str):
+                raise BadEvent(
+                    f"event field {field} must be an object of lists of strings "
+                    f"(entry {index + 1} is not)"
+                )
+            pairs.append((name, item))
     return pairs
 
 
 def _single_pairs(value: object, field: str) -> list[tuple[str, str]]:
     if value is None:
         return []
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise BadEvent(f"event field {field} must be an object of strings")
-    return list(value.items())
+    if isinstance(value, dict):
+        pairs = list(value.items())
+        for _, item in pairs:
+            if not isinstance(item, str):
+                break
+        else:
+            return pairs
+    raise BadEvent(f"event field {field} must be an object of strings")
 
 
 def _body(event: dict[str, Any]) -> bytes:
-    body = event.get("body")
-    if body is None or body == "":
+    encoded = event.get("isBase64Encoded", False)
+    if not isinstance(encoded, bool):
+        raise BadEvent("event field isBase64Encoded must be true or false (a JSON boolean)")
+    body = _text(event.get("body"), "body")
+    if not body:
         return b""
-    if not isinstance(body, str):
-        raise BadEvent("event field body must be a string or null")
-    if event.get("isBase64Encoded"):
+    if encoded:
         try:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise BadEvent(
                 f"event body is marked isBase64Encoded but is not valid base64: {exc}"
             ) from None
-    return body.encode("utf-8", "surrogateescape")
+    return _utf8(body, "event field body")

@@ -2,7 +2,9 @@
 
 The cold-start fetch is forked before any thread exists; the proxy's own imports happen
 while the upstream boots. Init ends as soon as the upstream is healthy, or after the init
-budget (~9.5 s of Lambda's 10 s) with the first invocation waiting on ("async init").
+budget (~9.5 s of Lambda's 10 s) with the first invocation waiting on ("async init"), or
+fails once UPSTREAM_READY_TIMEOUT is spent, if that comes first. Every init failure is a
+JSON log line and an /init/error with a Runtime.* type, never a traceback.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ def main() -> int:
     except SettingsError as exc:
         return _fail_init(os.environ.get("AWS_LAMBDA_RUNTIME_API"), "Runtime.ConfigError", str(exc))
     log.set_level(settings.log_level)
-    fetch = ColdStartFetch(settings)  # forks: must come before any thread is started
     api = RuntimeApiClient(settings.runtime_api)
     upstream: Upstream | None = None
     try:
+        fetch = ColdStartFetch(settings)  # forks: must come before any thread is started
         secrets = fetch.result()
         if settings.fetches_anything:
             log.info(
@@ -65,16 +67,26 @@ def main() -> int:
         # Imported while the upstream boots rather than before it starts.
         from streaming_proxy.proxy import Proxy  # noqa: PLC0415
 
-        ready = upstream.wait_healthy(started + settings.init_budget)
+        init_until = started + settings.init_budget
+        ready_until = time.monotonic() + settings.ready_timeout
+        ready = upstream.wait_healthy(min(init_until, ready_until))
+        if not ready and ready_until <= init_until:
+            raise upstream.not_ready(settings.ready_timeout)
     except (InitError, UpstreamFailed) as exc:
         if upstream is not None:
             upstream.stop()
         error_type = exc.error_type if isinstance(exc, InitError) else "Runtime.UpstreamError"
         return _fail_init(settings.runtime_api, error_type, str(exc), api)
+    except Exception as exc:  # a bug: still reported, but its text may quote a value
+        if upstream is not None:
+            upstream.stop()
+        message = f"{type(exc).__name__} in the runtime during init (a bug: please report it)"
+        return _fail_init(settings.runtime_api, "Runtime.InternalError", message, api)
     log.info(
         "init done" if ready else "init budget spent; the first invocation waits for the upstream",
         initMs=round((time.monotonic() - started) * 1000, 1),
         concurrency=settings.max_concurrency,
+        managedInstances=settings.managed_instances,
     )
 
     proxy = Proxy(settings, upstream)

@@ -5,6 +5,10 @@ pooled HTTP/1.1 connections, no automatic decompression, no redirects followed, 
 httpx's request-model work, which measured ~250 us per request here against a
 sub-millisecond turnaround budget. Every body chunk goes to the Runtime API as soon as it
 is read; nothing buffers.
+
+A pooled connection carries one response at a time: a connection on which the upstream sent
+more than the response it framed is closed instead of pooled, or those bytes would become
+the next request's response (another user's).
 """
 
 from __future__ import annotations
@@ -14,17 +18,18 @@ import json
 import time
 from typing import Any
 
+import h11
 import httpcore
 
 from streaming_proxy import events, log
-from streaming_proxy.background import CAPTURE_LIMIT, BackgroundRule
+from streaming_proxy.background import CAPTURE_LIMIT, BackgroundRule, Work
 from streaming_proxy.errors import BadEvent, RequestError
 from streaming_proxy.runtime_api import Invocation, ResponseStream, RuntimeApiClient
 from streaming_proxy.settings import Settings
 from streaming_proxy.upstream import Upstream, UpstreamFailed, UpstreamStarting
 from streaming_proxy.watchdog import Watchdog
 
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _RESPONSE_DROP = events.HOP_BY_HOP
 _UPSTREAM_GONE = (
     httpcore.ConnectError,
@@ -50,7 +55,7 @@ class Proxy:
         self._host = settings.upstream_host.encode()
         self._port = settings.upstream_port
         self._host_header = f"{settings.upstream_host}:{settings.upstream_port}".encode()
-        self.watchdog = Watchdog(settings.sse_keepalive_interval)
+        self.watchdog = Watchdog(settings.sse_keepalive_interval, settings.stream_idle_timeout)
         self.background = BackgroundRule(settings)
 
     # -- entry point ------------------------------------------------------------------------
@@ -64,13 +69,13 @@ class Proxy:
         try:
             request = self._request(inv)
             fields.update(method=request.method, path=request.path)
-            conversation = self._forward(request, stream, cutoff, fields, started)
-            if conversation:
-                self.background.hold(request, conversation, cutoff, self._fetch, inv.request_id)
+            work = self._forward(request, stream, cutoff, fields, started)
+            if work:
+                self.background.hold(request, work, cutoff, self._fetch, inv.request_id)
         except RequestError as exc:
             fields.update(status=exc.status, error=exc.detail)
             try:
-                self._respond_error(stream, exc.status, exc.message)
+                self._respond_error(stream, exc.status, exc.message, exc.headers)
             except OSError:
                 fields["runtimeApi"] = stream.abandon()
         except OSError as exc:  # the Runtime API connection broke mid-response
@@ -97,6 +102,8 @@ class Proxy:
         try:
             event = json.loads(inv.body)
         except (ValueError, RecursionError) as exc:
+            if isinstance(exc, UnicodeDecodeError):
+                raise BadEvent("event is not valid JSON: its bytes are not UTF-8") from None
             reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
             raise BadEvent(f"event is not valid JSON: {reason}") from None
         request = events.to_request(event, self.settings.base_path, self._host_header)
@@ -113,11 +120,18 @@ class Proxy:
         cutoff: float,
         fields: dict[str, Any],
         started: float,
-    ) -> str | None:
-        """Stream the upstream's response; returns the id of a background job it started."""
+    ) -> Work | None:
+        """Stream the upstream's response; returns the work it left running in the background."""
         self._ensure_upstream(cutoff)
         response = self._send(request, cutoff)
         fields["upstreamHeadersMs"] = round((time.monotonic() - started) * 1000, 3)
+        if not 200 <= response.status <= 599:
+            response.close()
+            raise RequestError(
+                502,
+                f"the upstream answered with status {response.status}; an HTTP response needs "
+                "a status from 200 to 599",
+            )
         headers = response.headers
         head = prelude(response.status, headers)
         if len(head) > MAX_PRELUDE:
@@ -152,11 +166,18 @@ class Proxy:
             )
         finally:
             self.watchdog.unwatch(watch)
+            discard_if_surplus(response)
             response.close()
         if watch.expired:
             error = (
                 "Runtime.Timeout",
                 "the invocation deadline came while the upstream was still sending; response ended",
+            )
+        elif watch.idle:
+            error = (
+                "Runtime.StreamError",
+                f"the upstream sent nothing for {self.settings.stream_idle_timeout:g} s "
+                "(STREAM_IDLE_TIMEOUT); response ended",
             )
         if error and not stream.started:  # nothing sent yet: a clean error response instead
             raise RequestError(504 if watch.expired else 502, error[1])
@@ -169,7 +190,7 @@ class Proxy:
             fields.update(error=fields.get("error", "response not accepted"), runtimeApi=accepted)
         if capture is None or error:
             return None
-        return self.background.started_job(response.status, bytes(capture))
+        return self.background.started_work(request, response.status, bytes(capture))
 
     @staticmethod
     def _relay(
@@ -249,9 +270,14 @@ class Proxy:
                     isinstance(exc, httpcore.ConnectError) or request.method in _IDEMPOTENT
                 )
                 if not retry:
-                    raise RequestError(
-                        502, f"upstream unreachable ({type(exc).__name__})"
-                    ) from None
+                    # httpcore's text may quote the upstream's bytes: only the type goes out.
+                    what = (
+                        "the upstream closed the connection or answered with something that is "
+                        "not valid HTTP/1.1"
+                        if isinstance(exc, httpcore.RemoteProtocolError)
+                        else "upstream unreachable"
+                    )
+                    raise RequestError(502, f"{what} ({type(exc).__name__})") from None
                 self.upstream.mark_unhealthy()
                 self._ensure_upstream(cutoff)
         raise AssertionError("unreachable")
@@ -262,16 +288,49 @@ class Proxy:
         """A small buffered request to the upstream (status polls)."""
         url = httpcore.URL(scheme=b"http", host=self._host, port=self._port, target=target)
         t = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
-        response = self.pool.request(method, url, headers=headers, extensions={"timeout": t})
-        return response.status, response.content
+        response = self.pool.handle_request(
+            httpcore.Request(method, url, headers=headers, extensions={"timeout": t})
+        )
+        try:
+            content = response.read()
+        finally:
+            discard_if_surplus(response)
+            response.close()
+        return response.status, content
 
-    def _respond_error(self, stream: ResponseStream, status: int, message: str) -> None:
+    def _respond_error(
+        self,
+        stream: ResponseStream,
+        status: int,
+        message: str,
+        extra: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
         body = json.dumps({"message": message}).encode()
         head = [
             (b"Content-Type", b"application/json"),
             (b"Content-Length", str(len(body)).encode()),
+            *extra,
         ]
         stream.start(prelude(status, head), body, last=True)
+
+
+def discard_if_surplus(response: httpcore.Response) -> None:
+    """Keep a connection out of the pool if bytes follow its complete response.
+
+    httpcore pools the connection as soon as the response is closed, with whatever h11 read
+    past the response's end still buffered: the next request would read it as its answer.
+    Failing h11's state makes the close discard the connection instead. Should httpcore's
+    internals change shape, every connection is closed instead: slower, never wrong.
+    """
+    connection = getattr(getattr(response.stream, "_stream", None), "_connection", None)
+    state = getattr(connection, "_h11_state", None)
+    if isinstance(state, h11.Connection):
+        if state.trailing_data[0]:
+            state.send_failed()
+        return
+    network = response.extensions.get("network_stream")
+    if network is not None:
+        network.close()
 
 
 def keep(capture: bytearray | None, chunk: bytes) -> None:
@@ -284,7 +343,13 @@ def has_sized_body(method: str, response: httpcore.Response) -> bool:
     """Whether the body's length is known up front (Content-Length, or no body at all)."""
     if method == "HEAD" or response.status in (204, 304) or response.status < 200:
         return True
-    return any(k.lower() == b"content-length" for k, _ in response.headers)
+    sized = False
+    for name, _ in response.headers:
+        lower = name.lower()
+        if lower == b"transfer-encoding":
+            return False  # it wins over Content-Length (RFC 9112 6.3)
+        sized = sized or lower == b"content-length"
+    return sized
 
 
 def is_plain_sse(headers: list[tuple[bytes, bytes]]) -> bool:
@@ -300,7 +365,11 @@ def is_plain_sse(headers: list[tuple[bytes, bytes]]) -> bool:
 
 
 def prelude(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
-    """The JSON prelude: repeated headers and every Set-Cookie in multiValueHeaders."""
+    """The JSON prelude: repeated headers and every Set-Cookie in multiValueHeaders.
+
+    Content-Length goes when Transfer-Encoding came too: the chunked framing is the one
+    that was read (RFC 9112 6.3), and the client would stop at the stated length.
+    """
     connection_tokens = {
         t.strip().lower()
         for k, v in headers
@@ -309,10 +378,12 @@ def prelude(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
     }
     grouped: dict[str, list[str]] = {}
     names: dict[str, str] = {}
+    chunked = False
     for raw_name, raw_value in headers:
         name = raw_name.decode("latin-1")
         lower = name.lower()
         if lower in _RESPONSE_DROP or lower in connection_tokens:
+            chunked = chunked or lower == "transfer-encoding"
             continue
         try:
             value = raw_value.decode("utf-8")
@@ -320,6 +391,8 @@ def prelude(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
             value = raw_value.decode("latin-1")
         names.setdefault(lower, name)
         grouped.setdefault(lower, []).append(value)
+    if chunked:
+        grouped.pop("content-length", None)
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
     for lower, values in grouped.items():

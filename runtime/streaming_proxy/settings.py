@@ -15,6 +15,46 @@ _SSM_NAME = re.compile(r"^(/[A-Za-z0-9_.\-]+)+$|^[A-Za-z0-9_.\-]+$|^arn:aws[a-z-
 
 # Where the image links LibreChat's writable paths (uploads, images, logs): /tmp starts empty.
 DEFAULT_DIRS = "/tmp/librechat/uploads:/tmp/librechat/images:/tmp/librechat/logs"  # noqa: S108
+# What Lambda Managed Instances set in the environment: the initialization type (AWS's own
+# emulator, aws/aws-lambda-runtime-interface-emulator internal/lambda-managed-instances/interop/
+# model.go, InitializationType) and the concurrency limit, which "Managed Instances can accept
+# concurrent /next and /response requests up to" (docs.aws.amazon.com/lambda/latest/dg/
+# runtimes-api.html); standard Lambda sets neither.
+MANAGED_INSTANCES_INIT_TYPE = "lambda-managed-instances"
+
+
+# What the upstream does not inherit: Lambda's Runtime API (a child could take other
+# invocations' events from /next) and plumbing, and the runtime's own variables (the table in
+# __init__.py), except DOMAIN_SERVER and CONFIG_PATH, which are LibreChat's too.
+RUNTIME_ONLY = frozenset(
+    {
+        "AWS_LAMBDA_RUNTIME_API",
+        "_HANDLER",
+        "LAMBDA_RUNTIME_DIR",
+        "AWS_LAMBDA_MAX_CONCURRENCY",
+        "UPSTREAM_COMMAND",
+        "UPSTREAM_HOST",
+        "UPSTREAM_PORT",
+        "UPSTREAM_HEALTH_PATH",
+        "UPSTREAM_READY_TIMEOUT",
+        "UPSTREAM_INIT_WAIT",
+        "UPSTREAM_DIRS",
+        "CONFIG_S3_BUCKET",
+        "CONFIG_S3_KEY",
+        "CONFIG_DOMAIN_FROM",
+        "SSM_SECRETS",
+        "BASE_PATH",
+        "SSE_KEEPALIVE_INTERVAL",
+        "DEADLINE_MARGIN",
+        "BACKGROUND_HOLD",
+        "BACKGROUND_HOLD_PATH",
+        "BACKGROUND_STATUS_PATH",
+        "BACKGROUND_POLL_INTERVAL",
+        "BACKGROUND_TITLE_WAIT",
+        "STREAM_IDLE_TIMEOUT",
+        "LOG_LEVEL",
+    }
+)
 
 
 class SettingsError(ValueError):
@@ -46,6 +86,9 @@ class Settings:
     log_level: str
     init_budget: float
     upstream_dirs: tuple[str, ...]
+    stream_idle_timeout: float
+    background_title_wait: float
+    managed_instances: bool
 
     @property
     def fetches_anything(self) -> bool:
@@ -78,6 +121,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     runtime_api = text("AWS_LAMBDA_RUNTIME_API")
     if runtime_api is None:
         problems.append("AWS_LAMBDA_RUNTIME_API is not set (Lambda sets it; the emulator does too)")
+    elif not runtime_api.rpartition(":")[2].isdigit():
+        problems.append("AWS_LAMBDA_RUNTIME_API must be host:port")
 
     command = text("UPSTREAM_COMMAND", "node /app/api/server/index.js") or ""
     try:
@@ -120,6 +165,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     status_path = text("BACKGROUND_STATUS_PATH", "/api/agents/chat/status/{id}") or ""
     if "{id}" not in status_path:
         problems.append("BACKGROUND_STATUS_PATH must contain {id} (the conversation id)")
+    title_wait = number("BACKGROUND_TITLE_WAIT", 20.0, 0.0, 300.0)
+    if env.get("TITLE_CONVO", "true").strip().lower() != "true":
+        title_wait = 0.0  # LibreChat then generates no titles (isEnabled(TITLE_CONVO))
 
     log_level = (text("LOG_LEVEL", "INFO") or "INFO").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -151,6 +199,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         upstream_dirs=tuple(
             d for d in env.get("UPSTREAM_DIRS", DEFAULT_DIRS).split(":") if d.strip()
         ),
+        stream_idle_timeout=number("STREAM_IDLE_TIMEOUT", 120.0, 0.0, 900.0),
+        background_title_wait=title_wait,
+        managed_instances=env.get("AWS_LAMBDA_INITIALIZATION_TYPE") == MANAGED_INSTANCES_INIT_TYPE
+        or "AWS_LAMBDA_MAX_CONCURRENCY" in env,
     )
     if problems:
         raise SettingsError("Invalid runtime environment: " + "; ".join(problems))

@@ -2,19 +2,22 @@
 
 Readiness is polled every 10 ms with a raw socket, and a child that exits is noticed on the
 next poll, so a crash fails init at once with its exit code and the tail of its stderr.
+Healthy means the health path answers 200 and start-up is complete (readiness.py).
 """
 
 from __future__ import annotations
 
 import collections
 import os
-import socket
 import subprocess
 import threading
 import time
 from collections.abc import Mapping
 
 from streaming_proxy import log
+from streaming_proxy.errors import InitError
+from streaming_proxy.readiness import Boot, http_get, librechat_version
+from streaming_proxy.settings import RUNTIME_ONLY
 
 POLL_INTERVAL = 0.01
 _STDERR_TAIL_LINES = 20
@@ -49,16 +52,16 @@ class Upstream:
         self.dirs = dirs  # created before every start: the image links writable paths here
         self.host = host
         self.port = port
-        self._health_request = (
-            f"GET {health_path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
-        ).encode()
+        self.health_path = health_path
+        self._version = librechat_version(command)
+        self._boot = Boot(host, port, self._version)
         self._env = dict(env)
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL_LINES)
         self._lock = threading.Lock()
         self._stderr_reader: threading.Thread | None = None
         self.healthy = False
-        self.waited = 0.0  # seconds spent waiting for health since the last start
+        self.waited = 0.0  # seconds spent waiting for health since the last start or health
         self.restarts = 0
 
     def start(self) -> None:
@@ -71,6 +74,7 @@ class Upstream:
         self._stderr_tail.clear()
         self.healthy = False
         self.waited = 0.0
+        self._boot = Boot(self.host, self.port, self._version)  # nothing carries over a restart
         try:
             self._process = subprocess.Popen(
                 self.command,
@@ -87,18 +91,22 @@ class Upstream:
         log.info("upstream started", pid=self._process.pid, command=self.command[0])
         for stream, name in ((self._process.stdout, "stdout"), (self._process.stderr, "stderr")):
             reader = threading.Thread(
-                target=self._forward, args=(stream, name), name=f"upstream-{name}", daemon=True
+                target=self._forward,
+                args=(stream, name, self._boot),
+                name=f"upstream-{name}",
+                daemon=True,
             )
             reader.start()
         self._stderr_reader = reader
 
-    def _forward(self, stream: object, name: str) -> None:
+    def _forward(self, stream: object, name: str, boot: Boot) -> None:
         """Forward the child's output line by line; keep the stderr tail for error messages."""
         tail = self._stderr_tail if name == "stderr" else None
         for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if tail is not None:
                 tail.append(line)
+            boot.observe(line)
             log.log("INFO", line, always=True, source="upstream", stream=name)
 
     def exit_code(self) -> int | None:
@@ -113,6 +121,8 @@ class Upstream:
 
         Only time spent here counts against UPSTREAM_READY_TIMEOUT: between invocations
         Lambda freezes the upstream too, so wall-clock time since the start means nothing.
+        The budget is one boot's: once healthy, later waits (after a transient error) probe
+        a running server, and each healthy answer gives the next one the whole budget.
         """
         began = time.monotonic()
         try:
@@ -125,6 +135,7 @@ class Upstream:
                     log.info(
                         "upstream healthy",
                         waitedMs=round((self.waited + time.monotonic() - began) * 1000, 1),
+                        signal=self._boot.signal,
                     )
                     return True
                 remaining = until - time.monotonic()
@@ -132,7 +143,7 @@ class Upstream:
                     return False
                 time.sleep(min(POLL_INTERVAL, remaining))
         finally:
-            self.waited += time.monotonic() - began
+            self.waited = 0.0 if self.healthy else self.waited + time.monotonic() - began
 
     def ensure_ready(self, until: float, ready_timeout: float) -> None:
         """Make sure a healthy upstream is there before ``until``, restarting a dead one once."""
@@ -155,13 +166,7 @@ class Upstream:
                     return
                 budget = ready_timeout - self.waited
                 if budget <= 0:
-                    self.stop()  # the next invocation starts a fresh one
-                    summary = (
-                        f"the upstream did not become healthy on {self.host}:{self.port} within "
-                        f"UPSTREAM_READY_TIMEOUT={ready_timeout:g} s of waiting; it was stopped "
-                        "and the next request starts it again"
-                    )
-                    raise UpstreamFailed(summary + self._tail_suffix(), summary)
+                    raise self.not_ready(ready_timeout)
                 try:
                     if self.wait_healthy(min(until, time.monotonic() + budget)):
                         return
@@ -176,6 +181,16 @@ class Upstream:
                     )
         finally:
             self._lock.release()
+
+    def not_ready(self, ready_timeout: float) -> UpstreamFailed:
+        """The readiness budget is spent: stop the upstream (a fresh start comes next)."""
+        self.stop()
+        summary = (
+            f"the upstream did not become healthy on {self.host}:{self.port} within "
+            f"UPSTREAM_READY_TIMEOUT={ready_timeout:g} s of waiting; it was stopped "
+            "and the next request starts it again"
+        ) + self._boot.pending()
+        return UpstreamFailed(summary + self._tail_suffix(), summary)
 
     def mark_unhealthy(self) -> None:
         """A request could not reach it: probe (and maybe restart) before the next one."""
@@ -194,15 +209,8 @@ class Upstream:
         self.start()
 
     def _probe(self) -> bool:
-        try:
-            with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
-                sock.sendall(self._health_request)
-                response = b""
-                while len(response) < 65536 and (data := sock.recv(65536)):
-                    response += data  # read to the end so the server is not cut off mid-write
-        except OSError:
-            return False
-        return response.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200"))
+        answer = http_get(self.host, self.port, self.health_path)
+        return answer is not None and answer[0] == 200 and self._boot.ready()
 
     def _exit_summary(self, code: int) -> str:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
@@ -236,8 +244,25 @@ def upstream_env(
     config_path: str | None,
     secrets: Mapping[str, str],
 ) -> dict[str, str]:
-    """The child's environment: ours, minus the runtime's own plumbing, plus its settings."""
-    env = {k: v for k, v in base.items() if k != "SSM_SECRETS"}
+    """The child's environment: ours minus the runtime's own plumbing, plus its settings.
+
+    Without AWS_LAMBDA_RUNTIME_API, neither LibreChat nor an MCP server it starts can take
+    events meant for the runtime. A secret the OS cannot put in an environment fails init
+    here, naming the variable, rather than as a traceback from the process start.
+    """
+    for name, value in secrets.items():
+        problem = "a NUL byte" if "\0" in value else None
+        try:
+            os.fsencode(value)
+        except UnicodeEncodeError:
+            problem = "text that is not valid Unicode (a lone UTF-16 surrogate)"
+        if problem:
+            raise InitError(
+                "Runtime.SecretsError",
+                f"the secret for {name} (SSM_SECRETS) holds {problem}, which no environment "
+                "variable can carry; store the value without it",
+            )
+    env = {k: v for k, v in base.items() if k not in RUNTIME_ONLY}
     env.update(PORT=str(port), HOST=host)
     if config_path:
         env["CONFIG_PATH"] = config_path

@@ -218,7 +218,18 @@ def main_program_resources(mocks: PulumiMocks, stack: str) -> dict[str, list[str
     names = {t: [plain(x.inputs).get("name") for x in mocks.of_type(t)] for t in (
         T.FUNCTION, T.ECR_REPOSITORY, T.ROLE, T.LOG_GROUP)}  # fmt: skip
     domains = [plain(x.inputs)["domainName"] for x in mocks.of_type(T.API_DOMAIN_NAME)]
+    providers = [plain(x.inputs)["name"] for x in mocks.of_type(T.CAPACITY_PROVIDER)]
+    managed = {
+        "lambda:CreateCapacityProvider": [
+            f"arn:aws:lambda:{r}:{a}:capacity-provider:{n}" for n in providers
+        ],
+        "lambda:PutFunctionScalingConfig": [
+            f"arn:aws:lambda:{r}:{a}:function:{plain(x.inputs)['functionName']}"
+            for x in mocks.of_type(T.FUNCTION_SCALING_CONFIG)
+        ],
+    }
     return {
+        **{action: arns for action, arns in managed.items() if arns},
         "lambda:CreateFunction": [
             f"arn:aws:lambda:{r}:{a}:function:{n}" for n in names[T.FUNCTION]
         ],
@@ -244,3 +255,22 @@ def test_each_deploy_role_manages_its_own_stacks_resources_and_not_the_others(
         for arn in arns:
             assert decide([deploy_policy(own, ACCOUNT)], action, arn) == "Allow", (action, arn)
             assert decide([deploy_policy(other, ACCOUNT)], action, arn) == "ImplicitDeny", arn
+
+
+def test_the_prod_deploy_role_may_attach_only_the_operator_policy_to_the_operator_role(
+    mocks: PulumiMocks,
+) -> None:
+    resources = main_program_resources(mocks, "prod")
+    assert "lambda:CreateCapacityProvider" in resources  # prod runs on managed instances
+    prod = next(t for t in targets() if t.stack == "prod")
+    policy = deploy_policy(prod, ACCOUNT)
+    (attachment,) = mocks.of_type(T.ROLE_POLICY_ATTACHMENT)
+    inputs = plain(attachment.inputs)
+    operator = f"arn:aws:iam::{ACCOUNT_ID}:role/{inputs['role']}"
+    managed_policy = {"iam:PolicyARN": inputs["policyArn"]}
+    admin = {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"}
+    assert decide([policy], "iam:AttachRolePolicy", operator, managed_policy) == "Allow"
+    assert decide([policy], "iam:AttachRolePolicy", operator, admin) == "ImplicitDeny"
+    assert decide([policy], "iam:PutRolePolicy", operator) == "ImplicitDeny"
+    lambda_service = {"iam:PassedToService": "lambda.amazonaws.com"}
+    assert decide([policy], "iam:PassRole", operator, lambda_service) == "Allow"

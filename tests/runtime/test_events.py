@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from streaming_proxy.errors import BadEvent
+from streaming_proxy.errors import BadEvent, RequestError
 from streaming_proxy.events import to_request
 from streaming_proxy.proxy import prelude
 
@@ -115,7 +115,7 @@ def test_invalid_base64_body_is_a_bad_event():
     [
         ([1, 2], "not a JSON object"),
         ({"foo": "bar"}, "not an API Gateway proxy event"),
-        ({"httpMethod": "G ET", "path": "/"}, "no valid HTTP method"),
+        ({"httpMethod": "G ET", "path": "/"}, "not a valid HTTP method"),
         ({"httpMethod": "GET", "path": "/", "multiValueHeaders": {"a": [1]}}, "multiValueHeaders"),
         ({"version": "2.0", "rawPath": "/"}, "requestContext.http"),
     ],
@@ -226,3 +226,163 @@ def test_keepalive_comments_only_go_into_uncompressed_event_streams():
         [(b"Content-Type", b"text/event-stream"), (b"Content-Encoding", b"gzip")]
     )
     assert not is_plain_sse([(b"Content-Type", b"application/json")])
+
+
+# -- hostile events (issue 7) -----------------------------------------------------------------
+
+SECRET = "tok3n-do-not-log"
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        (v1(path="/a/\ud800"), "path"),
+        (v1(multiValueQueryStringParameters={"q": ["\udfff"]}), "multiValueQueryStringParameters"),
+        (v1(queryStringParameters={"\ud800": "x"}), "queryStringParameters"),
+        (v1(multiValueHeaders={"Host": ["h"], "X-A": ["a\ud800"]}), "X-A"),
+        (v1(headers={"Host": "h", "X-B": "\ud800"}, multiValueHeaders=None), "X-B"),
+        (v1(httpMethod="POST", body="caf\ud800"), "body"),
+        (v2(rawPath="/\ud800"), "rawPath"),
+        (v2(rawQueryString="a=\ud800"), "rawQueryString"),
+        (v2(cookies=["a=\udc80"]), "cookies"),
+        (v2(body="\ud800"), "body"),
+    ],
+)
+def test_lone_surrogates_are_a_bad_event_naming_the_field(event, field):
+    with pytest.raises(BadEvent) as err:
+        to_request(event, "", HOST)
+    assert field in err.value.message
+
+
+def test_client_forwarding_headers_are_replaced_by_what_the_gateway_received():
+    headers = {
+        "Host": ["chat.example.com"],
+        "X-Forwarded-Host": ["evil.example"],
+        "x-forwarded-proto": ["http"],
+        "X-Forwarded-For": ["198.51.100.1, 203.0.113.9"],
+    }
+    request = to_request(v1(multiValueHeaders=headers), "", HOST)
+    assert header_values(request, b"x-forwarded-host") == [b"chat.example.com"]
+    assert header_values(request, b"x-forwarded-proto") == [b"https"]
+    assert header_values(request, b"x-forwarded-for") == [b"198.51.100.1, 203.0.113.9"]
+
+
+@pytest.mark.parametrize("flag", ["false", "true", 0, 1, None, [], {}])
+def test_is_base64_encoded_must_be_a_json_boolean(flag):
+    for event in (v1(httpMethod="POST", body="aGk="), v2(body="aGk=")):
+        event["isBase64Encoded"] = flag
+        with pytest.raises(BadEvent, match="isBase64Encoded"):
+            to_request(event, "", HOST)
+
+
+def test_a_missing_is_base64_encoded_means_a_text_body():
+    event = v1(httpMethod="POST", body="aGk=")
+    del event["isBase64Encoded"]
+    assert to_request(event, "", HOST).body == b"aGk="
+
+
+@pytest.mark.parametrize("method", ["CONNECT", "TRACE", "trace"])
+def test_connect_and_trace_are_refused_before_anything_is_sent(method):
+    for event in (v1(httpMethod=method), v2(requestContext={"http": {"method": method}})):
+        with pytest.raises(RequestError) as err:
+            to_request(event, "", HOST)
+        assert err.value.status == 405
+        assert dict(err.value.headers)[b"Allow"].startswith(b"GET")
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        (v1(httpMethod=f"Bearer {SECRET}"), "httpMethod"),
+        (v1(httpMethod=SECRET * 10), "httpMethod"),
+        (v1(multiValueHeaders={"Host": ["h"], f"Bearer {SECRET}": ["x"]}), "multiValueHeaders"),
+        (v1(multiValueHeaders=None, headers={f"{SECRET}:": "x"}), "headers"),
+        (v1(multiValueHeaders={"Host": ["h"], SECRET: [1]}), "multiValueHeaders"),
+        (v1(multiValueQueryStringParameters={SECRET: {"a": 1}}), "multiValueQueryStringParameters"),
+        (v2(requestContext={"http": {"method": f"{SECRET} x"}}), "method"),
+        (v2(headers={f"{SECRET}\r\n": "x"}), "headers"),
+    ],
+)
+def test_error_texts_name_the_field_never_its_content(event, field):
+    with pytest.raises(BadEvent) as err:
+        to_request(event, "", HOST)
+    assert field in err.value.message
+    assert SECRET not in err.value.message
+
+
+def test_a_long_header_name_is_not_quoted_even_when_valid():
+    # A token pasted as a header name is a valid name; its bad value must not quote it.
+    event = v1(multiValueHeaders={"Host": ["h"], "eyJhbGciOi" + SECRET * 4: ["a\x00b"]})
+    with pytest.raises(BadEvent) as err:
+        to_request(event, "", HOST)
+    assert SECRET not in err.value.message
+    assert "multiValueHeaders" in err.value.message
+
+
+WRONG = [0, 1.5, True, "text", [], ["a"], {"a": 1}]
+V1_FIELDS = [
+    "httpMethod",
+    "path",
+    "queryStringParameters",
+    "multiValueQueryStringParameters",
+    "headers",
+    "multiValueHeaders",
+    "body",
+    "isBase64Encoded",
+    "requestContext",
+]
+ACCEPTS = {
+    "path": (str,),
+    "body": (str,),
+    "isBase64Encoded": (bool,),
+    "httpMethod": (),
+    "requestContext": (dict,),
+}
+
+
+@pytest.mark.parametrize("field", V1_FIELDS)
+@pytest.mark.parametrize("value", WRONG, ids=repr)
+def test_v1_fields_of_the_wrong_json_type_are_bad_events_naming_them(field, value):
+    if isinstance(value, ACCEPTS.get(field, ())):
+        return  # a right type, just not a meaningful value: covered elsewhere
+    if field == "httpMethod" and value == "text":
+        value = "te xt"
+    with pytest.raises(BadEvent) as err:
+        to_request(v1(**{field: value}), "", HOST)
+    assert field in err.value.message
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("rawPath",),
+        ("rawQueryString",),
+        ("cookies",),
+        ("headers",),
+        ("body",),
+        ("requestContext",),
+        ("requestContext", "http"),
+        ("requestContext", "http", "method"),
+        ("requestContext", "http", "sourceIp"),
+        ("requestContext", "domainName"),
+    ],
+    ids=".".join,
+)
+@pytest.mark.parametrize("value", [0, 1.5, True, [1], {"a": 1}], ids=repr)
+def test_v2_fields_of_the_wrong_json_type_are_bad_events_naming_them(path, value):
+    if path in {("cookies",), ("headers",)} and isinstance(value, (list, dict)):
+        value = [1] if path == ("cookies",) else {"a": 1}
+    event = v2()
+    container = event
+    for key in path[:-1]:
+        container = container[key]
+    container[path[-1]] = value
+    with pytest.raises(BadEvent) as err:
+        to_request(event, "", HOST)
+    assert path[-1] in err.value.message
+
+
+@pytest.mark.parametrize("source_ip", [7, "1.2.3.4\r\nX-Injected: 1"])
+def test_a_bad_v1_source_ip_is_a_bad_event(source_ip):
+    with pytest.raises(BadEvent, match="sourceIp"):
+        to_request(v1(requestContext={"identity": {"sourceIp": source_ip}}), "", HOST)

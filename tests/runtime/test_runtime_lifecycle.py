@@ -189,3 +189,55 @@ def test_managed_instances_concurrency_serves_invocations_in_parallel():
             t.join()
         # The upstream answers only when all four wait at once: served one by one, they fail.
         assert results == [200] * 4
+
+
+# -- upstream supervision (issue 7) ----------------------------------------------------------
+
+
+def test_transient_upstream_errors_do_not_use_up_the_readiness_budget():
+    """Each blip costs 0.4 s of unhealthy probing; together they exceed the 1 s budget."""
+    with start(runtime_env(UPSTREAM_READY_TIMEOUT="1")) as stack:
+        for n in range(4):
+            response = httpx.get(f"{stack.url}/blip", params={"id": n, "s": 0.4}, timeout=30)
+            assert (response.status_code, response.text) == (200, "recovered")
+        assert httpx.get(f"{stack.url}/status/200", timeout=30).status_code == 200
+        # The healthy upstream was never stopped and started again.
+        assert sum('"message":"upstream started"' in line for line in stack.logs) == 1
+
+
+def test_a_readiness_timeout_shorter_than_the_init_wait_fails_init():
+    env = runtime_env(READY_AFTER="60", UPSTREAM_READY_TIMEOUT="1", UPSTREAM_INIT_WAIT="8")
+    with start(env) as stack:
+        assert stack.init_error is not None
+        assert stack.init_error["errorType"] == "Runtime.UpstreamError"
+        assert "UPSTREAM_READY_TIMEOUT=1 s" in stack.init_error["errorMessage"]
+
+
+def test_a_secret_the_os_cannot_put_in_an_environment_fails_init_naming_the_variable(aws, aws_env):
+    aws("ssm").put_parameter(Name="/t/nul", Value="sec\x00ret-value", Type="SecureString")
+    with start(runtime_env(**aws_env, SSM_SECRETS='{"CREDS_KEY": "/t/nul"}')) as stack:
+        assert stack.init_error is not None
+        assert stack.init_error["errorType"] == "Runtime.SecretsError"
+        message = stack.init_error["errorMessage"]
+        assert "CREDS_KEY" in message and "NUL" in message
+        assert "ret-value" not in message
+        failed = json.loads(stack.wait_for_log('"init failed"'))
+        assert failed["errorType"] == "Runtime.SecretsError"
+        assert not any("Traceback" in line or "ret-value" in line for line in stack.logs)
+
+
+def test_the_upstream_does_not_inherit_the_runtime_plumbing(aws_env):
+    plumbing = ["AWS_LAMBDA_RUNTIME_API", "UPSTREAM_COMMAND", "UPSTREAM_PORT", "LOG_LEVEL"]
+    kept = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "DOMAIN_SERVER", "PORT"]
+    env = runtime_env(
+        **aws_env,
+        DOMAIN_SERVER="https://chat.example.com",
+        LOG_LEVEL="INFO",
+        ECHO_ENV=",".join(plumbing + kept),
+    )
+    with start(env) as stack:
+        for name in plumbing:
+            stack.wait_for_log(f"env {name} is unset")
+        for name in kept:
+            stack.wait_for_log(f"env {name} is set")
+        assert httpx.get(f"{stack.url}/status/200", timeout=30).status_code == 200

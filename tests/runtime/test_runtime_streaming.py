@@ -231,3 +231,107 @@ def test_http_api_v2_event_is_served(stack):
     assert echo["method"] == "POST" and echo["target"] == "/echo/a%20b?x=1&x=2"
     assert ["cookie", "s=1; t=2"] in echo["headers"]
     assert echo["body_sha256"] == hashlib.sha256(b"hello").hexdigest()
+
+
+# -- hostile upstream answers (issue 7) ---------------------------------------------------------
+
+
+def test_bytes_after_a_complete_response_never_reach_the_next_request(gateway):
+    assert gateway.get("/raw/surplus").content == b"hello"
+    # The surplus is a whole second response; a reused connection would hand it on.
+    response = gateway.get("/status/200")
+    assert response.status_code == 200
+    assert response.content == b"status 200"
+
+
+def test_kept_alive_connections_are_still_reused(gateway):
+    first = gateway.get("/echo/a").json()["peer_port"]
+    assert gateway.get("/echo/b").json()["peer_port"] == first
+
+
+def test_content_length_next_to_a_chunked_body_is_dropped(gateway):
+    response = gateway.get("/raw/te-and-cl")
+    assert response.content == b"first second"
+    assert "content-length" not in response.headers or response.headers["content-length"] == "12"
+    assert gateway.get("/status/200").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("status", "named"),
+    [("600", "status 600"), ("999", "status 999"), ("099", "not valid HTTP/1.1")],
+)
+def test_out_of_range_upstream_status_is_a_502_naming_it(gateway, status, named):
+    response = gateway.get(f"/raw/status/{status}")
+    assert response.status_code == 502
+    assert named in response.json()["message"]
+    assert gateway.get("/status/200").status_code == 200
+
+
+# -- hostile events (issue 7) -----------------------------------------------------------------
+
+SECRET = "tok3n-do-not-log"
+
+
+def v1_event(**overrides: object) -> dict:
+    event: dict = {
+        "httpMethod": "GET",
+        "path": "/echo",
+        "multiValueHeaders": {"Host": ["chat.example.com"]},
+        "body": None,
+        "isBase64Encoded": False,
+        "requestContext": {"identity": {"sourceIp": "203.0.113.9"}},
+    }
+    event.update(overrides)
+    return event
+
+
+@pytest.mark.parametrize(
+    ("overrides", "status", "names"),
+    [
+        ({"path": "/echo/\ud800"}, 400, "path"),
+        ({"multiValueHeaders": {"Host": ["h"], "X-A": ["\udfff"]}}, 400, "X-A"),
+        ({"httpMethod": "POST", "body": "text \ud800"}, 400, "body"),
+        (
+            {"httpMethod": "POST", "body": "aGk=", "isBase64Encoded": "false"},
+            400,
+            "isBase64Encoded",
+        ),
+        ({"httpMethod": "CONNECT"}, 405, "CONNECT"),
+        ({"httpMethod": "TRACE"}, 405, "TRACE"),
+        ({"httpMethod": f"Bearer {SECRET}"}, 400, "httpMethod"),
+        ({"multiValueHeaders": {"Host": ["h"], f"Bearer {SECRET}": ["x"]}}, 400, "header name"),
+    ],
+)
+def test_bad_events_get_a_clean_error_and_the_runtime_carries_on(
+    stack, gateway, overrides, status, names
+):
+    result = stack.invoke(v1_event(**overrides))
+    assert result.prelude["statusCode"] == status
+    message = json.loads(result.body)["message"]
+    assert names in message
+    assert SECRET not in message
+    assert not any(SECRET in line for line in stack.logs)
+    assert stack.invoke(v1_event()).prelude["statusCode"] == 200
+    assert gateway.get("/status/200").status_code == 200
+
+
+def test_event_that_is_not_utf8_is_named_as_such(stack):
+    result = stack.invoke(b'{"httpMethod": "GET", "path": "/\xff"}')
+    assert result.prelude["statusCode"] == 400
+    assert "UTF-8" in json.loads(result.body)["message"]
+
+
+def test_refused_methods_name_the_allowed_ones(stack):
+    result = stack.invoke(v1_event(httpMethod="TRACE"))
+    headers = {k.lower(): v for k, v in result.prelude["headers"].items()}
+    assert "GET" in headers["allow"] and "TRACE" not in headers["allow"]
+
+
+def test_client_sent_forwarding_headers_are_replaced(gateway, stack):
+    echo = gateway.get(
+        "/echo", headers={"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "gopher"}
+    ).json()
+    sent = [(k.lower(), v) for k, v in echo["headers"]]
+    host = [v for k, v in sent if k == "host"]
+    assert [v for k, v in sent if k == "x-forwarded-host"] == host
+    assert [v for k, v in sent if k == "x-forwarded-proto"] == ["https"]

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from streaming_proxy.settings import SettingsError, load
+import streaming_proxy
+from streaming_proxy.errors import InitError
+from streaming_proxy.settings import RUNTIME_ONLY, SettingsError, load
+from streaming_proxy.upstream import upstream_env
 
 
 def test_defaults_follow_the_contract():
@@ -61,3 +66,51 @@ def test_every_problem_is_named_in_one_error():
 def test_ssm_secrets_must_be_a_json_object():
     with pytest.raises(SettingsError, match="SSM_SECRETS is not valid JSON"):
         load({"AWS_LAMBDA_RUNTIME_API": "x:1", "SSM_SECRETS": "{nope"})
+
+
+def test_the_runtime_api_address_must_be_host_and_port():
+    with pytest.raises(SettingsError, match="AWS_LAMBDA_RUNTIME_API must be host:port"):
+        load({"AWS_LAMBDA_RUNTIME_API": "127.0.0.1"})
+
+
+LAMBDA_PLUMBING = {"AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_RUNTIME_DIR"}
+SHARED_WITH_THE_UPSTREAM = {"DOMAIN_SERVER", "CONFIG_PATH"}
+
+
+def test_the_upstream_inherits_none_of_the_runtime_variables_but_the_shared_ones():
+    table = set(re.findall(r"^([A-Z][A-Z0-9_]{2,})\s", streaming_proxy.__doc__, re.M))
+    assert {"UPSTREAM_COMMAND", "LOG_LEVEL", "AWS_LAMBDA_MAX_CONCURRENCY"} <= table
+    expected = (table - SHARED_WITH_THE_UPSTREAM) | LAMBDA_PLUMBING
+    assert expected == RUNTIME_ONLY, (
+        "a runtime variable is missing from settings.RUNTIME_ONLY (or is shared with the "
+        f"upstream and belongs in SHARED_WITH_THE_UPSTREAM here): {expected ^ RUNTIME_ONLY}"
+    )
+
+
+def test_upstream_env_leaves_out_the_plumbing_and_keeps_the_rest():
+    base = {
+        "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
+        "SSM_SECRETS": '{"A": "/a"}',
+        "UPSTREAM_COMMAND": "node x",
+        "AWS_SESSION_TOKEN": "t",
+        "DOMAIN_SERVER": "https://x",
+        "MONGO_URI": "mongodb://db",
+    }
+    env = upstream_env(base, "127.0.0.1", 3080, "/tmp/c.yaml", {"A": "secret"})
+    assert env == {
+        "AWS_SESSION_TOKEN": "t",
+        "DOMAIN_SERVER": "https://x",
+        "MONGO_URI": "mongodb://db",
+        "HOST": "127.0.0.1",
+        "PORT": "3080",
+        "CONFIG_PATH": "/tmp/c.yaml",
+        "A": "secret",
+    }
+
+
+@pytest.mark.parametrize("value", ["a\x00b-hidden", "a\ud800b-hidden"])
+def test_a_secret_no_environment_can_carry_is_an_init_error_naming_the_variable(value):
+    with pytest.raises(InitError) as err:
+        upstream_env({}, "127.0.0.1", 3080, None, {"OK": "fine", "JWT_SECRET": value})
+    assert err.value.error_type == "Runtime.SecretsError"
+    assert "JWT_SECRET" in err.value.message and "hidden" not in err.value.message

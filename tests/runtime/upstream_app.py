@@ -3,7 +3,8 @@
 It listens on $HOST:$PORT like LibreChat and answers /health only once $READY_AFTER seconds
 have passed (default 0). Endpoints exercise what the proxy must carry unchanged: echoes of
 the request, SSE streams paced by the caller, large and binary bodies, gzip, cookies,
-statuses, broken streams and LibreChat's background-generation protocol.
+statuses, broken streams and LibreChat's background-generation protocol; and what it must
+not: hand-written responses that break HTTP framing (``/raw/...``) and health blips.
 """
 
 from __future__ import annotations
@@ -35,6 +36,17 @@ def _count_running_time() -> None:
 BARRIERS: dict[int, threading.Barrier] = {}
 JOBS: dict[str, float] = {}  # conversationId -> time the background job finishes
 JOB_LOCK = threading.Lock()
+UNHEALTHY_UNTIL = [0.0]  # /health answers 503 until then (set by /blip)
+BLIPPED: set[str] = set()
+# Hand-written responses that a well-behaved server never sends.
+RAW = {
+    # A complete response followed by a second one on the same kept-alive connection.
+    "surplus": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\ninjected",
+    # Content-Length next to a chunked body (RFC 9112 6.3: the chunked framing wins).
+    "te-and-cl": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n6\r\nfirst \r\n6\r\nsecond\r\n0\r\n\r\n",
+}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -105,6 +117,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self._body()
         if path == "/health":
             ready = time.monotonic() - STARTED >= READY_AFTER and RUNNING[0] >= READY_AFTER_RUNNING
+            ready = ready and time.monotonic() >= UNHEALTHY_UNTIL[0]
             self._send(200 if ready else 503, b"OK" if ready else b"starting")
         elif path.startswith("/echo"):
             self._send(
@@ -116,6 +129,7 @@ class Handler(BaseHTTPRequestHandler):
                         "headers": [[k, v] for k, v in self.headers.raw_items()],
                         "body_sha256": hashlib.sha256(body).hexdigest(),
                         "body_len": len(body),
+                        "peer_port": self.client_address[1],
                     }
                 ).encode(),
                 "application/json",
@@ -175,6 +189,21 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.connection.shutdown(2)
             self.close_connection = True
+        elif path.startswith("/raw/status/"):
+            code = path.rsplit("/", 1)[1].encode()
+            self.wfile.write(b"HTTP/1.1 %s Odd\r\nContent-Length: 2\r\n\r\nok" % code)
+        elif path.startswith("/raw/"):
+            self.wfile.write(RAW[path.rsplit("/", 1)[1]])
+        elif path == "/blip":
+            # A transient failure: the connection drops unanswered and /health says 503 for a
+            # while; asked again (the runtime retries idempotent requests), it answers.
+            if query["id"] in BLIPPED:
+                self._send(200, b"recovered")
+                return
+            BLIPPED.add(query["id"])
+            UNHEALTHY_UNTIL[0] = time.monotonic() + float(query.get("s", "0.4"))
+            self.close_connection = True
+            self.connection.shutdown(2)
         elif path == "/bigheaders":
             self._send(200, b"big", extra=[(f"X-Big-{i}", "v" * 500) for i in range(40)])
         elif path == "/barrier":
@@ -198,11 +227,11 @@ class Handler(BaseHTTPRequestHandler):
             self._chunk(b"data: last\n\n")
             self._chunk(b"")
         elif path == "/exit":
+            # Dies as soon as the answer is out: a delayed exit could land in the next request
+            # (Lambda freezes the process between the two) and cut its body instead.
             self._send(200, b"bye")
             self.wfile.flush()
-            threading.Thread(
-                target=lambda: (time.sleep(0.05), os._exit(int(query.get("code", "3"))))
-            ).start()
+            os._exit(int(query.get("code", "3")))
         elif path == "/violations":
             self._send(200, json.dumps(VIOLATIONS).encode(), "application/json")
         elif path.startswith("/api/agents/chat/status/"):

@@ -1,0 +1,49 @@
+"""bench/cost_modes.py: the arithmetic behind the README's cost table, and the table in the
+README is the one the script prints."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import cost_modes
+from bench.cost_modes import Load, managed_fleet, managed_monthly, standard_monthly
+from tests.test_readme import README
+
+QUIET = Load("quiet", answers_per_month=1_000, answer_seconds=10, peak_streams=1,
+             other_requests_per_month=0)  # fmt: skip
+
+
+def test_standard_bills_two_environments_for_every_answer_second():
+    # 1,000 answers x 2 environments x 10 s x 2 GB at the arm64 rate, plus 2,000 requests.
+    expected = 1_000 * 2 * 10 * 2 * 0.0000133334 + 2_000 * 0.20 / 1e6
+    assert standard_monthly(QUIET) == pytest.approx(expected)
+
+
+def test_managed_never_runs_fewer_than_three_instances_and_pays_the_fee():
+    instance, count, fleet = managed_fleet(QUIET)
+    assert (instance, count) == ("c7g.large", 3)
+    assert fleet == pytest.approx(3 * 0.0725 * 1.15 * 730)
+    assert managed_monthly(QUIET) == pytest.approx(fleet + 1_000 * 0.20 / 1e6)
+
+
+def test_managed_grows_with_the_peak_not_with_the_answers():
+    busy = Load("busy", 1_000, 10, peak_streams=320, other_requests_per_month=0)
+    # 10 environments of 1 vCPU / 2 GiB: 3 fit a c7g.xlarge after Lambda's 1 vCPU / 1 GiB.
+    assert managed_fleet(busy)[:2] == ("c7g.xlarge", 4)
+    longer = Load("longer", 1_000, 100, peak_streams=320, other_requests_per_month=0)
+    assert managed_monthly(longer) == managed_monthly(busy)
+    assert standard_monthly(longer) > standard_monthly(busy)
+
+
+def test_every_price_names_its_source():
+    for key, price in cost_modes.PRICES.items():
+        assert price.source.startswith("https://aws.amazon.com/"), key
+    assert set(cost_modes.INSTANCE_SIZES) <= set(cost_modes.PRICES)
+
+
+def test_the_readme_shows_the_table_the_script_prints():
+    assert cost_modes.table() in README
+
+
+def test_the_readme_states_the_break_even_the_script_prints():
+    assert cost_modes.breakeven() in README.replace("\n", " ")
