@@ -30,6 +30,9 @@ from typing import IO, Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "runtime"))
+from streaming_proxy.readiness import librechat_version, startup_lines
+
 from e2e.client import USER_AGENT, LibreChat
 from e2e.scenario import PASSWORD, Journey, percentile, token_latencies
 from e2e.services import Services, free_port
@@ -195,14 +198,9 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], spawned: float) -> di
 
 
 def wait_started(root: Path, log: Path, spawned: float, timeout: float = 60.0) -> float | None:
-    """Seconds from spawn to the end of LibreChat's post-listen start-up (the baseline must
-    not race it: v0.8.2 loses a chat job started before its job store is configured)."""
-    sys.path.insert(0, str(REPO_ROOT / "runtime"))
-    try:
-        from streaming_proxy.readiness import librechat_version, startup_lines  # noqa: PLC0415
-    except ImportError:  # a runtime without start-up detection: settle as the issue did
-        time.sleep(5.0)
-        return None
+    """Seconds from spawn to the end of LibreChat's post-listen start-up, by the runtime's own
+    rule (the baseline must not race it: v0.8.2 loses a chat job started before its job store
+    is configured)."""
     lines = startup_lines(librechat_version(["node", str(root / "api/server/index.js")]))
     if not lines:
         return None  # /readyz (or nothing) says when it is ready
