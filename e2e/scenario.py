@@ -260,13 +260,20 @@ def _message_text(message: dict[str, Any]) -> str:
 
 
 def token_latencies(streams: list[Stream], llm: FakeLlm) -> list[float]:
-    """Milliseconds from the model sending each token to the client receiving it."""
-    return [
-        (arrived - llm.sent[n]) * 1000
-        for s in streams
-        for n, arrived in s.arrivals.items()
-        if n in llm.sent
-    ]
+    """Milliseconds from the model sending each token to the client receiving it, for the
+    tokens sent once the client was receiving the stream (resumable chat replays the ones sent
+    before the browser's GET subscribed: their wait is the subscription's, not the relay's)."""
+    latencies = []
+    for s in streams:
+        if not s.arrivals:
+            continue
+        receiving = min(s.arrivals.values())
+        latencies += [
+            (arrived - llm.sent[n]) * 1000
+            for n, arrived in s.arrivals.items()
+            if llm.sent.get(n, 0.0) >= receiving
+        ]
+    return latencies
 
 
 def percentile(values: list[float], q: float) -> float | None:
