@@ -44,6 +44,9 @@ BACKGROUND_HOLD            on                                  hold ``/next`` wh
 BACKGROUND_HOLD_PATH       ``^/api/agents/chat(/[^/]+)?$``     regex of POST paths that may start background work
 BACKGROUND_STATUS_PATH     ``/api/agents/chat/status/{id}``    status path polled with the caller's credentials
 BACKGROUND_POLL_INTERVAL   0.5                                 seconds between status polls
+STREAM_CHECK_PATH          ``/_runtime/stream-check``          GET path the runtime answers itself with a paced
+                                                               event stream (``n`` <= 20 events, ``interval_ms``
+                                                               <= 1000 apart); empty = off (stream_check.py)
 LOG_LEVEL                  INFO                                DEBUG logs every request, INFO too; WARNING less
 =========================  ==================================  ==============================================
 

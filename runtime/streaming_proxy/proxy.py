@@ -21,6 +21,8 @@ from streaming_proxy.background import CAPTURE_LIMIT, BackgroundRule
 from streaming_proxy.errors import BadEvent, RequestError
 from streaming_proxy.runtime_api import Invocation, ResponseStream, RuntimeApiClient
 from streaming_proxy.settings import Settings
+from streaming_proxy.stream_check import HEADERS as STREAM_CHECK_HEADERS
+from streaming_proxy.stream_check import StreamCheck
 from streaming_proxy.upstream import Upstream, UpstreamFailed, UpstreamStarting
 from streaming_proxy.watchdog import Watchdog
 
@@ -52,6 +54,9 @@ class Proxy:
         self._host_header = f"{settings.upstream_host}:{settings.upstream_port}".encode()
         self.watchdog = Watchdog(settings.sse_keepalive_interval)
         self.background = BackgroundRule(settings)
+        self.stream_check = StreamCheck(
+            settings.stream_check_path, prelude(200, STREAM_CHECK_HEADERS)
+        )
 
     # -- entry point ------------------------------------------------------------------------
 
@@ -64,8 +69,9 @@ class Proxy:
         try:
             request = self._request(inv)
             fields.update(method=request.method, path=request.path)
-            conversation = self._forward(request, stream, cutoff, fields, started)
-            if conversation:
+            if self.stream_check.handles(request):  # answered here, never by the upstream
+                self.stream_check.serve(request, stream, cutoff, fields)
+            elif conversation := self._forward(request, stream, cutoff, fields, started):
                 self.background.hold(request, conversation, cutoff, self._fetch, inv.request_id)
         except RequestError as exc:
             fields.update(status=exc.status, error=exc.detail)

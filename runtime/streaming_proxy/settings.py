@@ -15,6 +15,8 @@ _SSM_NAME = re.compile(r"^(/[A-Za-z0-9_.\-]+)+$|^[A-Za-z0-9_.\-]+$|^arn:aws[a-z-
 
 # Where the image links LibreChat's writable paths (uploads, images, logs): /tmp starts empty.
 DEFAULT_DIRS = "/tmp/librechat/uploads:/tmp/librechat/images:/tmp/librechat/logs"  # noqa: S108
+# The runtime's own diagnostic stream (stream_check.py); STREAM_CHECK_PATH="" switches it off.
+DEFAULT_STREAM_CHECK_PATH = "/_runtime/stream-check"
 
 
 class SettingsError(ValueError):
@@ -46,6 +48,7 @@ class Settings:
     log_level: str
     init_budget: float
     upstream_dirs: tuple[str, ...]
+    stream_check_path: str
 
     @property
     def fetches_anything(self) -> bool:
@@ -125,6 +128,12 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         problems.append(f"LOG_LEVEL={log_level!r} must be DEBUG, INFO, WARNING or ERROR")
 
+    stream_check_path = env.get("STREAM_CHECK_PATH", DEFAULT_STREAM_CHECK_PATH).strip()
+    if stream_check_path and not stream_check_path.startswith("/"):
+        problems.append(
+            f"STREAM_CHECK_PATH={stream_check_path!r} must start with '/' (or be empty: off)"
+        )
+
     settings = Settings(
         runtime_api=runtime_api or "",
         max_concurrency=int(number("AWS_LAMBDA_MAX_CONCURRENCY", 1, 1, 1024)),
@@ -151,6 +160,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         upstream_dirs=tuple(
             d for d in env.get("UPSTREAM_DIRS", DEFAULT_DIRS).split(":") if d.strip()
         ),
+        stream_check_path=stream_check_path,
     )
     if problems:
         raise SettingsError("Invalid runtime environment: " + "; ".join(problems))

@@ -61,3 +61,10 @@ def test_every_problem_is_named_in_one_error():
 def test_ssm_secrets_must_be_a_json_object():
     with pytest.raises(SettingsError, match="SSM_SECRETS is not valid JSON"):
         load({"AWS_LAMBDA_RUNTIME_API": "x:1", "SSM_SECRETS": "{nope"})
+
+
+def test_stream_check_path_defaults_and_must_be_a_path():
+    assert load({"AWS_LAMBDA_RUNTIME_API": "x:1"}).stream_check_path == "/_runtime/stream-check"
+    assert load({"AWS_LAMBDA_RUNTIME_API": "x:1", "STREAM_CHECK_PATH": ""}).stream_check_path == ""
+    with pytest.raises(SettingsError, match="STREAM_CHECK_PATH='check' must start with '/'"):
+        load({"AWS_LAMBDA_RUNTIME_API": "x:1", "STREAM_CHECK_PATH": "check"})
