@@ -12,6 +12,7 @@ Environment variables (all optional except ``AWS_LAMBDA_RUNTIME_API``, which Lam
 Variable                   Default                             Meaning
 =========================  ==================================  ==============================================
 AWS_LAMBDA_RUNTIME_API     (set by Lambda)                     host:port of the Runtime API
+AWS_LAMBDA_FUNCTION_NAME   (set by Lambda; ``local``)          FunctionName dimension of the runtime's metrics
 AWS_LAMBDA_MAX_CONCURRENCY 1                                   invocations served at once (Managed Instances)
 UPSTREAM_COMMAND           ``node /app/api/server/index.js``   shell-style command line of the upstream server
 UPSTREAM_HOST              127.0.0.1                           address the upstream listens on (given as HOST)
@@ -48,7 +49,9 @@ STREAM_CHECK_PATH          ``/_runtime/stream-check``          GET path the runt
                                                                event stream (``n`` <= 20 events, ``interval_ms``
                                                                <= 1000 apart); empty = off (stream_check.py)
 LOG_LEVEL                  INFO                                DEBUG logs every request, INFO too; WARNING less
+                                                               (lines carrying metrics are always written)
 =========================  ==================================  ==============================================
 
+Request and cold-start log lines carry CloudWatch Embedded Metric Format (metrics.py).
 boto3 honours ``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3`` and ``AWS_ENDPOINT_URL_SSM``.
 """

@@ -15,7 +15,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from streaming_proxy import log
+from streaming_proxy import log, metrics
 from streaming_proxy.coldstart import ColdStartFetch
 from streaming_proxy.errors import InitError
 from streaming_proxy.runtime_api import RuntimeApiClient
@@ -33,6 +33,7 @@ def main() -> int:
     except SettingsError as exc:
         return _fail_init(os.environ.get("AWS_LAMBDA_RUNTIME_API"), "Runtime.ConfigError", str(exc))
     log.set_level(settings.log_level)
+    metrics.configure(settings.function_name)
     fetch = ColdStartFetch(settings)  # forks: must come before any thread is started
     api = RuntimeApiClient(settings.runtime_api)
     upstream: Upstream | None = None

@@ -72,6 +72,7 @@ class Proxy:
             if self.stream_check.handles(request):  # answered here, never by the upstream
                 self.stream_check.serve(request, stream, cutoff, fields)
             elif conversation := self._forward(request, stream, cutoff, fields, started):
+                fields["streamMs"] = round((time.monotonic() - started) * 1000, 2)
                 self.background.hold(request, conversation, cutoff, self._fetch, inv.request_id)
         except RequestError as exc:
             fields.update(status=exc.status, error=exc.detail)

@@ -49,6 +49,7 @@ class Settings:
     init_budget: float
     upstream_dirs: tuple[str, ...]
     stream_check_path: str
+    function_name: str
 
     @property
     def fetches_anything(self) -> bool:
@@ -161,6 +162,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             d for d in env.get("UPSTREAM_DIRS", DEFAULT_DIRS).split(":") if d.strip()
         ),
         stream_check_path=stream_check_path,
+        function_name=text("AWS_LAMBDA_FUNCTION_NAME", "local") or "local",
     )
     if problems:
         raise SettingsError("Invalid runtime environment: " + "; ".join(problems))

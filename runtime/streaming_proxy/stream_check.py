@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from streaming_proxy.errors import RequestError
 from streaming_proxy.events import UpstreamRequest
+from streaming_proxy.log import iso_time
 from streaming_proxy.runtime_api import ResponseStream
 
 #: (default, maximum) of each query parameter; the minimum is 1 event and 0 ms.
@@ -91,8 +92,12 @@ def parameters(target: str) -> tuple[int, int]:
 def event(seq: int, count: int) -> bytes:
     """One SSE event stamped with the runtime's clock (epoch ms and ISO 8601 UTC)."""
     now = time.time()
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
-    data = {"seq": seq, "of": count, "runtimeTime": stamp, "runtimeEpochMs": int(now * 1000)}
+    data = {
+        "seq": seq,
+        "of": count,
+        "runtimeTime": iso_time(now),
+        "runtimeEpochMs": int(now * 1000),
+    }
     return b"id: %d\nevent: stream-check\ndata: %s\n\n" % (
         seq,
         json.dumps(data, separators=(",", ":")).encode(),
