@@ -1,7 +1,7 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test pytest lint local bench requirements
+.PHONY: help bootstrap sync test pytest lint local bench requirements preflight smoke
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
@@ -9,6 +9,8 @@ help:
 	@echo "make lint   - ruff, hadolint, workflow schema, zizmor"
 	@echo "make bench  - the runtime benchmark (prints figures)"
 	@echo "make requirements - regenerate runtime/requirements.txt from uv.lock"
+	@echo "make preflight STACK=dev - check the account before pulumi up (one line per check)"
+	@echo "make smoke STACK=dev - prove the deployed stack answers and streams (or URL=...)"
 
 bootstrap:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -44,3 +46,12 @@ bench: bootstrap
 # The image's pinned runtime dependencies, regenerated from uv.lock after a runtime-group change.
 requirements: bootstrap
 	$(UV) export --only-group runtime --no-emit-project --frozen -o runtime/requirements.txt
+
+STACK ?= dev
+# Before `pulumi up`: what the stack needs from the account, with the caller's credentials.
+preflight: sync
+	$(UV) run --frozen python -m ops.preflight --stack $(STACK)
+
+# After `pulumi up`: /health and the runtime's stream check through the public URL.
+smoke: sync
+	$(UV) run --frozen python -m ops.smoke --stack $(STACK) $(if $(URL),--url $(URL))
