@@ -17,18 +17,16 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
-import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components.config import PROJECT, ConfigError, StackConfig, parse
+from components.config import ConfigError, StackConfig
 from components.domain import candidate_zones
 from components.network import MAX_SECURITY_GROUPS
+from ops.stack import load_stack
 
-ROOT = Path(__file__).resolve().parent.parent
 #: Lambda keeps this much of the account's concurrency unreserved (PutFunctionConcurrency).
 MIN_UNRESERVED = 100
 #: The containerd image store, as `docker info` reports it in DriverStatus.
@@ -106,13 +104,9 @@ def target_from_config(stack: str, cfg: StackConfig) -> Target:
     )
 
 
-def read_stack(stack: str, root: Path = ROOT) -> Target:
-    """`Pulumi.<stack>.yaml` through the program's parser (components/config.py)."""
-    path = root / f"Pulumi.{stack}.yaml"
-    values = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
-    prefix = f"{PROJECT}:"
-    raw = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
-    return target_from_config(stack, parse(raw, stack=stack, region=values.get("aws:region")))
+def read_stack(stack: str) -> Target:
+    """`Pulumi.<stack>.yaml` through the program's parser, as the checks' input."""
+    return target_from_config(stack, load_stack(stack))
 
 
 # -- results ---------------------------------------------------------------------------------
