@@ -1,7 +1,7 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test pytest lint local bench requirements preflight smoke
+.PHONY: help bootstrap sync test pytest lint local bench requirements docs preflight smoke
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
@@ -11,6 +11,7 @@ help:
 	@echo "make requirements - regenerate runtime/requirements.txt from uv.lock"
 	@echo "make preflight STACK=dev - check the account before pulumi up (one line per check)"
 	@echo "make smoke STACK=dev - prove the deployed stack answers and streams (or URL=...)"
+	@echo "make docs   - regenerate README.md's configuration table from the schema"
 
 bootstrap:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -54,4 +55,8 @@ preflight: sync
 
 # After `pulumi up`: /health and the runtime's stream check through the public URL.
 smoke: sync
-	$(UV) run --frozen python -m ops.smoke --stack $(STACK) $(if $(URL),--url $(URL))
+	$(UV) run --frozen python -m ops.smoke $(if $(URL),--url $(URL),--stack $(STACK))
+
+# README.md's configuration table, generated from the schema in components/config/.
+docs: sync
+	$(UV) run --frozen python -m components.config.docs

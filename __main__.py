@@ -1,6 +1,6 @@
 """librechat-lambda: LibreChat's API on Lambda behind a streaming REST API and a custom domain.
 
-Reads the stack configuration (components/config.py) and wires the components; the request
+Reads the stack configuration (components/config/) and wires the components; the request
 path is browser -> custom domain -> REST API (STREAM) -> function (image from runtime/).
 """
 
@@ -31,7 +31,7 @@ image = ContainerImage(
     ),
 )
 
-network = resolve_network(cfg.network)
+network = resolve_network(cfg.network) if cfg.network else None
 function = LambdaFunction(
     "function",
     LambdaFunctionArgs(
@@ -42,7 +42,7 @@ function = LambdaFunction(
         timeout_seconds=cfg.function.timeout_seconds,
         ephemeral_storage_mb=cfg.function.ephemeral_storage_mb,
         log_retention_days=cfg.function.log_retention_days,
-        environment=cfg.environment,
+        environment=cfg.app_environment,
         environment_is_secret=cfg.environment_is_secret,
         secrets=cfg.secrets.parameters,
         secrets_mode=cfg.secrets.mode,
@@ -72,7 +72,7 @@ api = StreamingApi(
         binary_media_types=list(cfg.api.binary_media_types),
         throttling_burst_limit=cfg.api.throttling_burst_limit,
         throttling_rate_limit=cfg.api.throttling_rate_limit,
-        log_retention_days=cfg.api.log_retention_days,
+        log_retention_days=cfg.api.log_retention_days or cfg.function.log_retention_days,
         access_logging=cfg.api.access_logging,
         tags=tags,
     ),

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.config import ENDPOINT_TYPES, LOG_RETENTION_DAYS
+from components.naming import EndpointType
 
 #: API Gateway's maximum integration timeout in STREAM mode (15 minutes).
 STREAM_TIMEOUT_MS = 900_000
@@ -70,7 +70,7 @@ class StreamingApiArgs:
     stage_name: str
     qualifier: pulumi.Input[str] | None = None
     """Alias name when the API targets an alias (provisioned concurrency), else None."""
-    endpoint_type: str = "REGIONAL"
+    endpoint_type: EndpointType = "REGIONAL"
     binary_media_types: Sequence[str] = field(default_factory=lambda: ["*/*"])
     """`*/*` passes every request body through unaltered (base64 with `isBase64Encoded`)."""
     throttling_burst_limit: int | None = None
@@ -79,31 +79,6 @@ class StreamingApiArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
     access_logging: bool = True
     """Needs the account's API Gateway CloudWatch role; see the module docstring."""
-
-
-def validate_api_args(args: StreamingApiArgs) -> list[str]:
-    """Every problem with `args`, each a sentence naming the argument and the fix."""
-    problems: list[str] = []
-    if args.endpoint_type not in ENDPOINT_TYPES:
-        problems.append(
-            f"endpoint_type is {args.endpoint_type!r}; use REGIONAL (5-minute idle timeout for "
-            "streams) or EDGE (30 s). PRIVATE APIs are not supported by this component."
-        )
-    if not args.stage_name or not all(c.isalnum() or c in "-_" for c in args.stage_name):
-        problems.append(
-            f"stage_name {args.stage_name!r} must be non-empty and use only letters, digits, "
-            "'-' and '_'."
-        )
-    if args.throttling_burst_limit is not None and args.throttling_burst_limit < 0:
-        problems.append("throttling_burst_limit must be 0 or more requests (or unset).")
-    if args.throttling_rate_limit is not None and args.throttling_rate_limit < 0:
-        problems.append("throttling_rate_limit must be 0 or more requests per second (or unset).")
-    if args.log_retention_days not in LOG_RETENTION_DAYS:
-        problems.append(
-            f"log_retention_days is {args.log_retention_days}; CloudWatch Logs accepts one of "
-            f"{LOG_RETENTION_DAYS}."
-        )
-    return problems
 
 
 def _fingerprint(*parts: object) -> str:
@@ -125,9 +100,6 @@ class StreamingApi(pulumi.ComponentResource):
         self, name: str, args: StreamingApiArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("librechat:components:StreamingApi", name, None, opts)
-        problems = validate_api_args(args)
-        if problems:
-            raise ValueError(f"StreamingApi {name!r}: " + " ".join(problems))
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.tags)
 

@@ -8,18 +8,16 @@ the API's region, so it is created with the same provider as everything else.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
+from components.naming import acm_arn_region, domain_url
+
 #: API Gateway's TLS 1.2 security policy for custom domain names.
 SECURITY_POLICY = "TLS_1_2"
-_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_ACM_ARN_RE = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
-_BASE_PATH_RE = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
 
 
 @dataclass(frozen=True)
@@ -39,55 +37,18 @@ class CustomDomainArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def validate_domain_args(args: CustomDomainArgs, region: str | None = None) -> list[str]:
-    """Every problem with `args`, each a sentence naming the argument and the fix.
-
-    `region` is the API's region when known: a regional domain name accepts only a
-    certificate from that region.
-    """
-    problems: list[str] = []
-    if not _DOMAIN_RE.match(args.domain_name):
-        problems.append(
-            f"domain_name {args.domain_name!r} is not a lower-case DNS name such as "
-            "'chat.example.com'."
-        )
-    if args.hosted_zone_id is not None and args.hosted_zone_name is not None:
-        problems.append("Give hosted_zone_id or hosted_zone_name, not both.")
-    if args.hosted_zone_name is not None and not _in_zone(args.domain_name, args.hosted_zone_name):
-        problems.append(
-            f"domain_name {args.domain_name!r} is not inside hosted_zone_name "
-            f"{args.hosted_zone_name!r}; name the zone that holds the domain."
-        )
-    if args.certificate_arn is not None and not _ACM_ARN_RE.match(args.certificate_arn):
-        problems.append(
-            f"certificate_arn {args.certificate_arn!r} is not an ACM certificate ARN "
-            "(arn:aws:acm:<region>:<account>:certificate/<id>); leave it unset to have one "
-            "created."
-        )
-    elif (
-        args.certificate_arn is not None and region and args.certificate_arn.split(":")[3] != region
-    ):
-        problems.append(
-            f"certificate_arn {args.certificate_arn!r} is in region "
-            f"{args.certificate_arn.split(':')[3]}, but a REGIONAL domain needs a certificate "
-            f"in the API's region {region}; request or import one there."
-        )
-    if args.base_path is not None and not _BASE_PATH_RE.match(args.base_path):
-        problems.append(
-            f"base_path {args.base_path!r} must be path segments without leading or trailing "
-            "'/' (e.g. 'api'); leave it unset to map the API at the root."
-        )
-    return problems
-
-
-def domain_url(domain: str, base_path: str | None) -> str:
-    """`https://<domain>[/<base path>]`: where the API answers through the domain."""
-    return f"https://{domain}" + (f"/{base_path}" if base_path else "")
-
-
-def _in_zone(domain: str, zone: str) -> bool:
-    zone = zone.rstrip(".").lower()
-    return domain == zone or domain.endswith("." + zone)
+def check_certificate_region(args: CustomDomainArgs, region: str) -> None:
+    """A REGIONAL domain name accepts only a certificate from the API's own region, which is the
+    provider's region (known at deploy time, whether or not the stack sets aws:region)."""
+    if args.certificate_arn is None or acm_arn_region(args.certificate_arn) == region:
+        return
+    msg = (
+        f"certificate_arn {args.certificate_arn!r} is in region "
+        f"{acm_arn_region(args.certificate_arn)}, but a REGIONAL domain needs a certificate in "
+        f"the API's region {region}; request or import one there (stack key "
+        "domain.certificateArn)."
+    )
+    raise pulumi.RunError(msg)
 
 
 def candidate_zones(domain: str) -> list[str]:
@@ -131,12 +92,7 @@ class CustomDomain(pulumi.ComponentResource):
     ) -> None:
         super().__init__("librechat:components:CustomDomain", name, None, opts)
         invoke_opts = pulumi.InvokeOptions(parent=self)
-        # The API's region, from the provider this component uses (a REGIONAL domain needs a
-        # certificate from that region).
-        region = aws.get_region(opts=invoke_opts).region
-        problems = validate_domain_args(args, region)
-        if problems:
-            raise ValueError(f"CustomDomain {name!r}: " + " ".join(problems))
+        check_certificate_region(args, aws.get_region(opts=invoke_opts).region)
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.tags)
         domain = args.domain_name

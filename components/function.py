@@ -31,32 +31,21 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
 
-from components.config import (
-    ARCHITECTURES,
-    LAMBDA_ENV_LIMIT_BYTES,
-    SECRETS_MODES,
-    RuntimeConfig,
-    S3Location,
-    environment_size,
+from components.config import RuntimeConfig
+from components.contract import (
+    CONFIG_PATH,
+    FIXED_ENVIRONMENT,
+    UPSTREAM_COMMAND,
+    UPSTREAM_HEALTH_PATH,
+    UPSTREAM_PORT,
 )
+from components.naming import LAMBDA_ENV_LIMIT_BYTES, Architecture, S3Location, environment_size
 
-#: Where the runtime writes the config object (and tells LibreChat to read it).
-CONFIG_PATH = "/tmp/librechat.yaml"  # noqa: S108 - Lambda's only writable directory
-#: How the runtime starts LibreChat (the API image's server entry point) and checks it.
-UPSTREAM_COMMAND = "node /app/api/server/index.js"
-UPSTREAM_PORT = 3080
-UPSTREAM_HEALTH_PATH = "/health"
-#: Set on every function: production mode, and LibreChat's log directory on the writable /tmp
-#: (the image links /app/uploads and /app/client/public/images into /tmp/librechat as well).
-FIXED_ENVIRONMENT: Mapping[str, str] = {
-    "NODE_ENV": "production",
-    "LIBRECHAT_LOG_DIR": "/tmp/librechat/logs",  # noqa: S108
-}
 #: Name of the alias created for provisioned concurrency.
 ALIAS_NAME = "live"
 #: Actions granted on `Resource: "*"`: AWS authorizes them on no narrower resource
@@ -78,7 +67,7 @@ class LambdaFunctionArgs:
 
     image_uri: pulumi.Input[str]
     function_name: str
-    architecture: str = "x86_64"
+    architecture: Architecture = "x86_64"
     memory_mb: int = 2048
     timeout_seconds: int = 900
     ephemeral_storage_mb: int = 1024
@@ -87,7 +76,7 @@ class LambdaFunctionArgs:
     environment_is_secret: bool = False
     """Keep the environment secret in state even without deploy-mode secrets."""
     secrets: Mapping[str, str] = field(default_factory=dict)
-    secrets_mode: str = "deploy"
+    secrets_mode: Literal["deploy", "runtime"] = "deploy"
     secrets_kms_key_arn: str | None = None
     config_object: S3Location | None = None
     config_domain_from: str | None = None
@@ -273,12 +262,6 @@ class LambdaFunction(pulumi.ComponentResource):
         self, name: str, args: LambdaFunctionArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("librechat:components:LambdaFunction", name, None, opts)
-        if args.secrets_mode not in SECRETS_MODES:
-            msg = f"secrets_mode {args.secrets_mode!r} is not deploy or runtime"
-            raise ValueError(msg)
-        if args.architecture not in ARCHITECTURES:
-            msg = f"architecture {args.architecture!r} is not x86_64 or arm64"
-            raise ValueError(msg)
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOptions(parent=self)
         ctx = AwsContext(

@@ -24,7 +24,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from components.config import ARCHITECTURES as PLATFORMS
+from components.naming import PLATFORMS, Architecture
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class ContainerImageArgs:
     """Inputs of `ContainerImage`. Paths are relative to the project directory (Pulumi's cwd)."""
 
     base_image: str
-    architecture: str = "x86_64"
+    architecture: Architecture = "x86_64"
     context: str = "runtime"
     dockerfile: str = "runtime/Dockerfile"
     repository_name: str | None = None
@@ -108,9 +108,6 @@ class ContainerImage(pulumi.ComponentResource):
         self, name: str, args: ContainerImageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("librechat:components:ContainerImage", name, None, opts)
-        if args.architecture not in PLATFORMS:
-            msg = f"architecture {args.architecture!r} is not one of {', '.join(PLATFORMS)}"
-            raise ValueError(msg)
         child = pulumi.ResourceOptions(parent=self)
 
         # 1. Repository: scanned on push, tags mutable (only the digest is relied upon).

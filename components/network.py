@@ -15,9 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import PROJECT, NetworkConfig
-
-#: Lambda attaches at most this many security groups to a function.
-MAX_SECURITY_GROUPS = 5
+from components.naming import MAX_SECURITY_GROUPS
 
 
 @dataclass(frozen=True)
@@ -29,12 +27,8 @@ class NetworkIds:
     security_group_ids: tuple[str, ...]
 
 
-def resolve_network(
-    network: NetworkConfig, opts: pulumi.InvokeOptions | None = None
-) -> NetworkIds | None:
-    """Ids for the function's `vpc_config`, or None when the function runs outside a VPC."""
-    if not network.enabled:
-        return None
+def resolve_network(network: NetworkConfig, opts: pulumi.InvokeOptions | None = None) -> NetworkIds:
+    """Ids for the function's `vpc_config`."""
     vpc_id = network.vpc_id
     if vpc_id is None and network.vpc_tags:
         # get_vpc fails unless exactly one VPC matches; say which key to fix.

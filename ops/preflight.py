@@ -22,10 +22,10 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from components.config import ConfigError, StackConfig
+from components.config import ConfigError
 from components.domain import candidate_zones
-from components.network import MAX_SECURITY_GROUPS
-from ops.stack import load_stack
+from components.naming import MAX_SECURITY_GROUPS, acm_arn_region
+from ops.stack import StackFile, load_stack
 
 #: Lambda keeps this much of the account's concurrency unreserved (PutFunctionConcurrency).
 MIN_UNRESERVED = 100
@@ -72,18 +72,19 @@ class Target:
     provisioned_concurrency: int = 0
 
 
-def target_from_config(stack: str, cfg: StackConfig) -> Target:
+def target_from_config(found: StackFile) -> Target:
     """The checks' input from the program's validated stack configuration."""
-    net = cfg.network
-    domain = cfg.domain
+    cfg, net, domain = found.config, found.config.network, found.config.domain
     location = cfg.librechat_config.location
     return Target(
-        stack=stack,
-        region=cfg.region,
+        stack=found.stack,
+        region=found.region,
         function_name=cfg.name,
         ssm_parameters=dict(cfg.secrets.parameters),
         config_object=(location.bucket, location.key) if location else None,
-        network=NetworkLookup(
+        network=None
+        if net is None
+        else NetworkLookup(
             vpc_id=net.vpc_id,
             vpc_tags=dict(net.vpc_tags),
             subnet_ids=tuple(net.subnet_ids),
@@ -91,9 +92,7 @@ def target_from_config(stack: str, cfg: StackConfig) -> Target:
             security_group_ids=tuple(net.security_group_ids),
             security_group_names=tuple(net.security_group_names),
             security_group_tags=dict(net.security_group_tags),
-        )
-        if net.enabled
-        else None,
+        ),
         domain_name=domain.name if domain else None,
         hosted_zone_id=domain.hosted_zone_id if domain else None,
         hosted_zone_name=domain.hosted_zone_name if domain else None,
@@ -105,8 +104,8 @@ def target_from_config(stack: str, cfg: StackConfig) -> Target:
 
 
 def read_stack(stack: str) -> Target:
-    """`Pulumi.<stack>.yaml` through the program's parser, as the checks' input."""
-    return target_from_config(stack, load_stack(stack))
+    """`Pulumi.<stack>.yaml` through the program's schema, as the checks' input."""
+    return target_from_config(load_stack(stack))
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -369,7 +368,7 @@ def check_certificate(t: Target, session: boto3.Session) -> Result:
         return ok(name, "no custom domain")
     if t.certificate_arn is None:
         return ok(name, f"none given: the stack issues one for {t.domain_name}, DNS-validated")
-    arn_region = t.certificate_arn.split(":")[3] if t.certificate_arn.count(":") >= 5 else ""
+    arn_region = acm_arn_region(t.certificate_arn)
     if arn_region != t.region:
         return problem(
             name,

@@ -14,6 +14,8 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Every committed stack, from its `Pulumi.<stack>.yaml`.
+STACKS = tuple(sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml")))
 
 
 def stack_file(stack: str) -> dict[str, Any]:

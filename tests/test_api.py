@@ -7,7 +7,6 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-import pytest
 
 from components.api import STREAM_TIMEOUT_MS, StreamingApi, StreamingApiArgs
 from components.function import AwsContext, streaming_invoke_arn
@@ -215,21 +214,3 @@ def test_children_are_parented_to_the_component(mocks: PulumiMocks) -> None:
         assert "::librechat:components:StreamingApi$aws:apigateway/" in urn
     names = {r.name for r in mocks.resources if r.typ.startswith("aws:apigateway/")}
     assert all(name.startswith("chat-") for name in names)
-
-
-@pytest.mark.parametrize(
-    ("overrides", "key"),
-    [
-        ({"endpoint_type": "PRIVATE"}, "endpoint_type"),
-        ({"stage_name": "live/v1"}, "stage_name"),
-        ({"throttling_burst_limit": -1}, "throttling_burst_limit"),
-        ({"throttling_rate_limit": -0.5}, "throttling_rate_limit"),
-        ({"log_retention_days": 13}, "log_retention_days"),
-    ],
-)
-def test_bad_arguments_are_named_in_the_error(
-    mocks: PulumiMocks, overrides: dict[str, Any], key: str
-) -> None:
-    with pytest.raises(ValueError, match=key):
-        run_program(lambda: build_api(**overrides))
-    assert mocks.of_type(T.REST_API) == []

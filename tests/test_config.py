@@ -10,116 +10,50 @@ import pulumi
 import pytest
 from pulumi.runtime import set_all_config
 
-from components.config import ConfigError, StackConfig, load, parse, ssm_name_problem
+from components.config import ConfigError, StackConfig, load, parse
+from components.contract import SET_BY_PROGRAM
 from tests.pulumi_mocks import PulumiMocks
-from tests.stack_files import cli_config
+from tests.stack_files import STACKS, cli_config
 
-SEED_ENVIRONMENT = {
-    "DOMAIN_SERVER": "https://lambda-test.sandbox.data.apro.is",
-    "DOMAIN_CLIENT": "https://lambda-test.sandbox.data.apro.is",
-    "USE_REDIS": "true",
-    "AWS_BUCKET_NAME": "librechat-lambda-files-dev",
-    "LITELLM_BASE_URL": "http://litellm.dev-aprochat-core.local:4000/v1",
-    "SEARXNG_INSTANCE_URL": "http://searxng.dev-aprochat-core.local:8080",
-    "RAG_API_URL": "http://rag-api.dev-aprochat-core.local:8000",
-    "MEILI_HOST": "http://meilisearch.dev-aprochat-core.local:7700",
-    "FIRECRAWL_API_URL": "http://firecrawl.dev-aprochat-core.local:3002",
-}
-SEED_SECRETS = {
-    "CREDS_IV": "/ecs/genai/librechat/CREDS_IV",
-    "CREDS_KEY": "/ecs/genai/librechat/CREDS_KEY",
-    "JWT_SECRET": "/ecs/genai/librechat/JWT_SECRET",
-    "JWT_REFRESH_SECRET": "/ecs/genai/librechat/JWT_REFRESH_SECRET",
-    "MONGO_URI": "/ecs/genai/mongo/DB_URI",
-    "LITELLM_API_KEY": "/ecs/genai/litellm/master_key",
-    "MEILI_MASTER_KEY": "/ecs/genai/meilisearch/MEILI_MASTER_KEY",
-    "OPENID_CLIENT_ID": "/ecs/genai/cognito/idp/client_id",
-    "OPENID_CLIENT_SECRET": "/ecs/genai/cognito/idp/client_secret",
-    "OPENID_SESSION_SECRET": "/ecs/genai/cognito/idp/session_secret",
-    "FIRECRAWL_API_KEY": "/ecs/genai/firecrawl/test_api_key",
-}
 MINIMAL: dict[str, Any] = {
     "image": {"baseImage": "ghcr.io/danny-avila/librechat-api:v0.8.2-rc1"},
     "network": {"subnetIds": ["subnet-0123456789abcdef0"], "securityGroupIds": ["sg-0123abcd"]},
+    "domain": {"enabled": False},
 }
+DOMAIN_ON = {"name": "chat.example.com", "enabled": True}
+CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
 
 
-def load_stack(stack: str, **overrides: Any) -> StackConfig:
-    set_all_config(cli_config(stack, **overrides))
-    return load(stack=stack)
-
-
-def problems_of(raw: dict[str, Any], region: str | None = "eu-west-1") -> list[str]:
+def problems_of(raw: dict[str, Any]) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        parse(raw, stack="dev", region=region)
+        parse(raw, stack="dev")
     return caught.value.problems
 
 
-def with_(**sections: dict[str, Any]) -> dict[str, Any]:
-    """MINIMAL with some sections merged in."""
+def with_(**sections: Any) -> dict[str, Any]:
+    """MINIMAL with some sections merged in (a section's keys replace MINIMAL's)."""
     raw = {k: dict(v) for k, v in MINIMAL.items()}
     for key, value in sections.items():
         raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
     return raw
 
 
-def test_dev_stack_file_carries_the_environment_of_the_issue(mocks: PulumiMocks):
-    cfg = load_stack("dev")
-    assert cfg.region == "eu-west-1"
-    assert cfg.image.base_image == "ghcr.io/danny-avila/librechat-api:v0.8.2-rc1"
-    assert cfg.librechat_config.location is not None
-    assert cfg.librechat_config.location.uri == (
-        "s3://genai-shared-config/lambda-test/librechat/librechat.yaml"
-    )
-    assert cfg.librechat_config.domain_from == "genai.sandbox.data.apro.is"
-    for key, value in SEED_ENVIRONMENT.items():
-        assert cfg.environment[key] == value, key
-    assert cfg.environment["REDIS_URI"].startswith("redis://")
-    assert dict(cfg.secrets.parameters) == SEED_SECRETS
-    assert cfg.secrets.mode == "deploy"
-    assert cfg.domain is not None and cfg.domain.name == "lambda-test.sandbox.data.apro.is"
-    assert cfg.files_bucket == "librechat-lambda-files-dev"
-
-
-def test_dev_stack_looks_up_its_network_instead_of_holding_placeholders(mocks: PulumiMocks):
-    network = load_stack("dev").network
-    assert network.enabled
-    assert network.vpc_tags and network.subnet_tags and network.security_group_names
-    assert not (network.vpc_id or network.subnet_ids or network.security_group_ids)
-
-
-def test_dev_stack_uses_the_design_defaults(mocks: PulumiMocks):
-    cfg = load_stack("dev")
-    assert (cfg.function.memory_mb, cfg.function.timeout_seconds) == (2048, 900)
-    assert cfg.function.architecture == "x86_64"
-    assert cfg.function.platform == "linux/amd64"
-    assert cfg.api.endpoint_type == "REGIONAL"
-
-
-def test_prod_stack_differs_in_architecture_secrets_mode_and_concurrency(mocks: PulumiMocks):
-    cfg = load_stack("prod")
-    assert cfg.function.platform == "linux/arm64"
-    assert cfg.secrets.mode == "runtime"
-    assert cfg.function.provisioned_concurrency == 2
-    assert cfg.domain is not None
-    assert cfg.environment["DOMAIN_SERVER"] == f"https://{cfg.domain.name}"
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_committed_stack_validates(mocks: PulumiMocks, stack: str):
+    set_all_config(cli_config(stack))
+    assert isinstance(load(stack=stack), StackConfig)
 
 
 def test_defaults_follow_the_design():
     cfg = parse(MINIMAL, stack="Dev")
     assert cfg.name == "librechat-dev"
-    assert cfg.function.memory_mb == 2048
-    assert cfg.function.timeout_seconds == 900
-    assert cfg.function.log_retention_days == 30
-    assert cfg.function.architecture == "x86_64"
+    assert (cfg.function.memory_mb, cfg.function.timeout_seconds) == (2048, 900)
+    assert cfg.function.platform == "linux/amd64"
     assert cfg.function.provisioned_concurrency == 0
-    assert cfg.function.reserved_concurrency is None
     assert cfg.api.endpoint_type == "REGIONAL"
     assert cfg.api.binary_media_types == ("*/*",)
-    assert cfg.api.log_retention_days == 30
     assert cfg.secrets.mode == "deploy"
     assert cfg.domain is None
-    assert cfg.image.keep_last_images == 10
 
 
 def test_the_default_name_prefix_is_made_valid_from_the_stack_name():
@@ -137,74 +71,93 @@ def test_numbers_and_booleans_set_as_strings_by_the_cli_are_accepted():
     assert cfg.function.tracing is True
 
 
+def test_yaml_scalars_in_maps_become_the_text_a_variable_holds():
+    cfg = parse(with_(environment={"USE_REDIS": True, "PORT_X": 8080}), stack="dev")
+    assert dict(cfg.environment) == {"USE_REDIS": "true", "PORT_X": "8080"}
+
+
 def test_domain_defaults_domain_server_and_client_including_the_base_path():
-    cfg = parse(with_(domain={"name": "chat.example.com", "basePath": "/v1/"}), stack="dev")
-    assert cfg.environment["DOMAIN_SERVER"] == "https://chat.example.com/v1"
-    assert cfg.environment["DOMAIN_CLIENT"] == "https://chat.example.com/v1"
+    cfg = parse(with_(domain={**DOMAIN_ON, "basePath": "/v1/"}), stack="dev")
+    assert cfg.app_environment["DOMAIN_SERVER"] == "https://chat.example.com/v1"
+    assert cfg.app_environment["DOMAIN_CLIENT"] == "https://chat.example.com/v1"
     assert cfg.domain is not None and cfg.domain.base_path == "v1"
 
 
-def test_domain_can_be_switched_off():
-    cfg = parse(with_(domain={"enabled": False, "name": "chat.example.com"}), stack="dev")
+def test_an_explicit_domain_server_wins_over_the_domain_default():
+    environment = {"DOMAIN_SERVER": "https://other.example.com"}
+    cfg = parse(with_(domain=DOMAIN_ON, environment=environment), stack="dev")
+    assert cfg.app_environment["DOMAIN_SERVER"] == "https://other.example.com"
+
+
+def test_domain_is_switched_off_explicitly_and_its_other_keys_are_not_read():
+    cfg = parse(with_(domain={"enabled": "false", "name": "Not A Domain"}), stack="dev")
     assert cfg.domain is None
-    assert "DOMAIN_SERVER" not in cfg.environment
+    assert "DOMAIN_SERVER" not in cfg.app_environment
+
+
+def test_a_function_outside_a_vpc_is_allowed_explicitly():
+    assert parse(with_(network={"enabled": False}), stack="dev").network is None
 
 
 @pytest.mark.parametrize(
     ("sections", "key", "phrase"),
     [
-        ({"function": {"memoryMb": 64}}, "function.memoryMb", "from 128 to 10240"),
+        ({"function": {"memoryMb": 64}}, "function.memoryMb", "is 64; use a value from 128 to 10240"),
         ({"function": {"memoryMb": 10241}}, "function.memoryMb", "from 128 to 10240"),
         ({"function": {"timeoutSeconds": 901}}, "function.timeoutSeconds", "from 1 to 900"),
-        ({"function": {"architecture": "amd64"}}, "function.architecture", "x86_64, arm64"),
-        ({"function": {"logRetentionDays": 10}}, "function.logRetentionDays", "accepts"),
-        ({"function": {"memoryMb": "lots"}}, "function.memoryMb", "whole number"),
-        ({"domain": {"name": "Not A Domain"}}, "domain.name", "not a lower-case domain"),
-        ({"domain": {"name": "chat.example.com", "certificateArn": "arn:aws:acm:x"}},
+        ({"function": {"architecture": "amd64"}}, "function.architecture", "use one of x86_64, arm64"),
+        ({"function": {"logRetentionDays": 10}}, "function.logRetentionDays", "CloudWatch Logs accepts"),
+        ({"function": {"memoryMb": "lots"}}, "function.memoryMb", "must be a whole number, not 'lots'"),
+        ({"function": {"tracing": "maybe"}}, "function.tracing", "must be true or false"),
+        ({"function": "big"}, "function", "must be a map of settings"),
+        ({"domain": {**DOMAIN_ON, "name": "Not A Domain"}}, "domain.name", "not a lower-case domain"),
+        ({"domain": {**DOMAIN_ON, "certificateArn": "arn:aws:acm:x"}},
          "domain.certificateArn", "not an ACM certificate ARN"),
-        ({"domain": {"name": "chat.example.com",
-                     "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/"
-                                       "12345678-1234-1234-1234-123456789012"}},
-         "domain.certificateArn", "needs a certificate in eu-west-1"),
-        ({"domain": {"name": "chat.example.com", "hostedZoneName": "other.org"}},
-         "domain.hostedZoneName", "does not hold"),
-        ({"domain": {"enabled": True}}, "domain.name", "is required"),
+        ({"domain": {**DOMAIN_ON, "certificateArn": CERT.replace("12345678-1234-1234-1234-", "0a")}},
+         "domain.certificateArn", "not an ACM certificate ARN"),
+        ({"domain": {**DOMAIN_ON, "hostedZoneName": "other.org"}}, "domain.hostedZoneName", "does not hold"),
+        ({"domain": {**DOMAIN_ON, "hostedZoneName": "example.com", "hostedZoneId": "ZABC"}},
+         "domain.hostedZoneId", "both set"),
+        ({"domain": {**DOMAIN_ON, "basePath": "a~b"}}, "domain.basePath", "not a path like chat"),
+        ({"domain": {"enabled": True}}, "domain.name", "is required: custom domain, e.g. chat.example.com; or set domain.enabled: false"),
+        ({"domain": {"nmae": "chat.example.com"}}, "domain.nmae", "did you mean name?"),
+        ({"domain": {"enabled": False, "bsaePath": "v1"}}, "domain.bsaePath", "did you mean basePath?"),
         ({"secrets": {"kmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:alias/ssm"}},
          "secrets.kmsKeyArn", "alias ARN cannot be granted"),
-        ({"secrets": {"parameters": {"JWT": "not a name"}}}, "secrets.parameters.JWT",
-         "not an SSM parameter name"),
-        ({"secrets": {"parameters": {"BAD-NAME": "/a/b"}}}, "secrets.parameters.BAD-NAME",
-         "not a valid variable name"),
-        ({"secrets": {"mode": "later"}}, "secrets.mode", "deploy, runtime"),
+        ({"secrets": {"parameters": {"JWT": "not a name"}}}, "secrets.parameters.JWT", "not an SSM parameter name"),
+        ({"secrets": {"parameters": {"BAD-NAME": "/a/b"}}}, "secrets.parameters.BAD-NAME", "not a valid variable name"),
+        ({"secrets": {"parameters": {"BASE_PATH": "/a/b"}}}, "secrets.parameters.BASE_PATH", "set by this program"),
+        ({"secrets": {"mode": "later"}}, "secrets.mode", "use one of deploy, runtime"),
         ({"environment": {"1X": "v"}}, "environment.1X", "not a valid variable name"),
-        ({"environment": {"AWS_REGION": "eu-west-1"}}, "environment.AWS_REGION", "reserved"),
-        ({"environment": {"CONFIG_S3_KEY": "k"}}, "environment.CONFIG_S3_KEY",
-         "use librechatConfig.s3Uri"),
-        ({"environment": {"DOMAIN_SERVER": "chat.example.com"}}, "environment.DOMAIN_SERVER",
-         "not a URL"),
+        ({"environment": {"AWS_REGION": "eu-west-1"}}, "environment.AWS_REGION", "reserved by Lambda"),
+        ({"environment": {"CONFIG_S3_KEY": "k"}}, "environment.CONFIG_S3_KEY", "from librechatConfig.s3Uri"),
+        ({"environment": {"DOMAIN_SERVER": "chat.example.com"}}, "environment.DOMAIN_SERVER", "not a URL"),
+        ({"environment": {"AWS_BUCKET_NAME": "No_Bucket"}}, "environment.AWS_BUCKET_NAME", "not an S3 bucket name"),
         ({"environment": {"X": "v"}, "secrets": {"parameters": {"X": "/a/x"}}},
          "secrets.parameters.X", "also in environment"),
-        ({"librechatConfig": {"s3Uri": "https://bucket/key"}}, "librechatConfig.s3Uri",
-         "s3://bucket/path"),
-        ({"librechatConfig": {"domainFrom": "old.example.com"}}, "librechatConfig.domainFrom",
-         "DOMAIN_SERVER"),
-        ({"network": {"subnetIds": ["subnet-1"]}}, "network.subnetIds", "not a subnet id"),
+        ({"librechatConfig": {"s3Uri": "https://bucket/key"}}, "librechatConfig.s3Uri", "s3://bucket/path"),
+        ({"librechatConfig": {"domainFrom": "old.example.com"}}, "librechatConfig.domainFrom", "DOMAIN_SERVER"),
+        ({"network": {"subnetIds": ["subnet-1"]}}, "network.subnetIds[0]", "not a subnet id"),
+        ({"network": {"securityGroupIds": [f"sg-0000000{i}" for i in range(6)]}},
+         "network.securityGroupIds", "at most 5"),
         ({"network": {"subnetIds": [], "subnetTags": {}}}, "network.subnetTags", "is needed"),
         ({"network": {"subnetTags": {"Name": "*private*"}, "subnetIds": []}},
          "network.vpcTags", "is needed to look up"),
         ({"network": {"securityGroupNames": ["x"]}}, "network.securityGroupNames", "exactly"),
-        ({"api": {"endpointType": "EDGE"}, "domain": {"name": "chat.example.com"}},
-         "api.endpointType", "must be REGIONAL"),
+        ({"network": {"enabled": False, "vpcTag": {}}}, "network.vpcTag", "did you mean vpcTags?"),
+        ({"api": {"endpointType": "EDGE"}, "domain": DOMAIN_ON}, "api.endpointType", "must be REGIONAL"),
         ({"api": {"stageName": "a b"}}, "api.stageName", "not a stage name"),
+        ({"api": {"stageName": "é"}}, "api.stageName", "not a stage name"),
         ({"api": {"throttlingBurstLimit": 100}}, "api.throttlingRateLimit", "set both"),
         ({"api": {"throttlingRateLimit": 50}}, "api.throttlingBurstLimit", "set both"),
         ({"runtime": {"readyTimeoutSeconds": 120}, "function": {"timeoutSeconds": 60}},
          "runtime.readyTimeoutSeconds", "exceeds function.timeoutSeconds"),
         ({"function": {"reservedConcurrency": 1, "provisionedConcurrency": 2}},
          "function.provisionedConcurrency", "exceeds function.reservedConcurrency"),
-        ({"function": {"memorySize": 4096}}, "function.memorySize", "not a known key"),
+        ({"function": {"memorySize": 4096}}, "function.memorySize", "did you mean memoryMb?"),
+        ({"function": {"zzz": 1}}, "function.zzz", "known keys here: architecture, ephemeralStorageMb"),
+        ({"fucntion": {}}, "fucntion", "did you mean function?"),
         ({"name": "Bad Name"}, "name", "not usable as a name prefix"),
-        ({"environment": {"BIG": "x" * 5000}}, "environment", "Lambda allows 4096"),
     ],
 )  # fmt: skip
 def test_each_bad_value_is_reported_by_key_with_the_fix(sections, key, phrase):
@@ -214,38 +167,53 @@ def test_each_bad_value_is_reported_by_key_with_the_fix(sections, key, phrase):
     assert any(phrase in p for p in matching), matching
 
 
+@pytest.mark.parametrize("name", sorted(SET_BY_PROGRAM))
+def test_every_variable_the_program_sets_is_refused_in_environment(name: str):
+    (problem,) = problems_of(with_(environment={name: "x"}))
+    assert problem.startswith(f"librechat-lambda:environment.{name} is set by this program")
+
+
+def test_environment_values_are_never_quoted_back():
+    """An environment set with --secret may hold credentials (a REDIS_URI with a password)."""
+    (problem,) = problems_of(with_(environment={"DOMAIN_SERVER": "redis://user:hunter2@x"}))
+    assert "hunter2" not in problem
+
+
 def test_every_problem_is_listed_in_one_error():
     raw = with_(
         function={"memoryMb": 1, "timeoutSeconds": 5000},
-        domain={"name": "bad_domain"},
+        domain={**DOMAIN_ON, "name": "bad_domain"},
         secrets={"parameters": {"A": "//x"}},
+        api={"stageNmae": "x"},
     )
     with pytest.raises(ConfigError) as caught:
         parse(raw, stack="dev")
     message = str(caught.value)
-    assert message.startswith("Stack configuration has 4 problems:")
-    for key in ("function.memoryMb", "function.timeoutSeconds", "domain.name", "parameters.A"):
-        assert key in message
+    assert message.startswith("Stack configuration has 5 problems:")
+    for key in ("function.memoryMb", "function.timeoutSeconds", "domain.name", "secrets.parameters.A",
+                "api.stageNmae"):  # fmt: skip
+        assert f"librechat-lambda:{key} " in message
 
 
 def test_a_missing_required_key_names_the_key_and_what_to_put_there():
-    problems = problems_of({"network": {"enabled": False}})
-    assert problems == [
-        "librechat-lambda:image.baseImage is required: set it to the LibreChat API image to "
-        "build on, e.g. ghcr.io/danny-avila/librechat-api:v0.8.2-rc1"
+    assert problems_of({"network": {"enabled": False}, "domain": {"enabled": False}}) == [
+        "librechat-lambda:image.baseImage is required: LibreChat API image the function image "
+        "is built on (`BASE_IMAGE` build argument), e.g. "
+        "ghcr.io/danny-avila/librechat-api:v0.8.2-rc1"
     ]
 
 
 def test_a_stack_without_network_settings_is_told_what_to_set():
-    (problem,) = problems_of({"image": MINIMAL["image"]})
+    (problem,) = problems_of({k: v for k, v in MINIMAL.items() if k != "network"})
     assert problem.startswith("librechat-lambda:network is not set;")
     for hint in ("network.vpcTags", "network.subnetTags", "securityGroupNames", "enabled: false"):
         assert hint in problem
 
 
-def test_a_function_outside_a_vpc_is_allowed_explicitly():
-    cfg = parse({"image": MINIMAL["image"], "network": {"enabled": False}}, stack="dev")
-    assert cfg.network.enabled is False
+def test_a_stack_without_a_domain_block_must_switch_the_domain_off_explicitly():
+    (problem,) = problems_of({k: v for k, v in MINIMAL.items() if k != "domain"})
+    assert problem.startswith("librechat-lambda:domain.name is required")
+    assert "domain.enabled: false" in problem
 
 
 def test_config_error_is_a_run_error_so_preview_prints_it_without_a_traceback():
@@ -260,6 +228,7 @@ def test_load_reads_objects_as_the_cli_passes_them_and_reports_unknown_keys(
             "aws:region": "eu-west-1",
             "librechat-lambda:image": json.dumps(MINIMAL["image"]),
             "librechat-lambda:network": json.dumps({"enabled": False}),
+            "librechat-lambda:domain": json.dumps({"enabled": False}),
             "librechat-lambda:function": "{not json",
             "librechat-lambda:fucntion": json.dumps({"memoryMb": 1024}),
         }
@@ -267,9 +236,8 @@ def test_load_reads_objects_as_the_cli_passes_them_and_reports_unknown_keys(
     with pytest.raises(ConfigError) as caught:
         load(stack="dev")
     assert caught.value.problems == [
-        "librechat-lambda:function is not an object: '{not json'; write it as a YAML map",
-        "librechat-lambda:fucntion is not a known key; known keys are name, tags, image, "
-        "function, network, librechatConfig, environment, secrets, runtime, api, domain",
+        "librechat-lambda:function is not valid JSON; write it as a YAML map",
+        "librechat-lambda:fucntion is not a known key; did you mean function?",
     ]
 
 
@@ -279,14 +247,15 @@ def test_load_reads_objects_as_the_cli_passes_them_and_reports_unknown_keys(
      "arn:aws:ssm:eu-west-1:123456789012:parameter/ecs/x"],
 )  # fmt: skip
 def test_ssm_names_aws_accepts_pass(name):
-    assert ssm_name_problem(name) is None
+    assert parse(with_(secrets={"parameters": {"X": name}}), stack="dev").secrets.parameters
 
 
 @pytest.mark.parametrize(
     "name", ["", "/a//b", "/aws/reserved", "ssm-thing", "with space", "/" + "/x" * 16]
 )
 def test_ssm_names_aws_rejects_fail(name):
-    assert ssm_name_problem(name) is not None
+    (problem,) = problems_of(with_(secrets={"parameters": {"X": name}}))
+    assert problem.startswith("librechat-lambda:secrets.parameters.X ")
 
 
 def test_an_environment_set_as_secret_is_flagged_secret(mocks: PulumiMocks):

@@ -9,8 +9,9 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.config import RuntimeConfig, S3Location
+from components.config import RuntimeConfig
 from components.function import UNSCOPABLE_ACTIONS, LambdaFunction, LambdaFunctionArgs
+from components.naming import S3Location
 from tests.pulumi_mocks import (
     ACCOUNT_ID,
     DEFAULT_REGION,
@@ -117,8 +118,10 @@ def test_function_logs_json_into_its_own_log_group_with_retention(mocks: PulumiM
 def test_environment_has_configured_runtime_and_fixed_variables(mocks: PulumiMocks):
     fn = make(
         base_path="chat",
-        runtime=RuntimeConfig(ready_timeout_seconds=90, sse_keepalive_seconds=15,
-                               background_hold=False, log_level="DEBUG"),
+        runtime=RuntimeConfig.model_validate(
+            {"readyTimeoutSeconds": 90, "sseKeepaliveSeconds": 15, "backgroundHold": False,
+             "logLevel": "DEBUG"}
+        ),
     )  # fmt: skip
 
     async def check() -> None:
@@ -391,12 +394,3 @@ def test_provisioned_concurrency_goes_through_an_alias_that_the_api_targets(mock
 def test_an_environment_over_lambdas_limit_fails_with_the_fix(mocks: PulumiMocks):
     with pytest.raises(pulumi.RunError, match=r"set secrets\.mode to runtime"):
         make(environment={"BIG": "x" * 4000})
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [({"secrets_mode": "later"}, "secrets_mode 'later'"), ({"architecture": "amd64"}, "'amd64'")],
-)
-def test_invalid_arguments_are_refused(mocks: PulumiMocks, overrides, message):
-    with pytest.raises(ValueError, match=message):
-        make(**overrides)

@@ -180,8 +180,3 @@ def test_the_image_uri_waits_for_the_pull_policy(mocks: PulumiMocks):
         assert await image.image_uri.future() == mocks.outputs["image-image"]["repoDigest"]
 
     return settle(check())
-
-
-def test_an_unknown_architecture_is_refused(mocks: PulumiMocks):
-    with pytest.raises(ValueError, match="architecture 'amd64'"):
-        make(architecture="amd64")

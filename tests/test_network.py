@@ -3,8 +3,6 @@ and a lookup that finds nothing (or too much) fails naming the key to fix."""
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 import pulumi
 import pytest
 
@@ -12,32 +10,30 @@ from components.config import NetworkConfig
 from components.network import resolve_network
 from tests.pulumi_mocks import VPC_ID, C, PulumiMocks
 
-LOOKUP = NetworkConfig(
-    vpc_tags=MappingProxyType({"Name": "dev-core*"}),
-    subnet_tags=MappingProxyType({"Name": "*private*"}),
-    security_group_names=("*librechat*",),
+LOOKUP = NetworkConfig.model_validate(
+    {
+        "vpcTags": {"Name": "dev-core*"},
+        "subnetTags": {"Name": "*private*"},
+        "securityGroupNames": ["*librechat*"],
+    }
 )
 
 
 @pulumi.runtime.test
 def test_given_ids_are_used_without_any_lookup(mocks: PulumiMocks):
     ids = resolve_network(
-        NetworkConfig(subnet_ids=("subnet-0123abcd",), security_group_ids=("sg-0123abcd",))
+        NetworkConfig.model_validate(
+            {"subnetIds": ["subnet-0123abcd"], "securityGroupIds": ["sg-0123abcd"]}
+        )
     )
-    assert ids is not None
     assert (ids.subnet_ids, ids.security_group_ids) == (("subnet-0123abcd",), ("sg-0123abcd",))
     assert mocks.calls == []
 
 
 @pulumi.runtime.test
-def test_disabled_network_means_no_vpc(mocks: PulumiMocks):
-    assert resolve_network(NetworkConfig(enabled=False)) is None
-
-
-@pulumi.runtime.test
 def test_tags_and_names_are_looked_up_inside_the_vpc(mocks: PulumiMocks):
     ids = resolve_network(LOOKUP)
-    assert ids is not None and ids.vpc_id == VPC_ID
+    assert ids.vpc_id == VPC_ID
     in_vpc = {"name": "vpc-id", "values": [VPC_ID]}
     assert mocks.calls_to(C.VPC) == [{"filters": [{"name": "tag:Name", "values": ["dev-core*"]}]}]
     assert mocks.calls_to(C.SUBNETS) == [
@@ -52,13 +48,15 @@ def test_tags_and_names_are_looked_up_inside_the_vpc(mocks: PulumiMocks):
 
 @pulumi.runtime.test
 def test_security_groups_can_be_found_by_tags(mocks: PulumiMocks):
-    config = NetworkConfig(
-        vpc_id="vpc-0123abcd",
-        subnet_ids=("subnet-0123abcd",),
-        security_group_tags=MappingProxyType({"App": "librechat"}),
+    config = NetworkConfig.model_validate(
+        {
+            "vpcId": "vpc-0123abcd",
+            "subnetIds": ["subnet-0123abcd"],
+            "securityGroupTags": {"App": "librechat"},
+        }
     )
     ids = resolve_network(config)
-    assert ids is not None and len(ids.security_group_ids) == 1
+    assert len(ids.security_group_ids) == 1
     assert mocks.calls_to(C.VPC) == []
     assert mocks.calls_to(C.SECURITY_GROUPS) == [
         {

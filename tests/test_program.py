@@ -25,7 +25,6 @@ from tests.pulumi_mocks import (
     plain,
 )
 from tests.stack_files import ROOT, cli_config, stack_file
-from tests.test_config import SEED_ENVIRONMENT, SEED_SECRETS
 
 DEV_DOMAIN = "lambda-test.sandbox.data.apro.is"
 DEV_ZONE_ID = "ZSANDBOXZONE"
@@ -157,9 +156,10 @@ def test_every_seed_variable_is_in_the_environment_and_secrets_are_secret(
     recorded = mocks.one(T.FUNCTION).inputs["environment"]
     assert is_secret_input(recorded)
     env = plain(recorded)["variables"]
-    for key, value in SEED_ENVIRONMENT.items():
+    dev = stack_file("dev")
+    for key, value in dev["librechat-lambda:environment"].items():
         assert env[key] == value, key
-    for key, parameter in SEED_SECRETS.items():
+    for key, parameter in dev["librechat-lambda:secrets"]["parameters"].items():
         assert env[key] == fake_ssm_value(parameter), key
     assert env["CONFIG_S3_BUCKET"] == "genai-shared-config"
     assert env["CONFIG_S3_KEY"] == "lambda-test/librechat/librechat.yaml"
@@ -271,7 +271,7 @@ def test_a_stack_without_network_value_or_lookup_is_told_what_to_set(mocks: Pulu
 
 
 def test_a_stack_without_domain_has_no_domain_resources(mocks: PulumiMocks):
-    exports = run_program(cli_config("dev", domain=None))
+    exports = run_program(cli_config("dev", domain={"enabled": False}))
     assert "custom_url" not in exports
     assert exports["stage_url"].endswith("/live")
     for typ in (T.API_DOMAIN_NAME, T.CERTIFICATE, T.API_BASE_PATH_MAPPING, T.ROUTE53_RECORD):

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-#: The CloudWatch namespace of every runtime metric (components/monitoring.py reads the same).
+#: The CloudWatch namespace of every runtime metric (components/contract.py states it too).
 NAMESPACE = "LibreChatLambda"
 _function = ["unknown"]
 

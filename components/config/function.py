@@ -1,0 +1,52 @@
+"""`function`: the Lambda function's size, limits, logs and concurrency."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from pydantic import Field
+
+from components import naming
+from components.config.base import Problem, Retention, Section
+
+
+class FunctionConfig(Section):
+    architecture: naming.Architecture = Field(
+        "x86_64", description="the image is built for the matching single platform"
+    )
+    memory_mb: int = Field(
+        2048, ge=128, le=10240, description="memory in MB (LibreChat wants 1 to 2 GB)"
+    )
+    timeout_seconds: int = Field(
+        900, ge=1, le=900, description="invocation timeout; also the longest a response can stream"
+    )
+    ephemeral_storage_mb: int = Field(1024, ge=512, le=10240, description="size of `/tmp` in MB")
+    log_retention_days: Retention = Field(
+        30, description="retention of the function's log group (a value CloudWatch Logs accepts)"
+    )
+    tracing: bool = Field(False, description="X-Ray active tracing")
+    reserved_concurrency: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        None, description="reserved concurrent executions"
+    )
+    provisioned_concurrency: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="> 0: publish a version, alias `live` with that many initialized "
+        "environments; the API then calls the alias",
+    )
+
+    @property
+    def platform(self) -> str:
+        """The Docker platform matching the function's architecture."""
+        return naming.PLATFORMS[self.architecture]
+
+    def related_problems(self) -> Iterator[Problem]:
+        reserved, provisioned = self.reserved_concurrency, self.provisioned_concurrency
+        if reserved is not None and provisioned > reserved:
+            yield (
+                "provisionedConcurrency",
+                f"{provisioned} exceeds function.reservedConcurrency {reserved}; lower it or "
+                "raise the reservation",
+            )

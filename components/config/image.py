@@ -1,0 +1,24 @@
+"""`image`: the function image, built from runtime/Dockerfile on a LibreChat API image."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from components import naming
+from components.config.base import Section, rule
+
+
+class ImageConfig(Section):
+    base_image: Annotated[str, rule(naming.check_image_ref)] = Field(
+        description="LibreChat API image the function image is built on (`BASE_IMAGE` build "
+        "argument)",
+        examples=["ghcr.io/danny-avila/librechat-api:v0.8.2-rc1"],
+    )
+    keep_last_images: int = Field(
+        10, ge=1, le=1000, description="ECR lifecycle policy: how many images to keep"
+    )
+    force_delete: bool = Field(
+        False, description="let `pulumi destroy` delete a repository that still holds images"
+    )

@@ -1,0 +1,165 @@
+"""The whole stack configuration: its sections, the checks across them, and how it is read."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, model_validator
+
+from components import naming
+from components.config.api import ApiConfig
+from components.config.base import Problem, Section, TextMap, rule, switchable
+from components.config.domain import DomainConfig
+from components.config.environment import Environment
+from components.config.errors import ConfigError, problems_of
+from components.config.function import FunctionConfig
+from components.config.image import ImageConfig
+from components.config.librechat import LibreChatConfig
+from components.config.network import NetworkConfig
+from components.config.runtime import RuntimeConfig
+from components.config.secrets import SecretsConfig
+
+PROJECT = "librechat-lambda"
+
+
+class StackConfig(Section):
+    """Every key of the `librechat-lambda:` namespace; a section per key that holds a map."""
+
+    name: Annotated[str, rule(naming.check_name_prefix)] = Field(
+        description="prefix of physical names (function, log group, ECR repository)",
+        json_schema_extra={"shown_default": "`librechat-<stack>`"},
+    )
+    tags: TextMap = Field(
+        {}, description="tags on every resource (`Project` and `Stack` are added)"
+    )
+    image: ImageConfig = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
+    function: FunctionConfig = FunctionConfig()
+    network: Annotated[NetworkConfig | None, switchable(NetworkConfig)] = Field(
+        default_factory=dict,  # type: ignore[arg-type]
+        validate_default=True,
+    )
+    librechat_config: LibreChatConfig = LibreChatConfig()
+    environment: Environment = Field(
+        {},
+        description="plain variables for LibreChat (`DOMAIN_SERVER`, `AWS_BUCKET_NAME`, "
+        "`USE_REDIS`, …); `AWS_BUCKET_NAME` also grants object read/write in that bucket",
+    )
+    secrets: SecretsConfig = SecretsConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    api: ApiConfig = ApiConfig()
+    domain: Annotated[DomainConfig | None, switchable(DomainConfig)] = Field(
+        default_factory=dict,  # type: ignore[arg-type]
+        validate_default=True,
+    )
+
+    _environment_is_secret: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any, info: ValidationInfo) -> Any:
+        stack = (info.context or {}).get("stack")
+        if isinstance(data, Mapping) and "name" not in data and stack:
+            name = re.sub(r"[^a-z0-9-]+", "-", f"librechat-{stack}".lower())[:40].rstrip("-")
+            return {**data, "name": name}
+        return data
+
+    @model_validator(mode="after")
+    def _mark_secret(self, info: ValidationInfo) -> StackConfig:
+        self._environment_is_secret = bool((info.context or {}).get("environment_is_secret"))
+        return self
+
+    @property
+    def environment_is_secret(self) -> bool:
+        """`environment` was set with `--secret` (e.g. a REDIS_URI with a password)."""
+        return self._environment_is_secret
+
+    @property
+    def app_environment(self) -> dict[str, str]:
+        """LibreChat's variables: `environment`, with DOMAIN_SERVER and DOMAIN_CLIENT defaulting
+        to the custom domain's URL."""
+        if self.domain is None:
+            return dict(self.environment)
+        url = self.domain.url
+        return {"DOMAIN_SERVER": url, "DOMAIN_CLIENT": url, **self.environment}
+
+    @property
+    def files_bucket(self) -> str | None:
+        """LibreChat's S3 file storage bucket (its own AWS_BUCKET_NAME variable)."""
+        return self.environment.get("AWS_BUCKET_NAME")
+
+    def related_problems(self) -> Iterator[Problem]:
+        ready, timeout = self.runtime.ready_timeout_seconds, self.function.timeout_seconds
+        if ready > timeout:
+            yield (
+                "runtime.readyTimeoutSeconds",
+                f"{ready:g} s exceeds function.timeoutSeconds {timeout}; the first request "
+                "would time out first",
+            )
+        if self.domain is not None and self.api.endpoint_type != "REGIONAL":
+            yield (
+                "api.endpointType",
+                "must be REGIONAL when a custom domain is on (the domain is a REGIONAL endpoint)",
+            )
+        for name in self.secrets.parameters:
+            if name in self.environment:
+                yield (f"secrets.parameters.{name}", "is also in environment; keep it in one place")
+        if self.librechat_config.domain_from and "DOMAIN_SERVER" not in self.app_environment:
+            yield (
+                "librechatConfig.domainFrom",
+                "needs the replacement host: set environment.DOMAIN_SERVER or domain.name",
+            )
+
+
+def parse(
+    raw: Mapping[str, Any],
+    *,
+    stack: str,
+    namespace: str = PROJECT,
+    environment_is_secret: bool = False,
+    problems: tuple[str, ...] = (),
+) -> StackConfig:
+    """Validate decoded configuration values; raise `ConfigError` listing every problem.
+
+    `problems` are lines already found while decoding (keys that are not valid JSON).
+    """
+    lines = [f"{namespace}:{line}" for line in problems]
+    context = {"stack": stack, "environment_is_secret": environment_is_secret}
+    try:
+        config = StackConfig.model_validate(raw, context=context)
+    except ValidationError as error:
+        lines += [f"{namespace}:{line}" for line in problems_of(error, StackConfig)]
+        raise ConfigError(lines) from None
+    if lines:
+        raise ConfigError(lines)
+    return config
+
+
+def load(config: pulumi.Config | None = None, stack: str | None = None) -> StackConfig:
+    """Read and validate this stack's configuration; raise `ConfigError` listing every problem."""
+    config = config or pulumi.Config(PROJECT)
+    prefix = f"{config.name}:"
+    names = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    raw: dict[str, Any] = {}
+    problems: list[str] = []
+    for key in sorted(n.removeprefix(prefix) for n in names if n.startswith(prefix)):
+        value = config.get(key) or ""
+        try:
+            decoded = json.loads(value)
+        except json.JSONDecodeError:
+            if value.lstrip().startswith(("{", "[")):
+                problems.append(f"{key} is not valid JSON; write it as a YAML map")
+                continue
+            decoded = value
+        raw[key] = decoded if isinstance(decoded, (dict, list)) else value
+    return parse(
+        raw,
+        stack=stack or pulumi.get_stack(),
+        namespace=config.name,
+        environment_is_secret=runtime_config.is_config_secret(f"{prefix}environment"),
+        problems=tuple(problems),
+    )
