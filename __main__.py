@@ -13,6 +13,7 @@ from components.config import PROJECT, load
 from components.domain import CustomDomain, CustomDomainArgs
 from components.function import LambdaFunction, LambdaFunctionArgs
 from components.image import ContainerImage, ContainerImageArgs
+from components.monitoring import Monitoring, MonitoringArgs
 from components.network import resolve_network
 
 cfg = load()
@@ -93,6 +94,23 @@ if cfg.domain is not None:
         ),
     )
     pulumi.export("custom_url", domain.url)
+
+if cfg.monitoring is not None:
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            function_name=function.function_name,
+            log_group_name=function.log_group_name,
+            api_name=api.rest_api.name,
+            stage_name=api.stage_name,
+            concurrency_limit=cfg.function.reserved_concurrency
+            or cfg.monitoring.account_concurrency,
+            settings=cfg.monitoring,
+            tags=tags,
+        ),
+    )
+    pulumi.export("dashboard_name", monitoring.dashboard.dashboard_name)
+    pulumi.export("alarm_topic_arn", monitoring.topic_arn)
 
 pulumi.export("stage_url", api.stage_url)
 pulumi.export("function_name", function.function_name)

@@ -65,6 +65,10 @@ _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SG_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+_SNS_TOPIC_ARN = re.compile(
+    rf"^arn:{_PARTITION}:sns:[a-z0-9-]+:\d{{12}}:[A-Za-z0-9_-]{{1,256}}(\.fifo)?$"
+)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,10 @@ check_kms_key_arn = _matching(
     "{value!r} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>; an alias ARN "
     "cannot be granted kms:Decrypt)",
 )
+check_sns_topic_arn = _matching(
+    _SNS_TOPIC_ARN, "{value!r} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)"
+)
+check_email = _matching(_EMAIL, "{value!r} is not an email address")
 check_acm_arn = _matching(
     _ACM_ARN,
     "{value!r} is not an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<uuid>)",
