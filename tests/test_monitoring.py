@@ -265,3 +265,33 @@ def test_disabling_monitoring_removes_all_of_it(mocks: PulumiMocks):
     for typ in MONITORING_TYPES:
         assert not mocks.of_type(typ), typ
     assert "dashboard_name" not in out and "alarm_topic_arn" not in out
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("monitoring", "phrase"),
+    [
+        ({"alarmEmail": "ops@", "enabled": True}, "monitoring.alarmEmail 'ops@' is not an email"),
+        ({"alarmTopicArn": "oncall"}, "monitoring.alarmTopicArn 'oncall' is not an SNS topic ARN"),
+        (
+            {
+                "alarmEmail": "ops@example.com",
+                "alarmTopicArn": f"arn:aws:sns:eu-west-1:{ACCOUNT_ID}:t",
+            },
+            "monitoring.alarmEmail and monitoring.alarmTopicArn are both set",
+        ),
+        ({"periodSeconds": 120}, "monitoring.periodSeconds"),
+        ({"concurrencyPercent": 0}, "monitoring.concurrencyPercent"),
+        ({"thresholds": 3}, "monitoring.thresholds is not a known key"),
+    ],
+)
+def test_bad_monitoring_keys_are_named(monitoring, phrase):
+    from components.config import ConfigError, parse
+    from tests.stack_files import stack_file
+
+    raw = {k.split(":", 1)[1]: v for k, v in stack_file("dev").items() if k.startswith("librechat")}
+    with pytest.raises(ConfigError) as error:
+        parse({**raw, "monitoring": monitoring}, stack="dev")
+    assert phrase in str(error.value)
