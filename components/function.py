@@ -1,9 +1,10 @@
 """The Lambda function that runs LibreChat behind the streaming runtime, with its IAM and logs.
 
 The function runs the container image (package type Image) whose entrypoint is the Python
-streaming runtime; the runtime starts LibreChat on 127.0.0.1:3080. Its environment is the
-stack's LibreChat variables plus the runtime's own (upstream, config object, domain rewrite,
-keep-alive), `NODE_ENV=production` and LibreChat's writable paths under /tmp.
+streaming runtime, which starts LibreChat itself. Its environment is the stack's LibreChat
+variables plus the runtime's own (upstream, config object, domain rewrite, keep-alive) and the
+fixed ones; components/contract.py holds what the runtime and the image agree on, and names
+every variable set here (`SET_BY_PROGRAM`).
 
 Secrets (SSM parameters), two modes:
 - `deploy`: each parameter is read with decryption while Pulumi runs and placed in the
@@ -322,13 +323,18 @@ class LambdaFunction(pulumi.ComponentResource):
         )
 
         # 4. The function; it waits for its policy (Lambda checks ENI rights on create).
-        vpc_config = (
-            {
+        vpc_config: aws.lambda_.FunctionVpcConfigArgsDict | None = None
+        if args.subnet_ids:
+            vpc_config = {
                 "subnet_ids": list(args.subnet_ids),
                 "security_group_ids": list(args.security_group_ids),
             }
-            if args.subnet_ids
-            else None
+        logging_config: aws.lambda_.FunctionLoggingConfigArgsDict = {
+            "log_format": "JSON",
+            "log_group": self.log_group.name,
+        }
+        tracing_config: aws.lambda_.FunctionTracingConfigArgsDict | None = (
+            {"mode": "Active"} if args.tracing else None
         )
         publish = args.provisioned_concurrency > 0
         self.function = aws.lambda_.Function(
@@ -343,8 +349,8 @@ class LambdaFunction(pulumi.ComponentResource):
             ephemeral_storage={"size": args.ephemeral_storage_mb},
             environment={"variables": self.environment},
             vpc_config=vpc_config,
-            logging_config={"log_format": "JSON", "log_group": self.log_group.name},
-            tracing_config={"mode": "Active"} if args.tracing else None,
+            logging_config=logging_config,
+            tracing_config=tracing_config,
             reserved_concurrent_executions=args.reserved_concurrency,
             publish=publish,
             tags=tags,

@@ -56,7 +56,7 @@ class AlarmSpec:
     description: str
     threshold: float
     comparison: str
-    metric_queries: Sequence[Mapping[str, Any]]
+    metric_queries: Sequence[aws.cloudwatch.MetricAlarmMetricQueryArgsDict]
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -175,7 +175,7 @@ def _metric(
     period: int,
     *,
     return_data: bool,
-) -> dict[str, Any]:
+) -> aws.cloudwatch.MetricAlarmMetricQueryArgsDict:
     return {
         "id": query_id,
         "return_data": return_data,
@@ -309,7 +309,8 @@ def dashboard_body(
     f = ("FunctionName", fn)
 
     def widget(title: str, metrics: list[list[Any]], **extra: Any) -> dict[str, Any]:
-        props = {"title": title, "region": region, "metrics": metrics, "view": "timeSeries"}
+        props: dict[str, Any] = {"title": title, "region": region, "metrics": metrics}
+        props["view"] = "timeSeries"
         props.update({"period": s.period_seconds, "stat": "Sum", **extra})
         return {"type": "metric", "width": 12, "height": 6, "properties": props}
 

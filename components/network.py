@@ -8,14 +8,18 @@ nothing fails the preview with the config key to fix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NoReturn
 
 import pulumi
 import pulumi_aws as aws
 
 from components.config import PROJECT, NetworkConfig
 from components.naming import MAX_SECURITY_GROUPS
+
+#: An EC2 Describe filter; get_vpc, get_subnets and get_security_groups take the same shape.
+Filter = aws.ec2.GetSubnetsFilterArgsDict
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ def resolve_network(network: NetworkConfig, opts: pulumi.InvokeOptions | None = 
                 "network.vpcTags",
                 f"did not match exactly one VPC: {dict(network.vpc_tags)} ({exc})",
             )
-    in_vpc = [{"name": "vpc-id", "values": [vpc_id]}] if vpc_id else []
+    in_vpc: list[Filter] = [{"name": "vpc-id", "values": [vpc_id]}] if vpc_id else []
 
     subnet_ids = tuple(network.subnet_ids)
     if not subnet_ids:
@@ -65,10 +69,10 @@ def resolve_network(network: NetworkConfig, opts: pulumi.InvokeOptions | None = 
     return NetworkIds(vpc_id=vpc_id, subnet_ids=subnet_ids, security_group_ids=sg_ids)
 
 
-def _tag_filters(tags: Mapping[str, str]) -> list[dict[str, Sequence[str] | str]]:
+def _tag_filters(tags: Mapping[str, str]) -> list[Filter]:
     """EC2 Describe filters for tags; values may hold `*` and `?` wildcards."""
     return [{"name": f"tag:{key}", "values": [value]} for key, value in sorted(tags.items())]
 
 
-def _fail(key: str, message: str) -> None:
+def _fail(key: str, message: str) -> NoReturn:
     raise pulumi.RunError(f"{PROJECT}:{key} {message}; fix the filter or give ids instead")

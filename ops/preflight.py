@@ -296,8 +296,8 @@ def _subnets(ec2: Any, net: NetworkLookup, in_vpc: list[dict[str, Any]]) -> Resu
             "fix the tags, or give network.subnetIds",
         )
     zones = sorted({s["AvailabilityZone"] for s in found})
-    ids = ", ".join(sorted(s["SubnetId"] for s in found))
-    return ok("network subnets", f"{len(found)} matched in {len(zones)} AZs: {ids}")
+    listed = ", ".join(sorted(s["SubnetId"] for s in found))
+    return ok("network subnets", f"{len(found)} matched in {len(zones)} AZs: {listed}")
 
 
 def _security_groups(ec2: Any, net: NetworkLookup, in_vpc: list[dict[str, Any]]) -> Result:

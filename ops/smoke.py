@@ -92,9 +92,9 @@ def check_streaming(
             buffer += chunk
             while b"\n\n" in buffer:
                 block, buffer = buffer.split(b"\n\n", 1)
-                data = [line[6:] for line in block.split(b"\n") if line.startswith(b"data: ")]
-                if data:
-                    arrivals.append((now, json.loads(data[0])))
+                lines = [line[6:] for line in block.split(b"\n") if line.startswith(b"data: ")]
+                if lines:
+                    arrivals.append((now, json.loads(lines[0])))
     if first_byte is None or len(arrivals) != count:
         raise SmokeError(f"{path} sent {len(arrivals)} events, expected {count}")
     report.say(f"ok    time to first byte {(first_byte - started) * 1000:.0f} ms")

@@ -18,15 +18,18 @@ import asyncio
 import base64
 import hashlib
 import json
+import runpy
 from collections.abc import Callable, Coroutine, Mapping
 from functools import cache
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
+from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks, set_all_config
 from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
 
+ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "eu-west-1"
 PARTITION = "aws"
@@ -117,6 +120,20 @@ def run_program(build: Callable[[], Mapping[str, pulumi.Input[Any]]]) -> dict[st
 
     program()
     return resolved
+
+
+def run_main(config: Mapping[str, str]) -> dict[str, Any]:
+    """Run `__main__.py` with the CLI-shaped stack `config`, as `pulumi preview` would; return
+    its stack outputs, resolved."""
+    set_all_config(dict(config))
+
+    def build() -> Mapping[str, pulumi.Input[Any]]:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        root = pulumi.runtime.get_root_resource()
+        assert root is not None, "the program registered no stack"
+        return root.outputs  # type: ignore[attr-defined,no-any-return]
+
+    return run_program(build)
 
 
 def is_secret_input(value: Any) -> bool:

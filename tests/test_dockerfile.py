@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from streaming_proxy.settings import DEFAULT_DIRS
+
+from components.contract import FIXED_ENVIRONMENT, LIBRECHAT_LOG_DIR, WRITABLE_DIRS
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = ROOT / "runtime"
@@ -151,22 +152,24 @@ def test_every_path_librechat_writes_is_redirected_to_tmp(
     for path in LIBRECHAT_WRITABLE_PATHS:
         assert path in links, f"{path} is written by LibreChat and must point into /tmp"
         assert links[path].startswith("/tmp/"), f"{path} -> {links[path]} is not under /tmp"
-    log_dir = env_values(instructions).get("LIBRECHAT_LOG_DIR", "")
-    assert log_dir.startswith("/tmp/"), "LIBRECHAT_LOG_DIR must be under /tmp"
-    assert links["/app/api/logs"] == log_dir
+    assert LIBRECHAT_LOG_DIR.startswith("/tmp/"), "LIBRECHAT_LOG_DIR must be under /tmp"
+    assert links["/app/api/logs"] == LIBRECHAT_LOG_DIR
 
 
 def test_the_runtime_creates_every_symlink_target_before_starting_librechat(
     instructions: list[Instruction],
 ) -> None:
-    """Lambda's /tmp starts empty and Node cannot mkdir through a dangling symlink (ENOENT)."""
-    created = set(DEFAULT_DIRS.split(":"))
+    """Lambda's /tmp starts empty and Node cannot mkdir through a dangling symlink (ENOENT).
+
+    tests/test_contract.py checks that the runtime creates WRITABLE_DIRS."""
     for link, target in symlinks(instructions).items():
-        assert target in created, f"{link} -> {target}: the runtime's UPSTREAM_DIRS misses it"
+        assert target in WRITABLE_DIRS, f"{link} -> {target}: contract.WRITABLE_DIRS misses it"
 
 
-def test_node_runs_in_production_mode(instructions: list[Instruction]) -> None:
-    assert env_values(instructions).get("NODE_ENV") == "production"
+def test_the_image_sets_what_the_function_always_sets(instructions: list[Instruction]) -> None:
+    """`docker run` of the image behaves as the function: production mode, logs on /tmp."""
+    image = env_values(instructions)
+    assert {k: image.get(k) for k in FIXED_ENVIRONMENT} == dict(FIXED_ENVIRONMENT)
 
 
 def test_the_image_ends_as_a_non_root_user(instructions: list[Instruction]) -> None:

@@ -38,10 +38,10 @@ class StackConfig(Section):
     tags: TextMap = Field(
         {}, description="tags on every resource (`Project` and `Stack` are added)"
     )
-    image: ImageConfig = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
+    image: ImageConfig = Field(default_factory=dict, validate_default=True)
     function: FunctionConfig = FunctionConfig()
     network: Annotated[NetworkConfig | None, switchable(NetworkConfig)] = Field(
-        default_factory=dict,  # type: ignore[arg-type]
+        default_factory=dict,
         validate_default=True,
     )
     librechat_config: LibreChatConfig = LibreChatConfig()
@@ -54,11 +54,11 @@ class StackConfig(Section):
     runtime: RuntimeConfig = RuntimeConfig()
     api: ApiConfig = ApiConfig()
     domain: Annotated[DomainConfig | None, switchable(DomainConfig)] = Field(
-        default_factory=dict,  # type: ignore[arg-type]
+        default_factory=dict,
         validate_default=True,
     )
     monitoring: Annotated[MonitoringConfig | None, switchable(MonitoringConfig)] = Field(
-        default_factory=dict,  # type: ignore[arg-type]
+        default_factory=dict,
         validate_default=True,
     )
 
