@@ -13,7 +13,14 @@ import pytest
 from components.config import MonitoringConfig
 from components.contract import METRICS_NAMESPACE
 from components.monitoring import INIT_FAILURE_PATTERN, Monitoring, MonitoringArgs
-from tests.pulumi_mocks import ACCOUNT_ID, DEFAULT_REGION, PulumiMocks, plain, run_program
+from tests.pulumi_mocks import (
+    ACCOUNT_ID,
+    DEFAULT_REGION,
+    PulumiMocks,
+    plain,
+    run_main,
+    run_program,
+)
 from tests.stack_files import cli_config
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -245,8 +252,6 @@ def test_every_resource_is_a_child_named_after_the_component(mocks: PulumiMocks)
 
 
 def run_stack(mocks: PulumiMocks, **overrides: Any) -> dict[str, Any]:
-    from tests.test_program import run_program as run_main
-
     mocks.zones = {"sandbox.data.apro.is": "ZSANDBOXZONE"}
     return run_main(cli_config("dev", **overrides))
 

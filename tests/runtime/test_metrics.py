@@ -204,11 +204,3 @@ def test_a_failed_init_counts_a_failed_cold_start():
         (line,) = [line for line in emf_lines(stack) if "ColdStarts" in line]
         assert check_emf(line) == []
         assert line["InitOutcome"] == "failed"
-
-
-def test_the_program_alarms_on_the_runtimes_namespace():
-    from streaming_proxy import metrics
-
-    from components.contract import METRICS_NAMESPACE
-
-    assert metrics.NAMESPACE == METRICS_NAMESPACE

@@ -108,11 +108,3 @@ def test_an_empty_path_switches_it_off_and_another_path_moves_it():
     ):
         assert len(read_events(client, "/chat/ops/check", n=2, interval_ms=0)) == 2
         assert client.get(f"/chat{CHECK}").status_code == 404
-
-
-def test_the_program_and_the_runtime_agree_on_the_path():
-    from streaming_proxy.settings import DEFAULT_STREAM_CHECK_PATH
-
-    from components.contract import STREAM_CHECK_PATH
-
-    assert DEFAULT_STREAM_CHECK_PATH == STREAM_CHECK_PATH == CHECK
