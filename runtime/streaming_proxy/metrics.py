@@ -17,6 +17,7 @@ failed).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -44,16 +45,33 @@ def document(
 ) -> dict[str, Any]:
     """``_aws`` metadata plus the target members: metrics by FunctionName, and ``Requests`` /
     ``ColdStarts`` again by their label (one extra dimension set each, not a cross product)."""
-    base = {"FunctionName": _function[0]}
+    definitions = tuple((name, unit) for name, (_, unit) in metrics.items())
+    return {
+        "_aws": {
+            "Timestamp": int(timestamp * 1000),
+            "CloudWatchMetrics": _directives(definitions, tuple(labels)),
+        },
+        "FunctionName": _function[0],
+        **labels,
+        **{name: value for name, (value, _) in metrics.items()},
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def _directives(
+    definitions: tuple[tuple[str, str], ...], labels: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The MetricDirectives for one shape of line; a few shapes recur, so each is built once."""
+    names = {name for name, _ in definitions}
     directives = [
         {
             "Namespace": NAMESPACE,
             "Dimensions": [["FunctionName"]],
-            "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
+            "Metrics": [{"Name": name, "Unit": unit} for name, unit in definitions],
         }
     ]
     for label, counted in (("StatusClass", "Requests"), ("InitOutcome", "ColdStarts")):
-        if label in labels and counted in metrics:
+        if label in labels and counted in names:
             directives.append(
                 {
                     "Namespace": NAMESPACE,
@@ -61,12 +79,7 @@ def document(
                     "Metrics": [{"Name": counted, "Unit": "Count"}],
                 }
             )
-    return {
-        "_aws": {"Timestamp": int(timestamp * 1000), "CloudWatchMetrics": directives},
-        **base,
-        **labels,
-        **{name: value for name, (value, _) in metrics.items()},
-    }
+    return directives
 
 
 Built = tuple[dict[str, tuple[float, str]], dict[str, str]]
