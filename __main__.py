@@ -48,6 +48,7 @@ function = LambdaFunction(
         secrets=cfg.secrets.parameters,
         secrets_mode=cfg.secrets.mode,
         secrets_kms_key_arn=cfg.secrets.kms_key_arn,
+        environment_kms_key_arn=cfg.function.kms_key_arn,
         config_object=cfg.librechat_config.location,
         config_domain_from=cfg.librechat_config.domain_from,
         base_path=cfg.domain.base_path if cfg.domain else None,
@@ -75,6 +76,9 @@ api = StreamingApi(
         throttling_rate_limit=cfg.api.throttling_rate_limit,
         log_retention_days=cfg.api.log_retention_days or cfg.function.log_retention_days,
         access_logging=cfg.api.access_logging,
+        api_name=cfg.name,
+        disable_execute_api_endpoint=not cfg.execute_api_endpoint,
+        web_acl_arn=cfg.api.web_acl_arn,
         tags=tags,
     ),
 )
@@ -112,8 +116,12 @@ if cfg.monitoring is not None:
     pulumi.export("dashboard_name", monitoring.dashboard.dashboard_name)
     pulumi.export("alarm_topic_arn", monitoring.topic_arn)
 
-pulumi.export("stage_url", api.stage_url)
+# `url` is where the API answers; `stage_url` is exported only while that endpoint answers too.
+pulumi.export("url", domain.url if cfg.domain is not None else api.stage_url)
+if cfg.execute_api_endpoint:
+    pulumi.export("stage_url", api.stage_url)
 pulumi.export("function_name", function.function_name)
 pulumi.export("function_arn", function.function_arn)
 pulumi.export("image_uri", image.image_uri)
+pulumi.export("base_image", image.base_image)
 pulumi.export("log_group_name", function.log_group_name)

@@ -2,8 +2,12 @@
 
 One REST API with `ANY /` and `ANY /{proxy+}`, both Lambda proxy integrations in STREAM
 transfer mode against the function's `InvokeWithResponseStream` URI, one stage with JSON
-access logs and optional throttling, and the permission for this API alone to invoke the
-function.
+access logs, throttling and optionally an existing WAFv2 web ACL, and the permission for this
+API alone to invoke the function.
+
+With a custom domain in front, the API's default `execute-api` endpoint can be disabled, so the
+domain (its TLS policy, its web ACL) is the only way in; a disabled endpoint answers 403. The
+switch takes effect with a new deployment, so it is part of the deployment's fingerprint.
 
 Access logging needs the account-wide API Gateway CloudWatch role (`aws.apigateway.Account`,
 one per account and region). This component does not manage that shared setting: another
@@ -79,6 +83,13 @@ class StreamingApiArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
     access_logging: bool = True
     """Needs the account's API Gateway CloudWatch role; see the module docstring."""
+    api_name: str | None = None
+    """Physical name of the REST API, also naming its access log group
+    `/aws/apigateway/<api_name>/<stage>/access`; None: generated, the log group by API id."""
+    disable_execute_api_endpoint: bool = False
+    """Turn off the default `https://<id>.execute-api...` URL (when a custom domain serves)."""
+    web_acl_arn: str | None = None
+    """An existing regional WAFv2 web ACL to associate with the stage."""
 
 
 def _fingerprint(*parts: object) -> str:
@@ -106,7 +117,9 @@ class StreamingApi(pulumi.ComponentResource):
         # 1. The API. Binary media types make API Gateway pass request bodies unaltered.
         self.rest_api = aws.apigateway.RestApi(
             f"{name}-api",
+            name=args.api_name,
             description="LibreChat API on Lambda, responses streamed",
+            disable_execute_api_endpoint=args.disable_execute_api_endpoint,
             endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(
                 types=args.endpoint_type
             ),
@@ -154,6 +167,7 @@ class StreamingApi(pulumi.ComponentResource):
         #    replacement before deleting the old one, so the stage never points at nothing.
         served = pulumi.Output.all(
             self.rest_api.binary_media_types,
+            self.rest_api.disable_execute_api_endpoint,
             proxy.path_part,
             *[pulumi.Output.all(m.http_method, m.authorization) for m in methods],
             *[
@@ -186,7 +200,11 @@ class StreamingApi(pulumi.ComponentResource):
             log_group = aws.cloudwatch.LogGroup(
                 f"{name}-access-logs",
                 name=pulumi.Output.concat(
-                    "/aws/apigateway/", self.rest_api.id, "/", args.stage_name, "/access"
+                    "/aws/apigateway/",
+                    args.api_name or self.rest_api.id,
+                    "/",
+                    args.stage_name,
+                    "/access",
                 ),
                 retention_in_days=args.log_retention_days,
                 tags=tags,
@@ -214,6 +232,14 @@ class StreamingApi(pulumi.ComponentResource):
                     throttling_burst_limit=args.throttling_burst_limit,
                     throttling_rate_limit=args.throttling_rate_limit,
                 ),
+                opts=child,
+            )
+
+        if args.web_acl_arn is not None:
+            aws.wafv2.WebAclAssociation(
+                f"{name}-web-acl",
+                resource_arn=self.stage.arn,
+                web_acl_arn=args.web_acl_arn,
                 opts=child,
             )
 

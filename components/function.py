@@ -79,6 +79,9 @@ class LambdaFunctionArgs:
     secrets: Mapping[str, str] = field(default_factory=dict)
     secrets_mode: Literal["deploy", "runtime"] = "deploy"
     secrets_kms_key_arn: str | None = None
+    environment_kms_key_arn: str | None = None
+    """Customer-managed KMS key encrypting the function's environment (its configuration is then
+    readable only with kms:Decrypt on it); None: Lambda's AWS managed key."""
     config_object: S3Location | None = None
     config_domain_from: str | None = None
     base_path: str | None = None
@@ -128,6 +131,11 @@ def plain_environment(args: LambdaFunctionArgs) -> dict[str, str]:
         env["SSM_SECRETS"] = json.dumps(dict(sorted(args.secrets.items())), separators=(",", ":"))
     env |= FIXED_ENVIRONMENT
     return env
+
+
+def function_role_name(function_name: str) -> str:
+    """The function's IAM role name (ci/github_ci/policies.py scopes deploy roles to it)."""
+    return f"{function_name}-function"
 
 
 def ssm_parameter_arn(name: str, ctx: AwsContext) -> str:
@@ -296,8 +304,10 @@ class LambdaFunction(pulumi.ComponentResource):
         )
 
         # 3. Role and its one least-privilege inline policy.
+        # Named after the function, so that a deploy role can be scoped to exactly this role.
         self.role = aws.iam.Role(
             f"{name}-role",
+            name=function_role_name(args.function_name),
             assume_role_policy=json.dumps(
                 {
                     "Version": "2012-10-17",
@@ -348,6 +358,7 @@ class LambdaFunction(pulumi.ComponentResource):
             timeout=args.timeout_seconds,
             ephemeral_storage={"size": args.ephemeral_storage_mb},
             environment={"variables": self.environment},
+            kms_key_arn=args.environment_kms_key_arn,
             vpc_config=vpc_config,
             logging_config=logging_config,
             tracing_config=tracing_config,

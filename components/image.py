@@ -1,7 +1,15 @@
 """The function's container image: an ECR repository and the image built from `runtime/`.
 
-The repository scans on push, keeps the newest N images (lifecycle policy) and lets only the
-stack's function pull (repository policy for lambda.amazonaws.com, scoped by source ARN).
+The repository scans on push, keeps the newest N images (lifecycle policy), lets only the
+stack's function pull (repository policy for lambda.amazonaws.com, scoped by source ARN) and
+has immutable tags: each build is pushed under a tag derived from what it is built from (the
+build context, the Dockerfile, the pinned base image and the platform), so a tag never
+changes meaning, and the function is deployed by digest regardless.
+
+The base image is pinned by digest at deploy time: a tag in `image.baseImage` is resolved to its
+digest through the registry (pulumi-docker's `get_registry_image`, a look-up that also runs in
+`pulumi preview`, so a moved upstream tag shows up as a diff in the pull request's preview) and
+the image is built `FROM name@sha256:...`; a digest given in config is used as is.
 
 Lambda accepts one image manifest for one platform and rejects manifest lists, so the build
 names exactly one platform, the one matching the function's architecture. The function is
@@ -16,9 +24,12 @@ so that a changed provider default cannot start needing an engine on pull reques
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
@@ -45,6 +56,56 @@ class ContainerImageArgs:
     @property
     def platform(self) -> str:
         return PLATFORMS[self.architecture]
+
+
+#: Files in a build context that never reach the image (runtime/.dockerignore excludes them) and
+#: that running the tests creates: left out of the content tag so it is the same on every machine.
+_CACHE_PARTS = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache"})
+_CACHE_SUFFIXES = (".pyc", ".pyo", ".pyd")
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def image_repository(reference: str) -> str:
+    """`name` of `name[:tag][@digest]` (a registry port, `host:5000/x`, is not a tag)."""
+    name = reference.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name[: len(name) - len(last)] + last.split(":", 1)[0]
+
+
+def is_pinned(reference: str) -> bool:
+    """True when `reference` names its content by digest (`name[:tag]@sha256:<64 hex>`)."""
+    return bool(_DIGEST.search(reference))
+
+
+def pin_base_image(reference: str, opts: pulumi.InvokeOptions | None = None) -> str:
+    """`name@sha256:...` for `reference`: as is when it has a digest, else looked up."""
+    if is_pinned(reference):
+        return reference
+    try:
+        found = docker.get_registry_image(name=reference, opts=opts)
+    except Exception as exc:  # the provider reports an unknown tag or registry as an invoke error
+        msg = (
+            f"image.baseImage {reference!r} could not be resolved to a digest in its registry "
+            f"({exc}); check the name and tag, or give name@sha256:<digest>"
+        )
+        raise pulumi.RunError(msg) from exc
+    return f"{image_repository(reference)}@{found.sha256_digest}"
+
+
+def content_tag(context: str, dockerfile: str, build_args: Mapping[str, str], platform: str) -> str:
+    """A tag naming what an image is built from; equal inputs give the same tag."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([dict(sorted(build_args.items())), platform]).encode())
+    root = Path(context)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not _is_cache(p, root))
+    for path in [Path(dockerfile), *files]:
+        digest.update(path.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"content-{digest.hexdigest()[:20]}"
+
+
+def _is_cache(path: Path, root: Path) -> bool:
+    parts = path.relative_to(root).parts
+    return bool(_CACHE_PARTS.intersection(parts)) or path.suffix in _CACHE_SUFFIXES
 
 
 def lifecycle_policy(keep_last_images: int) -> str:
@@ -103,6 +164,9 @@ class ContainerImage(pulumi.ComponentResource):
     image: docker.Image
     image_uri: pulumi.Output[str]
     repository_url: pulumi.Output[str]
+    base_image: str
+    """The base image the build used, pinned: `name@sha256:...`."""
+    tag: str
 
     def __init__(
         self, name: str, args: ContainerImageArgs, opts: pulumi.ResourceOptions | None = None
@@ -110,12 +174,14 @@ class ContainerImage(pulumi.ComponentResource):
         super().__init__("librechat:components:ContainerImage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        # 1. Repository: scanned on push, tags mutable (only the digest is relied upon).
+        invoke = pulumi.InvokeOptions(parent=self)
+
+        # 1. Repository: scanned on push; a pushed tag can never be moved to other content.
         self.repository = aws.ecr.Repository(
             f"{name}-repo",
             name=args.repository_name,
             image_scanning_configuration={"scan_on_push": True},
-            image_tag_mutability="MUTABLE",
+            image_tag_mutability="IMMUTABLE",
             force_delete=args.force_delete,
             tags=dict(args.tags),
             opts=child,
@@ -128,7 +194,6 @@ class ContainerImage(pulumi.ComponentResource):
             opts=child,
         )
         # 3. Only this stack's function may pull (Lambda reads the image with its own principal).
-        invoke = pulumi.InvokeOptions(parent=self)
         partition = aws.get_partition(opts=invoke).partition
         region = aws.get_region(opts=invoke).region
         account = aws.get_caller_identity(opts=invoke).account_id
@@ -145,17 +210,19 @@ class ContainerImage(pulumi.ComponentResource):
         token = aws.ecr.get_authorization_token_output(
             registry_id=self.repository.registry_id, opts=invoke
         )
-        # 5. Build for one platform and push; never build during preview.
-        stack = pulumi.get_stack()
+        # 5. The base image by digest, and the tag of what this build is made of.
+        self.base_image = pin_base_image(args.base_image, invoke)
+        build_args = {"BASE_IMAGE": self.base_image}
+        self.tag = content_tag(args.context, args.dockerfile, build_args, args.platform)
+        # 6. Build for one platform and push; never build during preview.
         self.image = docker.Image(
             f"{name}-image",
-            # Tagged with the stack's name (never `latest`); the function uses the digest only.
-            image_name=self.repository.repository_url.apply(lambda url: f"{url}:{stack}"),
+            image_name=self.repository.repository_url.apply(lambda url: f"{url}:{self.tag}"),
             build=docker.DockerBuildArgs(
                 context=args.context,
                 dockerfile=args.dockerfile,
                 platform=args.platform,
-                args={"BASE_IMAGE": args.base_image},
+                args=build_args,
             ),
             registry=docker.RegistryArgs(
                 server=self.repository.repository_url,
@@ -173,4 +240,10 @@ class ContainerImage(pulumi.ComponentResource):
         self.image_uri = pulumi.Output.all(self.image.repo_digest, self.repository_policy.id).apply(
             lambda values: values[0]
         )
-        self.register_outputs({"repository_url": self.repository_url, "image_uri": self.image_uri})
+        self.register_outputs(
+            {
+                "repository_url": self.repository_url,
+                "image_uri": self.image_uri,
+                "base_image": self.base_image,
+            }
+        )

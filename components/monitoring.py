@@ -80,7 +80,9 @@ class Monitoring(pulumi.ComponentResource):
         if s.alarm_topic_arn:
             self.topic_arn = pulumi.Output.from_input(s.alarm_topic_arn)
         else:
-            topic = aws.sns.Topic(f"{name}-alarms", tags=tags, opts=child)
+            topic = aws.sns.Topic(
+                f"{name}-alarms", name=pulumi.Output.concat(fn, "-alarms"), tags=tags, opts=child
+            )
             self.topic_arn = topic.arn
             if s.alarm_email:
                 aws.sns.TopicSubscription(

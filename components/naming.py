@@ -57,6 +57,9 @@ _ACM_ARN = re.compile(rf"^arn:{_PARTITION}:acm:([a-z0-9-]+):\d{{12}}:certificate
 _KMS_KEY_ARN = re.compile(
     rf"^arn:{_PARTITION}:kms:[a-z0-9-]+:\d{{12}}:key/(mrk-[0-9a-f]{{32}}|[0-9a-f-]{{36}})$"
 )
+_WEB_ACL_ARN = re.compile(
+    rf"^arn:{_PARTITION}:wafv2:[a-z0-9-]+:\d{{12}}:regional/webacl/[A-Za-z0-9_-]+/[0-9a-f-]+$"
+)
 _STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _BASE_PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 _ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
@@ -120,6 +123,11 @@ check_sns_topic_arn = _matching(
     _SNS_TOPIC_ARN, "{value!r} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)"
 )
 check_email = _matching(_EMAIL, "{value!r} is not an email address")
+check_web_acl_arn = _matching(
+    _WEB_ACL_ARN,
+    "{value!r} is not a regional WAFv2 web ACL ARN "
+    "(arn:aws:wafv2:<region>:<account>:regional/webacl/<name>/<id>)",
+)
 check_acm_arn = _matching(
     _ACM_ARN,
     "{value!r} is not an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<uuid>)",

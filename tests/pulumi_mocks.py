@@ -96,6 +96,7 @@ class C:
     CALLER_IDENTITY = "aws:index/getCallerIdentity:getCallerIdentity"
     REGION = "aws:index/getRegion:getRegion"
     PARTITION = "aws:index/getPartition:getPartition"
+    REGISTRY_IMAGE = "docker:index/getRegistryImage:getRegistryImage"
 
 
 def settle(check: Coroutine[Any, Any, None]) -> pulumi.Output[None]:
@@ -519,6 +520,16 @@ def _caller_identity(m: PulumiMocks, a: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def fake_registry_digest(reference: str) -> str:
+    """The digest the mocked `docker.get_registry_image` returns for `reference`."""
+    return f"sha256:{fake_hex('registry::' + reference, 64)}"
+
+
+def _registry_image(m: PulumiMocks, a: dict[str, Any]) -> dict[str, Any]:
+    name = a["name"]
+    return {"id": name, "name": name, "sha256Digest": fake_registry_digest(name)}
+
+
 def _region(m: PulumiMocks, a: dict[str, Any]) -> dict[str, Any]:
     region = a.get("region") or a.get("name") or m.region
     return {
@@ -549,6 +560,7 @@ CALL_HANDLERS: dict[str, CallHandler] = {
     C.CALLER_IDENTITY: _caller_identity,
     C.REGION: _region,
     C.PARTITION: _partition,
+    C.REGISTRY_IMAGE: _registry_image,
 }
 
 # ==== component-specific outputs ==========================================================

@@ -52,7 +52,9 @@ def test_defaults_follow_the_design():
     assert cfg.function.provisioned_concurrency == 0
     assert cfg.api.endpoint_type == "REGIONAL"
     assert cfg.api.binary_media_types == ("*/*",)
-    assert cfg.secrets.mode == "deploy"
+    assert cfg.secrets.mode == "runtime"
+    assert (cfg.api.throttling_burst_limit, cfg.api.throttling_rate_limit) == (100, 50)
+    assert cfg.api.keep_execute_api_endpoint is False
     assert cfg.domain is None
 
 
@@ -148,8 +150,13 @@ def test_a_function_outside_a_vpc_is_allowed_explicitly():
         ({"api": {"endpointType": "EDGE"}, "domain": DOMAIN_ON}, "api.endpointType", "must be REGIONAL"),
         ({"api": {"stageName": "a b"}}, "api.stageName", "not a stage name"),
         ({"api": {"stageName": "é"}}, "api.stageName", "not a stage name"),
-        ({"api": {"throttlingBurstLimit": 100}}, "api.throttlingRateLimit", "set both"),
-        ({"api": {"throttlingRateLimit": 50}}, "api.throttlingBurstLimit", "set both"),
+        ({"api": {"throttlingBurstLimit": -1}}, "api.throttlingBurstLimit", "0"),
+        ({"api": {"webAclArn": "arn:aws:wafv2:us-east-1:123456789012:global/webacl/a/0a"}},
+         "api.webAclArn", "not a regional WAFv2 web ACL ARN"),
+        ({"secrets": {"mode": "deploy", "parameters": {"JWT_SECRET": "/a/jwt"}}},
+         "function.kmsKeyArn", "is required with secrets.mode deploy"),
+        ({"function": {"kmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:alias/x"}},
+         "function.kmsKeyArn", "not a KMS key ARN"),
         ({"runtime": {"readyTimeoutSeconds": 120}, "function": {"timeoutSeconds": 60}},
          "runtime.readyTimeoutSeconds", "exceeds function.timeoutSeconds"),
         ({"function": {"reservedConcurrency": 1, "provisionedConcurrency": 2}},

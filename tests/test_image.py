@@ -66,8 +66,8 @@ def test_build_uses_runtime_context_dockerfile_and_base_image_argument(mocks: Pu
         inputs = mocks.inputs_of(T.DOCKER_IMAGE)
         assert inputs["build"]["context"] == "runtime"
         assert inputs["build"]["dockerfile"] == "runtime/Dockerfile"
-        assert inputs["build"]["args"] == {"BASE_IMAGE": BASE}
-        assert inputs["imageName"].endswith("/librechat-test:test")  # the stack name, never latest
+        assert inputs["build"]["args"] == {"BASE_IMAGE": image.base_image}
+        assert image.base_image.startswith("ghcr.io/danny-avila/librechat-api@sha256:")
 
     return settle(check())
 
@@ -110,6 +110,7 @@ def test_repository_scans_on_push_and_force_delete_follows_config(mocks: PulumiM
         await image.image_uri.future()
         repo = mocks.inputs_of(T.ECR_REPOSITORY)
         assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
+        assert repo["imageTagMutability"] == "IMMUTABLE"
         assert repo["forceDelete"] is True
         assert repo["name"] == "librechat-test"
 

@@ -20,6 +20,7 @@ from tests.pulumi_mocks import (
     C,
     PulumiMocks,
     T,
+    fake_registry_digest,
     fake_ssm_value,
     is_secret_input,
     plain,
@@ -66,9 +67,8 @@ def function_arn() -> str:
 
 def test_dev_exports_urls_function_image_and_log_group(mocks: PulumiMocks, dev: dict[str, Any]):
     repo = f"{ACCOUNT_ID}.dkr.ecr.{DEFAULT_REGION}.amazonaws.com/librechat-lambda-dev"
-    assert dev["custom_url"] == f"https://{DEV_DOMAIN}"
-    api_id = mocks.outputs["api-api"]["id"]
-    assert dev["stage_url"] == f"https://{api_id}.execute-api.{DEFAULT_REGION}.amazonaws.com/live"
+    assert dev["custom_url"] == dev["url"] == f"https://{DEV_DOMAIN}"
+    assert "stage_url" not in dev  # the execute-api endpoint is off behind the domain
     assert dev["function_name"] == "librechat-lambda-dev"
     assert dev["function_arn"] == function_arn()
     assert dev["image_uri"].startswith(f"{repo}@sha256:")
@@ -123,7 +123,10 @@ def test_function_runs_the_digest_pinned_single_platform_image(
 ):
     image = mocks.inputs_of(T.DOCKER_IMAGE)
     assert image["build"]["platform"] == "linux/amd64"
-    assert image["build"]["args"] == {"BASE_IMAGE": "ghcr.io/danny-avila/librechat-api:v0.8.2-rc1"}
+    base = "ghcr.io/danny-avila/librechat-api:v0.8.2-rc1"
+    assert image["build"]["args"] == {
+        "BASE_IMAGE": f"ghcr.io/danny-avila/librechat-api@{fake_registry_digest(base)}"
+    }
     assert image["buildOnPreview"] is False
     function = mocks.inputs_of(T.FUNCTION)
     assert function["imageUri"] == mocks.outputs["image-image"]["repoDigest"] == dev["image_uri"]
@@ -150,17 +153,19 @@ def test_function_has_the_designed_size_and_the_looked_up_network(
     assert len(subnets["ids"]) == 3 and len(groups["ids"]) == 1
 
 
-def test_every_seed_variable_is_in_the_environment_and_secrets_are_secret(
+def test_every_seed_variable_is_in_the_environment_and_secrets_only_by_name(
     mocks: PulumiMocks, dev: dict[str, Any]
 ):
     recorded = mocks.one(T.FUNCTION).inputs["environment"]
-    assert is_secret_input(recorded)
+    assert not is_secret_input(recorded)  # nothing secret in it: parameter names only
     env = plain(recorded)["variables"]
     dev = stack_file("dev")
     for key, value in dev["librechat-lambda:environment"].items():
         assert env[key] == value, key
-    for key, parameter in dev["librechat-lambda:secrets"]["parameters"].items():
-        assert env[key] == fake_ssm_value(parameter), key
+    parameters = dev["librechat-lambda:secrets"]["parameters"]
+    assert json.loads(env["SSM_SECRETS"]) == parameters
+    assert not set(parameters) & set(env)
+    assert mocks.calls_to(C.SSM_PARAMETER) == []
     assert env["CONFIG_S3_BUCKET"] == "genai-shared-config"
     assert env["CONFIG_S3_KEY"] == "lambda-test/librechat/librechat.yaml"
     assert env["CONFIG_DOMAIN_FROM"] == "genai.sandbox.data.apro.is"
@@ -274,5 +279,6 @@ def test_a_stack_without_domain_has_no_domain_resources(mocks: PulumiMocks):
     exports = run_program(cli_config("dev", domain={"enabled": False}))
     assert "custom_url" not in exports
     assert exports["stage_url"].endswith("/live")
+    assert exports["url"] == exports["stage_url"]
     for typ in (T.API_DOMAIN_NAME, T.CERTIFICATE, T.API_BASE_PATH_MAPPING, T.ROUTE53_RECORD):
         assert mocks.of_type(typ) == []

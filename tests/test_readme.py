@@ -77,7 +77,7 @@ def test_stack_outputs_in_the_readme_exist() -> None:
 def test_repository_paths_in_the_readme_exist() -> None:
     paths = set(
         re.findall(
-            r"`((?:\.github|\.ci|runtime|components|emulator|bench|tests)/[^`<> ]*)`", README
+            r"`((?:\.github|\.ci|ci|runtime|components|emulator|bench|tests)/[^`<> ]*)`", README
         )
     )
     paths |= set(re.findall(r"`([\w.-]+\.(?:py|yml|yaml|txt|toml|lock))`", README))

@@ -1,5 +1,6 @@
 """The GitHub Actions workflows keep their promises: tests on every change, a preview per stack
-on pull requests, serialized deployments on main, pinned actions and least privilege.
+on pull requests, serialized deployments on main, pinned actions and least privilege, and no
+credential shared between a pull request's preview and a deployment.
 
 The workflows cannot run here, so these tests read them as data, check the stacks they name
 against the repository's `Pulumi.<stack>.yaml` files, and run the two real linters the lint
@@ -24,6 +25,10 @@ PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 VERSION_COMMENT = re.compile(r"@[0-9a-f]{40} # v\d+(\.\d+)*\s*$")
 OIDC_ACTION = "aws-actions/configure-aws-credentials"
 PULUMI_ACTION = "pulumi/actions"
+PULUMI_AUTH_ACTION = "pulumi/auth-actions"
+SECRET_REFERENCE = re.compile(r"\bsecrets\.([A-Za-z_][A-Za-z0-9_]*)")
+PREVIEW_WORKFLOWS = ("preview.yml",)
+DEPLOY_WORKFLOWS = ("deploy.yml", "pulumi-up.yml")
 
 
 def load(name: str) -> dict[str, Any]:
@@ -127,12 +132,68 @@ def test_preview_diffs_every_stack_on_pull_requests_as_a_comment() -> None:
     assert pulumi["command"] == "preview"
     assert pulumi["diff"] is True
     assert pulumi["comment-on-pr"] is True
-    assert pulumi["stack-name"] == "${{ matrix.stack }}"
+    assert pulumi["stack-name"] == "${{ vars.PULUMI_ORGANIZATION }}/${{ matrix.stack }}"
     credentials = step_using(job, OIDC_ACTION)["with"]
     assert "vars." in " ".join(e["role"] for e in job["strategy"]["matrix"]["include"])
     assert credentials["role-to-assume"] == "${{ matrix.role }}"
     assert "aws-access-key-id" not in credentials, "OIDC only, no long-lived keys"
     assert not [s for s in steps(job) if "docker" in s.get("uses", "")], "preview needs no Docker"
+
+
+def secrets_referenced(texts: list[str]) -> set[str]:
+    """Every `secrets.NAME` the workflow texts mention (GITHUB_TOKEN included)."""
+    return {name for text in texts for name in SECRET_REFERENCE.findall(text)}
+
+
+def workflow_texts(names: tuple[str, ...]) -> list[str]:
+    return [(WORKFLOWS / name).read_text() for name in names]
+
+
+def test_previews_and_deployments_reference_disjoint_secrets() -> None:
+    """The pull request's preview uses no secret at all; deployments use their own."""
+    preview = secrets_referenced(workflow_texts(PREVIEW_WORKFLOWS))
+    deploy = secrets_referenced(workflow_texts(DEPLOY_WORKFLOWS))
+    assert preview == set(), f"the preview runs the pull request's code: no secrets ({preview})"
+    assert deploy == {"PULUMI_DEPLOY_TOKEN"}
+    assert not preview & deploy
+    assert secrets_referenced(workflow_texts(("ci.yml",))) == set()
+    workflows = set(PREVIEW_WORKFLOWS + DEPLOY_WORKFLOWS + ("ci.yml",))
+    assert workflows == set(all_workflows()), "classify every workflow as preview or deploy"
+
+
+def test_the_disjointness_check_catches_a_shared_secret() -> None:
+    text = (WORKFLOWS / "preview.yml").read_text()
+    leaked = (
+        text + "        env:\n          PULUMI_ACCESS_TOKEN: ${{ secrets.PULUMI_DEPLOY_TOKEN }}\n"
+    )
+    assert secrets_referenced([leaked]) & secrets_referenced(workflow_texts(DEPLOY_WORKFLOWS))
+
+
+def test_preview_gets_a_preview_scoped_pulumi_token_by_oidc() -> None:
+    job = load("preview.yml")["jobs"]["preview"]
+    auth = step_using(job, PULUMI_AUTH_ACTION)["with"]
+    assert auth["organization"] == "${{ vars.PULUMI_ORGANIZATION }}"
+    assert auth["scope"] == "${{ vars.PULUMI_PREVIEW_SCOPE }}"
+    token_type = auth["requested-token-type"]
+    assert token_type.startswith("urn:pulumi:token-type:access_token:")
+    assert "organization" not in token_type, "an organization token may update every stack"
+    assert {"team", "personal"} <= set(re.findall(r"'(\w+)'", token_type))
+    check = steps(job)[0]
+    assert "team:?* | user:?*)" in check["run"], "the wiring check refuses any other scope"
+    order = [s.get("uses", "").split("@")[0] for s in steps(job)]
+    assert order.index(PULUMI_AUTH_ACTION) < order.index(PULUMI_ACTION)
+    assert "env" not in step_using(job, PULUMI_ACTION), "the token comes from the OIDC step"
+
+
+def test_deployments_take_the_pulumi_token_from_the_stacks_environment() -> None:
+    workflow = load("pulumi-up.yml")
+    assert set(workflow["on"]["workflow_call"]["secrets"]) == {"PULUMI_DEPLOY_TOKEN"}
+    job = workflow["jobs"]["up"]
+    assert job["environment"] == "${{ inputs.stack }}"
+    pulumi = step_using(job, PULUMI_ACTION)
+    assert pulumi["env"] == {"PULUMI_ACCESS_TOKEN": "${{ secrets.PULUMI_DEPLOY_TOKEN }}"}
+    for stack_job in load("deploy.yml")["jobs"].values():
+        assert stack_job["secrets"] == {"PULUMI_DEPLOY_TOKEN": "${{ secrets.PULUMI_DEPLOY_TOKEN }}"}
 
 
 def test_deploy_runs_pulumi_up_per_stack_on_main_dev_before_prod() -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from pydantic import Field
 
 from components import naming
-from components.config.base import Names, Problem, Retention, Section, rule
+from components.config.base import Names, Retention, Section, rule
 
 
 class ApiConfig(Section):
@@ -23,11 +22,15 @@ class ApiConfig(Section):
         description="request content types passed base64-encoded, so request bodies reach the "
         "function unaltered",
     )
-    throttling_burst_limit: Annotated[int, Field(ge=0, le=5000)] | None = Field(
-        None, description="stage burst limit (set both limits or neither)"
+    throttling_burst_limit: int = Field(
+        100,
+        ge=0,
+        le=5000,
+        description="stage burst limit (requests); the default keeps one client from using the "
+        "account's whole API Gateway quota",
     )
-    throttling_rate_limit: Annotated[float, Field(ge=0, le=10_000)] | None = Field(
-        None, description="stage steady-state requests per second (set both limits or neither)"
+    throttling_rate_limit: float = Field(
+        50, ge=0, le=10_000, description="stage steady-state requests per second"
     )
     log_retention_days: Retention | None = Field(
         None,
@@ -39,17 +42,11 @@ class ApiConfig(Section):
         description="JSON access logs; needs the account's API Gateway CloudWatch role (set once "
         "per account and region, outside this project)",
     )
-
-    def related_problems(self) -> Iterator[Problem]:
-        burst, rate = self.throttling_burst_limit, self.throttling_rate_limit
-        if (burst is None) != (rate is None):
-            given, missing = (
-                ("throttlingBurstLimit", "throttlingRateLimit")
-                if rate is None
-                else ("throttlingRateLimit", "throttlingBurstLimit")
-            )
-            yield (
-                missing,
-                f"is needed with api.{given}: set both, or neither (the provider sends -1, "
-                "throttling disabled, for the one left out)",
-            )
+    keep_execute_api_endpoint: bool = Field(
+        False,
+        description="keep the API's default `execute-api` URL answering beside the custom domain "
+        "(for debugging); without a custom domain it always answers",
+    )
+    web_acl_arn: Annotated[str, rule(naming.check_web_acl_arn)] | None = Field(
+        None, description="an existing regional WAFv2 web ACL to associate with the stage"
+    )

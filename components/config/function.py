@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from components import naming
-from components.config.base import Problem, Retention, Section
+from components.config.base import Problem, Retention, Section, rule
 
 
 class FunctionConfig(Section):
@@ -35,6 +35,12 @@ class FunctionConfig(Section):
         le=100_000,
         description="> 0: publish a version, alias `live` with that many initialized "
         "environments; the API then calls the alias",
+    )
+
+    kms_key_arn: Annotated[str, rule(naming.check_kms_key_arn)] | None = Field(
+        None,
+        description="customer-managed KMS key encrypting the function's environment: reading "
+        "its configuration then needs `kms:Decrypt` on it; required with `secrets.mode: deploy`",
     )
 
     @property

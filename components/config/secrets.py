@@ -14,9 +14,10 @@ from components.config.environment import variable_problem
 
 class SecretsConfig(Section):
     mode: Literal["deploy", "runtime"] = Field(
-        "deploy",
-        description="`deploy`: values read at deploy time into the environment as Pulumi "
-        "secrets; `runtime`: only the names (`SSM_SECRETS`), read by the runtime at cold start",
+        "runtime",
+        description="`runtime`: only the names (`SSM_SECRETS`) in the function and the state, "
+        "read by the runtime at cold start; `deploy`: values read at deploy time into the "
+        "environment (needs `function.kmsKeyArn`; see [Secrets](#secrets-two-modes))",
     )
     parameters: Mapping[str, Annotated[str, rule(naming.check_ssm_name)]] = Field(
         {},
@@ -25,7 +26,7 @@ class SecretsConfig(Section):
     kms_key_arn: Annotated[str, rule(naming.check_kms_key_arn)] | None = Field(
         None,
         description="customer-managed KMS key of the parameters (runtime mode grants "
-        "`kms:Decrypt` on it)",
+        "`kms:Decrypt` on it through SSM)",
     )
 
     def related_problems(self) -> Iterator[Problem]:

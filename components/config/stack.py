@@ -93,6 +93,12 @@ class StackConfig(Section):
         return {"DOMAIN_SERVER": url, "DOMAIN_CLIENT": url, **self.environment}
 
     @property
+    def execute_api_endpoint(self) -> bool:
+        """The API's default execute-api URL answers: always without a custom domain, with one
+        only when `api.keepExecuteApiEndpoint` says so."""
+        return self.domain is None or self.api.keep_execute_api_endpoint
+
+    @property
     def files_bucket(self) -> str | None:
         """LibreChat's S3 file storage bucket (its own AWS_BUCKET_NAME variable)."""
         return self.environment.get("AWS_BUCKET_NAME")
@@ -109,6 +115,18 @@ class StackConfig(Section):
             yield (
                 "api.endpointType",
                 "must be REGIONAL when a custom domain is on (the domain is a REGIONAL endpoint)",
+            )
+        if (
+            self.secrets.mode == "deploy"
+            and self.secrets.parameters
+            and self.function.kms_key_arn is None
+        ):
+            yield (
+                "function.kmsKeyArn",
+                "is required with secrets.mode deploy: the secret values then sit in the "
+                "function's environment, readable by anyone allowed lambda:GetFunction; set a "
+                "customer-managed KMS key so reading them needs kms:Decrypt on it, or use "
+                "secrets.mode runtime",
             )
         for name in self.secrets.parameters:
             if name in self.environment:

@@ -1,0 +1,36 @@
+"""librechat-lambda-ci: the AWS identities of librechat-lambda's GitHub workflows.
+
+Applied once per AWS account by an administrator (README, "Pull-request previews and
+continuous deployment"): GitHub's OIDC provider and, per deployed stack of the main program,
+a preview role and a deploy role. The role ARNs it exports go into the repository's GitHub
+variables.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from github_ci.oidc import GithubOidc, GithubOidcArgs
+from github_ci.roles import StackCiRoles, StackCiRolesArgs
+from github_ci.settings import PROJECT, load
+
+settings = load()
+tags = {"Project": "librechat-lambda", "ManagedBy": PROJECT}
+
+oidc = GithubOidc("github", GithubOidcArgs(settings.oidc_provider_arn, tags))
+roles = {
+    target.stack: StackCiRoles(
+        target.stack,
+        StackCiRolesArgs(
+            target=target,
+            repository=settings.repository,
+            provider_arn=oidc.provider_arn,
+            tags={**tags, "Stack": target.stack},
+        ),
+    )
+    for target in settings.stacks
+}
+
+pulumi.export("oidc_provider_arn", oidc.provider_arn)
+pulumi.export("preview_role_arns", {stack: r.preview_role_arn for stack, r in roles.items()})
+pulumi.export("deploy_role_arns", {stack: r.deploy_role_arn for stack, r in roles.items()})

@@ -1,0 +1,108 @@
+"""Per deployed stack, the two roles its workflows assume through GitHub's OIDC provider.
+
+- `<name>-preview`: assumed by pull requests of the repository (preview.yml); look-ups only,
+  secrets and writes denied (see `policies.preview_policy`).
+- `<name>-deploy`: assumed only by jobs running in the stack's GitHub environment
+  (pulumi-up.yml); manages the stack's own resources (see `policies.deploy_policy`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from github_ci.policies import (
+    Account,
+    deploy_policy,
+    environment_subject,
+    github_trust_policy,
+    preview_policy,
+    pull_request_subject,
+)
+from github_ci.settings import StackTarget
+
+
+@dataclass(frozen=True)
+class StackCiRolesArgs:
+    """Inputs of `StackCiRoles`."""
+
+    target: StackTarget
+    repository: str
+    """owner/name of the GitHub repository whose workflows assume the roles."""
+    provider_arn: pulumi.Input[str]
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class StackCiRoles(pulumi.ComponentResource):
+    """The preview role and the deploy role of one stack, each with its one inline policy."""
+
+    preview_role: aws.iam.Role
+    deploy_role: aws.iam.Role
+    preview_role_arn: pulumi.Output[str]
+    deploy_role_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: StackCiRolesArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("librechat:ci:StackCiRoles", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOptions(parent=self)
+        account = Account(
+            partition=aws.get_partition(opts=invoke).partition,
+            account_id=aws.get_caller_identity(opts=invoke).account_id,
+        )
+        target, tags = args.target, dict(args.tags)
+        provider_arn = pulumi.Output.from_input(args.provider_arn)
+
+        # 1. Preview: this repository's pull requests; look-ups only.
+        self.preview_role = aws.iam.Role(
+            f"{name}-preview",
+            name=f"{target.name}-preview",
+            description=f"pulumi preview of stack {target.stack} from pull requests (read-only)",
+            assume_role_policy=provider_arn.apply(
+                lambda arn: json.dumps(
+                    github_trust_policy(arn, pull_request_subject(args.repository))
+                )
+            ),
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-preview-policy",
+            role=self.preview_role.id,
+            policy=json.dumps(preview_policy()),
+            opts=child,
+        )
+
+        # 2. Deploy: only jobs in the stack's GitHub environment; the stack's own resources.
+        self.deploy_role = aws.iam.Role(
+            f"{name}-deploy",
+            name=f"{target.name}-deploy",
+            description=f"pulumi up of stack {target.stack} from GitHub environment "
+            f"{target.environment}",
+            assume_role_policy=provider_arn.apply(
+                lambda arn: json.dumps(
+                    github_trust_policy(
+                        arn, environment_subject(args.repository, target.environment)
+                    )
+                )
+            ),
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-deploy-policy",
+            role=self.deploy_role.id,
+            policy=json.dumps(deploy_policy(target, account)),
+            opts=child,
+        )
+
+        self.preview_role_arn = self.preview_role.arn
+        self.deploy_role_arn = self.deploy_role.arn
+        self.register_outputs(
+            {"preview_role_arn": self.preview_role_arn, "deploy_role_arn": self.deploy_role_arn}
+        )
