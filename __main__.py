@@ -19,6 +19,7 @@ from components.function import (
     function_name_for,
 )
 from components.image import ContainerImage, ContainerImageArgs
+from components.monitoring import Monitoring, MonitoringArgs
 from components.network import resolve_network
 
 cfg = load()
@@ -133,6 +134,23 @@ if cfg.domain is not None:
         ),
     )
     pulumi.export("custom_url", domain.url)
+
+if cfg.monitoring is not None:
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            function_name=function.function_name,
+            log_group_name=function.log_group_name,
+            api_name=api.rest_api.name,
+            stage_name=api.stage_name,
+            concurrency_limit=cfg.function.reserved_concurrency
+            or cfg.monitoring.account_concurrency,
+            settings=cfg.monitoring,
+            tags=tags,
+        ),
+    )
+    pulumi.export("dashboard_name", monitoring.dashboard.dashboard_name)
+    pulumi.export("alarm_topic_arn", monitoring.topic_arn)
 
 # `url` is where the API answers; `stage_url` is exported only while that endpoint answers too.
 pulumi.export("url", domain.url if cfg.domain is not None else api.stage_url)

@@ -23,6 +23,12 @@ LIBRECHAT_LOG_DIR = "/tmp/librechat/logs"  # noqa: S108
 #: Directories the runtime creates at cold start (its UPSTREAM_DIRS default): the image's
 #: symlinks for LibreChat's writable paths point into them, and Lambda's /tmp starts empty.
 WRITABLE_DIRS = ("/tmp/librechat/uploads", "/tmp/librechat/images", LIBRECHAT_LOG_DIR)  # noqa: S108
+#: The path the runtime answers itself with a paced event stream (its STREAM_CHECK_PATH
+#: default, runtime/streaming_proxy/stream_check.py); `make smoke` reads it after a deploy.
+STREAM_CHECK_PATH = "/_runtime/stream-check"
+#: The CloudWatch namespace of the metrics in the runtime's log lines (its metrics.NAMESPACE);
+#: components/monitoring.py alarms on them.
+METRICS_NAMESPACE = "LibreChatLambda"
 
 #: Set on every function: production mode, and LibreChat's log directory on the writable /tmp.
 FIXED_ENVIRONMENT: Mapping[str, str] = MappingProxyType(

@@ -93,6 +93,10 @@ _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 #: C, M and R families, .large and bigger (or `*`, every size AWS allows in the family): the
 #: types Lambda Managed Instances run on.
 _INSTANCE_TYPE = re.compile(r"^[cmr]\d+([a-z-]*)\.(large|\d*xlarge|\*)$")
+_SNS_TOPIC_ARN = re.compile(
+    rf"^arn:{_PARTITION}:sns:[a-z0-9-]+:\d{{12}}:[A-Za-z0-9_-]{{1,256}}(\.fifo)?$"
+)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,10 @@ check_kms_key_arn = _matching(
     "{value!r} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>; an alias ARN "
     "cannot be granted kms:Decrypt)",
 )
+check_sns_topic_arn = _matching(
+    _SNS_TOPIC_ARN, "{value!r} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)"
+)
+check_email = _matching(_EMAIL, "{value!r} is not an email address")
 check_web_acl_arn = _matching(
     _WEB_ACL_ARN,
     "{value!r} is not a regional WAFv2 web ACL ARN "

@@ -53,6 +53,13 @@ VPC_ID = "vpc-0a1b2c3d4e5f60718"
 class T:
     """Resource type tokens used in this project's programs."""
 
+    # Monitoring
+    ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+    TOPIC = "aws:sns/topic:Topic"
+    SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
+    METRIC_FILTER = "aws:cloudwatch/logMetricFilter:LogMetricFilter"
+    DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
+    QUERY = "aws:cloudwatch/queryDefinition:QueryDefinition"
     # Lambda
     FUNCTION = "aws:lambda/function:Function"
     ALIAS = "aws:lambda/alias:Alias"

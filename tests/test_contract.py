@@ -97,6 +97,13 @@ def test_the_runtime_defaults_are_the_contract_values():
     assert loaded.upstream_port == contract.UPSTREAM_PORT
     assert loaded.health_path == contract.UPSTREAM_HEALTH_PATH
     assert loaded.config_path == contract.CONFIG_PATH
+    assert loaded.stream_check_path == contract.STREAM_CHECK_PATH  # what make smoke calls
+
+
+def test_the_runtime_emits_metrics_where_the_alarms_look():
+    from streaming_proxy import metrics
+
+    assert metrics.NAMESPACE == contract.METRICS_NAMESPACE
 
 
 def test_ssm_secrets_round_trip_as_the_runtime_reads_them():

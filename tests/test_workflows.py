@@ -265,3 +265,12 @@ def test_zizmor_would_catch_a_regression(
     result = run_zizmor(mutated)
     assert result.returncode != 0
     assert f"[{audit}]" in result.stdout
+
+
+def test_every_pulumi_up_is_followed_by_the_smoke_test() -> None:
+    job = load("pulumi-up.yml")["jobs"]["up"]
+    names = [s.get("uses", "").split("@")[0] or s.get("run", "") for s in steps(job)]
+    up = names.index(PULUMI_ACTION)
+    assert any("make smoke" in n for n in names[up + 1 :]), "no smoke test after pulumi up"
+    smoke = next(s for s in steps(job) if "make smoke" in s.get("run", ""))
+    assert "${{" not in smoke["run"], "inputs reach the shell through env, never inline"

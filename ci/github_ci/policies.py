@@ -14,12 +14,13 @@ Deploy: what `pulumi up` changes, each statement scoped to the stack's own resou
 names the main program gives them (`<name>` is the stack's `name` key): the ECR repository
 `<name>`, the function `<name>` and its aliases, the function's role `<name>-function`, the log
 groups `/aws/lambda/<name>` and `/aws/apigateway/<name>/...`, the custom domain's name, its
-certificate and DNS records. In managed-instances mode (`compute.mode`) the function is
-`<name>-managed` with the role `<name>-managed-function`, and the stack adds the capacity
-provider `<name>-<8 hex digits>` and its operator role `<name>-capacity-operator`, which may
-hold AWS's `AWSLambdaManagedEC2ResourceOperator` and no other policy; a deploy role may manage
-either mode's resources, so a stack can switch. API Gateway REST APIs have generated ids, so
-their actions are scoped to the region only. No action anywhere is `*` or `service:*`.
+certificate and DNS records, the monitoring's alarms, dashboard and topic. In managed-instances
+mode (`compute.mode`) the function is `<name>-managed` with the role `<name>-managed-function`,
+and the stack adds the capacity provider `<name>-<8 hex digits>` and its operator role
+`<name>-capacity-operator`, which may hold AWS's `AWSLambdaManagedEC2ResourceOperator` and no
+other policy; a deploy role may manage either mode's resources, so a stack can switch. API
+Gateway REST APIs have generated ids, so their actions are scoped to the region only. No action
+anywhere is `*` or `service:*`.
 """
 
 from __future__ import annotations
@@ -185,6 +186,46 @@ CERTIFICATE_ACTIONS: tuple[str, ...] = (
 )
 #: Record types the custom domain writes: its A/AAAA aliases and the certificate's CNAME.
 DNS_RECORD_TYPES: tuple[str, ...] = ("A", "AAAA", "CNAME")
+#: components/monitoring.py: alarms `<name>-*`, the dashboard `<name>-operations`, the topic
+#: `<name>-alarms`, a metric filter on the function's log group, saved queries.
+ALARM_ACTIONS: tuple[str, ...] = (
+    "cloudwatch:PutMetricAlarm",
+    "cloudwatch:DeleteAlarms",
+    "cloudwatch:DescribeAlarms",
+    "cloudwatch:ListTagsForResource",
+    "cloudwatch:TagResource",
+    "cloudwatch:UntagResource",
+)
+DASHBOARD_ACTIONS: tuple[str, ...] = (
+    "cloudwatch:PutDashboard",
+    "cloudwatch:GetDashboard",
+    "cloudwatch:DeleteDashboards",
+)
+TOPIC_ACTIONS: tuple[str, ...] = (
+    "sns:CreateTopic",
+    "sns:DeleteTopic",
+    "sns:GetTopicAttributes",
+    "sns:SetTopicAttributes",
+    "sns:ListTagsForResource",
+    "sns:TagResource",
+    "sns:UntagResource",
+    "sns:Subscribe",
+    "sns:ListSubscriptionsByTopic",
+)
+#: Authorized on no resource type (AWS Service Authorization Reference): `Resource: "*"`.
+UNSCOPED_MONITORING_ACTIONS: tuple[str, ...] = (
+    "sns:GetSubscriptionAttributes",
+    "sns:SetSubscriptionAttributes",
+    "sns:Unsubscribe",
+    "logs:PutQueryDefinition",
+    "logs:DeleteQueryDefinition",
+    "logs:DescribeQueryDefinitions",
+)
+METRIC_FILTER_ACTIONS: tuple[str, ...] = (
+    "logs:PutMetricFilter",
+    "logs:DeleteMetricFilter",
+    "logs:DescribeMetricFilters",
+)
 WEB_ACL_ACTIONS: tuple[str, ...] = (
     "wafv2:AssociateWebACL",
     "wafv2:DisassociateWebACL",
@@ -313,6 +354,7 @@ def deploy_policy(target: StackTarget, account: Account) -> Document:
             [f"{apigateway}/restapis", f"{apigateway}/restapis/*", f"{apigateway}/tags/*"],
         ),
     ]
+    statements += _monitoring_statements(target, account)
     if target.domain is not None:
         statements += _domain_statements(target.domain, account, r)
     if target.web_acl_arn is not None:
@@ -323,6 +365,21 @@ def deploy_policy(target: StackTarget, account: Account) -> Document:
             _allow("SetStageWebAcl", ["apigateway:SetWebACL"], [stages]),
         ]
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _monitoring_statements(target: StackTarget, account: Account) -> list[Statement]:
+    """What components/monitoring.py manages (unused by a stack with monitoring off)."""
+    p, a, r, name = account.partition, account.account_id, target.region, target.name
+    group = f"arn:{p}:logs:{r}:{a}:log-group:/aws/lambda/{name}"
+    return [
+        _allow("Alarms", ALARM_ACTIONS, [f"arn:{p}:cloudwatch:{r}:{a}:alarm:{name}-*"]),
+        _allow(
+            "Dashboard", DASHBOARD_ACTIONS, [f"arn:{p}:cloudwatch::{a}:dashboard/{name}-operations"]
+        ),
+        _allow("AlarmTopic", TOPIC_ACTIONS, [f"arn:{p}:sns:{r}:{a}:{name}-alarms"]),
+        _allow("InitFailureFilter", METRIC_FILTER_ACTIONS, [group, f"{group}:*"]),
+        _allow("SubscriptionsAndQueries", UNSCOPED_MONITORING_ACTIONS, ["*"]),
+    ]
 
 
 def _domain_statements(domain: str, account: Account, region: str) -> list[Statement]:

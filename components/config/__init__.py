@@ -19,6 +19,7 @@ from components.config.errors import ConfigError
 from components.config.function import FunctionConfig
 from components.config.image import ImageConfig
 from components.config.librechat import LibreChatConfig
+from components.config.monitoring import MonitoringConfig
 from components.config.network import NetworkConfig
 from components.config.runtime import RuntimeConfig
 from components.config.secrets import SecretsConfig
@@ -33,6 +34,7 @@ __all__ = [
     "FunctionConfig",
     "ImageConfig",
     "LibreChatConfig",
+    "MonitoringConfig",
     "NetworkConfig",
     "RuntimeConfig",
     "SecretsConfig",

@@ -21,6 +21,7 @@ from components.config.errors import ConfigError, problems_of
 from components.config.function import FunctionConfig
 from components.config.image import ImageConfig
 from components.config.librechat import LibreChatConfig
+from components.config.monitoring import MonitoringConfig
 from components.config.network import NetworkConfig
 from components.config.runtime import RuntimeConfig
 from components.config.secrets import SecretsConfig
@@ -55,6 +56,10 @@ class StackConfig(Section):
     runtime: RuntimeConfig = RuntimeConfig()
     api: ApiConfig = ApiConfig()
     domain: Annotated[DomainConfig | None, switchable(DomainConfig)] = Field(
+        default_factory=dict,
+        validate_default=True,
+    )
+    monitoring: Annotated[MonitoringConfig | None, switchable(MonitoringConfig)] = Field(
         default_factory=dict,
         validate_default=True,
     )

@@ -12,6 +12,7 @@ Environment variables (all optional except ``AWS_LAMBDA_RUNTIME_API``, which Lam
 Variable                   Default                             Meaning
 =========================  ==================================  ==============================================
 AWS_LAMBDA_RUNTIME_API     (set by Lambda)                     host:port of the Runtime API
+AWS_LAMBDA_FUNCTION_NAME   (set by Lambda; ``local``)          FunctionName dimension of the runtime's metrics
 AWS_LAMBDA_MAX_CONCURRENCY 1                                   invocations served at once; Managed Instances set
                                                                it (and AWS_LAMBDA_INITIALIZATION_TYPE=lambda-
                                                                managed-instances): no freeze, so no background hold
@@ -57,8 +58,13 @@ BACKGROUND_POLL_INTERVAL   0.5                                 seconds between s
 BACKGROUND_TITLE_WAIT      20                                  seconds the hold waits for a new conversation's
                                                                title after the answer; 0 = off (so when
                                                                LibreChat's TITLE_CONVO is set but not "true")
+STREAM_CHECK_PATH          ``/_runtime/stream-check``          GET path the runtime answers itself with a paced
+                                                               event stream (``n`` <= 20 events, ``interval_ms``
+                                                               <= 1000 apart); empty = off (stream_check.py)
 LOG_LEVEL                  INFO                                DEBUG logs every request, INFO too; WARNING less
+                                                               (lines carrying metrics are always written)
 =========================  ==================================  ==============================================
 
+Request and cold-start log lines carry CloudWatch Embedded Metric Format (metrics.py).
 boto3 honours ``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3`` and ``AWS_ENDPOINT_URL_SSM``.
 """

@@ -1,7 +1,8 @@
 """JSON log lines on stdout, which Lambda ships to CloudWatch.
 
 A lock and a write loop keep lines from different threads whole. Callers pass fields, never
-header values, bodies or secret values.
+header values, bodies or secret values. Some lines also carry CloudWatch metrics (metrics.py);
+those are written whatever the level.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 import threading
 import time
 from typing import Any
+
+from streaming_proxy import metrics
 
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 _threshold = 20
@@ -24,9 +27,17 @@ def set_level(level: str) -> None:
 
 def log(level: str, message: str, *, always: bool = False, **fields: Any) -> None:
     """One JSON line; ``always`` bypasses LOG_LEVEL (the upstream's own output)."""
-    if _LEVELS[level] < _threshold and not always:
+    now = time.time()
+    emf = None if always else metrics.embedded(message, fields, now)
+    if _LEVELS[level] < _threshold and not always and emf is None:
         return
-    record = {"timestamp": _now(), "level": level, "message": message, **fields}
+    record = {
+        "timestamp": iso_time(now),
+        "level": level,
+        "message": message,
+        **fields,
+        **(emf or {}),
+    }
     view = memoryview((json.dumps(record, separators=(",", ":"), default=str) + "\n").encode())
     with _lock:
         while view:
@@ -45,6 +56,6 @@ def error(message: str, **fields: Any) -> None:
     log("ERROR", message, **fields)
 
 
-def _now() -> str:
-    t = time.time()
+def iso_time(t: float) -> str:
+    """Epoch seconds as ISO 8601 UTC with milliseconds, the runtime's one timestamp format."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"

@@ -17,7 +17,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from streaming_proxy import log
+from streaming_proxy import log, metrics
 from streaming_proxy.coldstart import ColdStartFetch
 from streaming_proxy.errors import InitError
 from streaming_proxy.runtime_api import RuntimeApiClient
@@ -35,6 +35,7 @@ def main() -> int:
     except SettingsError as exc:
         return _fail_init(os.environ.get("AWS_LAMBDA_RUNTIME_API"), "Runtime.ConfigError", str(exc))
     log.set_level(settings.log_level)
+    metrics.configure(settings.function_name)
     api = RuntimeApiClient(settings.runtime_api)
     upstream: Upstream | None = None
     try:

@@ -26,6 +26,8 @@ from streaming_proxy.background import CAPTURE_LIMIT, BackgroundRule, Work
 from streaming_proxy.errors import BadEvent, RequestError
 from streaming_proxy.runtime_api import Invocation, ResponseStream, RuntimeApiClient
 from streaming_proxy.settings import Settings
+from streaming_proxy.stream_check import HEADERS as STREAM_CHECK_HEADERS
+from streaming_proxy.stream_check import StreamCheck
 from streaming_proxy.upstream import Upstream, UpstreamFailed, UpstreamStarting
 from streaming_proxy.watchdog import Watchdog
 
@@ -57,6 +59,9 @@ class Proxy:
         self._host_header = f"{settings.upstream_host}:{settings.upstream_port}".encode()
         self.watchdog = Watchdog(settings.sse_keepalive_interval, settings.stream_idle_timeout)
         self.background = BackgroundRule(settings)
+        self.stream_check = StreamCheck(
+            settings.stream_check_path, prelude(200, STREAM_CHECK_HEADERS)
+        )
 
     # -- entry point ------------------------------------------------------------------------
 
@@ -69,8 +74,10 @@ class Proxy:
         try:
             request = self._request(inv)
             fields.update(method=request.method, path=request.path)
-            work = self._forward(request, stream, cutoff, fields, started)
-            if work:
+            if self.stream_check.handles(request):  # answered here, never by the upstream
+                self.stream_check.serve(request, stream, cutoff, fields)
+            elif work := self._forward(request, stream, cutoff, fields, started):
+                fields["streamMs"] = round((time.monotonic() - started) * 1000, 2)
                 self.background.hold(request, work, cutoff, self._fetch, inv.request_id)
         except RequestError as exc:
             fields.update(status=exc.status, error=exc.detail)

@@ -25,7 +25,8 @@ MANAGED_INSTANCES_INIT_TYPE = "lambda-managed-instances"
 
 # What the upstream does not inherit: Lambda's Runtime API (a child could take other
 # invocations' events from /next) and plumbing, and the runtime's own variables (the table in
-# __init__.py), except DOMAIN_SERVER and CONFIG_PATH, which are LibreChat's too.
+# __init__.py), except DOMAIN_SERVER, CONFIG_PATH and AWS_LAMBDA_FUNCTION_NAME (Lambda's own,
+# which the AWS SDKs in LibreChat read too).
 RUNTIME_ONLY = frozenset(
     {
         "AWS_LAMBDA_RUNTIME_API",
@@ -52,9 +53,13 @@ RUNTIME_ONLY = frozenset(
         "BACKGROUND_POLL_INTERVAL",
         "BACKGROUND_TITLE_WAIT",
         "STREAM_IDLE_TIMEOUT",
+        "STREAM_CHECK_PATH",
         "LOG_LEVEL",
     }
 )
+
+# The runtime's own diagnostic stream (stream_check.py); STREAM_CHECK_PATH="" switches it off.
+DEFAULT_STREAM_CHECK_PATH = "/_runtime/stream-check"
 
 
 class SettingsError(ValueError):
@@ -89,6 +94,8 @@ class Settings:
     stream_idle_timeout: float
     background_title_wait: float
     managed_instances: bool
+    stream_check_path: str
+    function_name: str
 
     @property
     def fetches_anything(self) -> bool:
@@ -173,6 +180,12 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         problems.append(f"LOG_LEVEL={log_level!r} must be DEBUG, INFO, WARNING or ERROR")
 
+    stream_check_path = env.get("STREAM_CHECK_PATH", DEFAULT_STREAM_CHECK_PATH).strip()
+    if stream_check_path and not stream_check_path.startswith("/"):
+        problems.append(
+            f"STREAM_CHECK_PATH={stream_check_path!r} must start with '/' (or be empty: off)"
+        )
+
     settings = Settings(
         runtime_api=runtime_api or "",
         max_concurrency=int(number("AWS_LAMBDA_MAX_CONCURRENCY", 1, 1, 1024)),
@@ -203,6 +216,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         background_title_wait=title_wait,
         managed_instances=env.get("AWS_LAMBDA_INITIALIZATION_TYPE") == MANAGED_INSTANCES_INIT_TYPE
         or "AWS_LAMBDA_MAX_CONCURRENCY" in env,
+        stream_check_path=stream_check_path,
+        function_name=text("AWS_LAMBDA_FUNCTION_NAME", "local") or "local",
     )
     if problems:
         raise SettingsError("Invalid runtime environment: " + "; ".join(problems))

@@ -184,10 +184,19 @@ def arn(kind: str, target: StackTarget) -> str:
         "logs": f"arn:aws:logs:{r}:123456789012:log-group:/aws/lambda/{n}",
         "api_logs": f"arn:aws:logs:{r}:123456789012:log-group:/aws/apigateway/{n}/live/access",
         "domain": f"arn:aws:apigateway:{r}::/domainnames/{target.domain}",
+        "alarm": f"arn:aws:cloudwatch:{r}:123456789012:alarm:{n}-function-errors",
+        "dashboard": f"arn:aws:cloudwatch::123456789012:dashboard/{n}-operations",
+        "topic": f"arn:aws:sns:{r}:123456789012:{n}-alarms",
     }[kind]
 
 
 OWN_RESOURCE_ACTIONS = [
+    ("cloudwatch:PutMetricAlarm", "alarm"),
+    ("cloudwatch:DeleteAlarms", "alarm"),
+    ("cloudwatch:PutDashboard", "dashboard"),
+    ("sns:CreateTopic", "topic"),
+    ("sns:Subscribe", "topic"),
+    ("logs:PutMetricFilter", "logs"),
     ("lambda:UpdateFunctionCode", "function"),
     ("lambda:PutProvisionedConcurrencyConfig", "alias"),
     ("ecr:PutImage", "repository"),
@@ -281,3 +290,29 @@ def test_deploy_reads_no_secret_parameter_and_no_other_bucket() -> None:
     assert decide([dev], "ssm:GetParameter", parameter) == "ImplicitDeny"
     assert decide([dev], "s3:GetObject", "arn:aws:s3:::genai-shared-config/x") == "ImplicitDeny"
     assert decide([dev], "secretsmanager:GetSecretValue", "*") == "ImplicitDeny"
+
+
+def test_deploy_may_manage_every_monitoring_resource_the_program_names(mocks) -> None:
+    """The names components/monitoring.py gives its alarms, dashboard and topic fall inside
+    the deploy role's scopes (a renamed resource would fail `pulumi up` with AccessDenied)."""
+    from tests.pulumi_mocks import plain, run_main
+    from tests.stack_files import cli_config
+
+    mocks.zones = {"sandbox.data.apro.is": "ZSANDBOXZONE"}
+    run_main(cli_config("dev"))
+    dev, r = deploy_policy(DEV, ACCOUNT), DEV.region
+
+    def named(typ: str, key: str) -> list[str]:
+        return [plain(res.inputs[key]) for res in mocks.of_type(typ)]
+
+    alarms = named("aws:cloudwatch/metricAlarm:MetricAlarm", "name")
+    (dashboard,) = named("aws:cloudwatch/dashboard:Dashboard", "dashboardName")
+    (topic,) = named("aws:sns/topic:Topic", "name")
+    assert len(alarms) == 6
+    for alarm in alarms:
+        resource = f"arn:aws:cloudwatch:{r}:123456789012:alarm:{alarm}"
+        assert decide([dev], "cloudwatch:PutMetricAlarm", resource) == "Allow", alarm
+    resource = f"arn:aws:cloudwatch::123456789012:dashboard/{dashboard}"
+    assert decide([dev], "cloudwatch:PutDashboard", resource) == "Allow"
+    resource = f"arn:aws:sns:{r}:123456789012:{topic}"
+    assert decide([dev], "sns:CreateTopic", resource) == "Allow"

@@ -74,7 +74,7 @@ def test_the_runtime_api_address_must_be_host_and_port():
 
 
 LAMBDA_PLUMBING = {"AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_RUNTIME_DIR"}
-SHARED_WITH_THE_UPSTREAM = {"DOMAIN_SERVER", "CONFIG_PATH"}
+SHARED_WITH_THE_UPSTREAM = {"DOMAIN_SERVER", "CONFIG_PATH", "AWS_LAMBDA_FUNCTION_NAME"}
 
 
 def test_the_upstream_inherits_none_of_the_runtime_variables_but_the_shared_ones():
@@ -114,3 +114,10 @@ def test_a_secret_no_environment_can_carry_is_an_init_error_naming_the_variable(
         upstream_env({}, "127.0.0.1", 3080, None, {"OK": "fine", "JWT_SECRET": value})
     assert err.value.error_type == "Runtime.SecretsError"
     assert "JWT_SECRET" in err.value.message and "hidden" not in err.value.message
+
+
+def test_stream_check_path_defaults_and_must_be_a_path():
+    assert load({"AWS_LAMBDA_RUNTIME_API": "x:1"}).stream_check_path == "/_runtime/stream-check"
+    assert load({"AWS_LAMBDA_RUNTIME_API": "x:1", "STREAM_CHECK_PATH": ""}).stream_check_path == ""
+    with pytest.raises(SettingsError, match="STREAM_CHECK_PATH='check' must start with '/'"):
+        load({"AWS_LAMBDA_RUNTIME_API": "x:1", "STREAM_CHECK_PATH": "check"})

@@ -1,0 +1,104 @@
+"""The runtime's own diagnostic stream: proof after a deploy that every hop really streams.
+
+``GET <STREAM_CHECK_PATH>?n=5&interval_ms=200`` answers ``text/event-stream`` with ``n``
+events ``interval_ms`` apart, each carrying the runtime's clock. A gateway or function that
+buffers still delivers every event, but all at once at the end; a client that sees the first
+event long before the last has proof that the domain, API Gateway's STREAM mode and the
+function stream end to end. The upstream is never asked, so the check works while LibreChat
+boots or is down, and the bounds (``n`` <= 20, ``interval_ms`` <= 1000) keep one check no
+dearer than an ordinary request.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from streaming_proxy.errors import RequestError
+from streaming_proxy.events import UpstreamRequest
+from streaming_proxy.log import iso_time
+from streaming_proxy.runtime_api import ResponseStream
+
+#: (default, maximum) of each query parameter; the minimum is 1 event and 0 ms.
+LIMITS = {"n": (5, 20), "interval_ms": (200, 1000)}
+HEADERS = [
+    (b"Content-Type", b"text/event-stream; charset=utf-8"),
+    (b"Cache-Control", b"no-cache, no-store"),
+]
+
+
+class StreamCheck:
+    """Serves the check on ``path`` (an empty path switches it off); ``head`` is its prelude."""
+
+    def __init__(self, path: str, head: bytes) -> None:
+        self.path = path
+        self.head = head
+
+    def handles(self, request: UpstreamRequest) -> bool:
+        return bool(self.path) and request.path == self.path
+
+    def serve(
+        self,
+        request: UpstreamRequest,
+        stream: ResponseStream,
+        cutoff: float,
+        fields: dict[str, Any],
+    ) -> None:
+        """Send the events; a bad query or method raises RequestError before anything is sent."""
+        if request.method != "GET":
+            raise RequestError(405, f"{self.path} answers GET only, not {request.method}")
+        count, interval_ms = parameters(request.target)
+        pause = threading.Event()
+        stream.start(self.head, event(1, count))
+        error: tuple[str, str] | None = None
+        for seq in range(2, count + 1):
+            remaining = cutoff - time.monotonic()
+            if remaining <= interval_ms / 1000:
+                error = ("Runtime.Timeout", "the invocation deadline came during the stream check")
+                break
+            pause.wait(interval_ms / 1000)
+            stream.write(event(seq, count))
+        fields.update(status=200, bytes=stream.bytes_sent, streamCheckEvents=count)
+        accepted = stream.finish(*error) if error else stream.finish()
+        if error:
+            fields["error"] = f"{error[0]}: {error[1]}"
+        if accepted != 202:
+            fields.update(error=fields.get("error", "response not accepted"), runtimeApi=accepted)
+
+
+def parameters(target: str) -> tuple[int, int]:
+    """``n`` and ``interval_ms`` from the query; a bad value is a 400 naming the parameter."""
+    query = dict(parse_qsl(urlsplit(target).query, keep_blank_values=True))
+    values: list[int] = []
+    for name, (default, maximum) in LIMITS.items():
+        raw = query.get(name)
+        low = 1 if name == "n" else 0
+        if raw is None:
+            values.append(default)
+            continue
+        if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= maximum:
+            raise RequestError(
+                400,
+                f"query parameter {name} must be a whole number from {low} to {maximum} "
+                f"(default {default}), not {raw[:40]!r}",
+            )
+        values.append(int(raw))
+    return values[0], values[1]
+
+
+def event(seq: int, count: int) -> bytes:
+    """One SSE event stamped with the runtime's clock (epoch ms and ISO 8601 UTC)."""
+    now = time.time()
+    data = {
+        "seq": seq,
+        "of": count,
+        "runtimeTime": iso_time(now),
+        "runtimeEpochMs": int(now * 1000),
+    }
+    return b"id: %d\nevent: stream-check\ndata: %s\n\n" % (
+        seq,
+        json.dumps(data, separators=(",", ":")).encode(),
+    )

@@ -1,0 +1,81 @@
+"""`make smoke` against the local API Gateway + Lambda emulator running the real runtime."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from conftest import runtime_env
+
+from emulator import LocalStack
+from ops import smoke
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(env=runtime_env(), function_timeout=30) as st:
+        yield st
+
+
+def buffering_proxy(target: str) -> ThreadingHTTPServer:
+    """A real proxy that reads each whole response before sending it: what a buffering hop
+    (a REST integration without STREAM mode, a proxy, a CDN) does to a stream."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            answer = httpx.get(target + self.path, timeout=30)
+            self.send_response(answer.status_code)
+            self.send_header("Content-Type", answer.headers.get("content-type", "text/plain"))
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_streaming_stack_passes_and_the_report_shows_each_arrival(stack, capsys):
+    assert smoke.main(["--url", stack.url, "--events", "4", "--interval-ms", "300"]) == 0
+    out = capsys.readouterr().out
+    assert "ok    /health 200" in out
+    assert "ok    time to first byte" in out
+    assert out.count("arrived at") == 4
+    assert "ok    streaming: first event" in out and "(sent 900 ms apart)" in out
+    assert out.strip().endswith("smoke test passed")
+
+
+def test_a_buffering_hop_fails_the_smoke_test(stack, capsys):
+    proxy = buffering_proxy(stack.url)
+    try:
+        url = f"http://127.0.0.1:{proxy.server_address[1]}"
+        assert smoke.main(["--url", url, "--events", "4", "--interval-ms", "300"]) == 1
+    finally:
+        proxy.shutdown()
+    out = capsys.readouterr().out
+    assert "ok    /health 200" in out
+    assert "FAIL  the events arrived within" in out and "a hop buffers the response" in out
+
+
+def test_a_stack_without_the_stream_check_fails(capsys):
+    with LocalStack(env=runtime_env(STREAM_CHECK_PATH=""), function_timeout=30) as st:
+        assert smoke.main(["--url", st.url, "--wait", "0"]) == 1
+    assert "FAIL  /_runtime/stream-check answered 404 (expected 200)" in capsys.readouterr().out
+
+
+def test_an_unhealthy_stack_fails_after_the_wait(capsys):
+    env = runtime_env(READY_AFTER="600", UPSTREAM_INIT_WAIT="0.2", UPSTREAM_READY_TIMEOUT="1")
+    with LocalStack(env=env, function_timeout=30) as st:
+        assert smoke.main(["--url", st.url, "--wait", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  /health answered 50" in out and "(expected 200)" in out
+
+
+def test_the_url_comes_from_the_stack_domain():
+    assert smoke.stack_url("dev") == "https://lambda-test.sandbox.data.apro.is"
