@@ -377,6 +377,7 @@ def figures(summary: dict[str, Any]) -> dict[str, Any]:
     return {
         "boot_health_s": (direct.get("boot") or {}).get("health_s"),
         "boot_readyz_s": (direct.get("boot") or {}).get("readyz_s"),
+        "boot_startup_line_s": (direct.get("boot") or {}).get("started_s"),
         "init_s": front.get("init_s"),
         "cold_start_s": front.get("cold_start_s"),
         "warm_health_ms": _round(front.get("warm_health_ms")),
