@@ -40,7 +40,9 @@ from e2e.services import Services, free_port
 E2E_DIR = Path(__file__).resolve().parent
 REPO_ROOT = E2E_DIR.parent
 MODES = ("standard", "managed")
-ENVIRONMENTS = 4  # standard: environments Lambda may start; managed: invocations per environment
+ENVIRONMENTS = 8  # standard: environments Lambda may start; managed: invocations per environment
+# standard: environments kept initialized (provisioned concurrency): two chats at once hold 4.
+WARM_ENVIRONMENTS = 4
 
 
 def mode_flags(mode: str) -> list[str]:
@@ -91,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"e2e: run aborted: {summary['aborted']}", file=sys.stderr)
     finally:
         services.stop()
+    summary["model_requests"] = services.llm.requests  # when LibreChat asked the model what
     summary["figures"] = figures(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return report(summary, out)
@@ -237,6 +240,7 @@ class Emulator:
         self._ready = threading.Event()
         self.init_s: float | None = None
         self.started = time.perf_counter()
+        self.cmd = cmd
         self._log.write("$ " + shlex.join(cmd) + "\n")
         self.process = subprocess.Popen(
             cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -290,6 +294,13 @@ def front_phase(
             f"{result['cold_start_s']} s after spawn",
             flush=True,
         )
+        if args.mode == "standard" and "--max-environments" in emulator.cmd:
+            result["warm_environments_cold_s"] = provision(emulator, WARM_ENVIRONMENTS)
+            print(
+                f"  {WARM_ENVIRONMENTS} environments warm (provisioned concurrency); the new "
+                f"ones answered their first request after {result['warm_environments_cold_s']} s",
+                flush=True,
+            )
         result["warm_health_ms"] = warm_health(emulator.url)
         client = LibreChat(emulator.url)
         journey = Journey(client, services.llm)
@@ -305,6 +316,51 @@ def front_phase(
     finally:
         emulator.stop()
     return result
+
+
+def provision(emulator: Emulator, n: int) -> list[float]:
+    """Bring up n environments before the journey, as `function.provisionedConcurrency` does
+    on AWS: on standard Lambda each resumable chat occupies two environments while it streams
+    (the held POST, the stream GET), and a cold one boots for longer than a short answer
+    takes. The emulator starts an environment for a request that finds every one busy for over
+    a second, so warm-up users keep the running ones busy with title requests for a
+    conversation that has none (each waits 15-20 s for it) while a /health lands on the new
+    one and returns once that is ready. Returns each new environment's cold start in seconds,
+    as its first caller saw it."""
+    stop = threading.Event()
+    loops: list[threading.Thread] = []
+    cold: list[float] = []
+    missing = str(uuid.uuid4())
+
+    def keep_busy() -> None:
+        warm = LibreChat(emulator.url)
+        email = f"e2e-warmup-{uuid.uuid4().hex[:8]}@example.com"
+        warm.register(email, PASSWORD)
+        warm.login(email, PASSWORD)
+        while not stop.is_set():  # GET from v0.8.2; v0.8.2-rc1 has the POST (the other 404s)
+            warm.request("GET", f"/api/convos/gen_title/{missing}")
+            warm.request("POST", "/api/convos/gen_title", json={"conversationId": missing})
+        warm.close()
+
+    try:
+        with httpx.Client(timeout=120, headers={"User-Agent": USER_AGENT}) as http:
+            for k in range(2, n + 1):
+                loops.append(threading.Thread(target=keep_busy, daemon=True))
+                loops[-1].start()
+                for _ in range(5):
+                    time.sleep(1.0)
+                    started = time.perf_counter()
+                    http.get(emulator.url + "/health")
+                    if emulator.lines_with(f"starting environment {k} "):
+                        cold.append(round(time.perf_counter() - started, 3))
+                        break
+                else:
+                    raise RuntimeError(f"the emulator did not start environment {k}")
+    finally:
+        stop.set()
+        for loop in loops:
+            loop.join(60)
+    return cold
 
 
 def first_answer(emulator: Emulator) -> float | None:

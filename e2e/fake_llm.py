@@ -132,9 +132,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         title = _is_title_request(body)
         stream = bool(body.get("stream"))
-        self.server.requests.append(
-            {"at": time.time(), "stream": stream, "title": title, "model": body.get("model")}
-        )
+        record = {"at": time.time(), "stream": stream, "title": title, "model": body.get("model")}
+        self.server.requests.append(record)
         if title:
             text = self.server.title()
             if not stream:
@@ -152,6 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
                     time.sleep(self.server.delay)
                 n, token = self.server.next_token()
                 self.server.sent[n] = time.time()
+                record.setdefault("tokens", [n, n])[1] = n
                 if not self._send_event(_chunk(token)):
                     return
         self._send_event(_chunk(None, "stop"))
