@@ -1,9 +1,9 @@
-"""Minimal HTTP/1.1 primitives on blocking sockets, shared by the Runtime API and the gateway.
+"""Server-side HTTP/1.1 for the Runtime API and the gateway: h11 on blocking sockets.
 
-Hand-written instead of http.server because both sides must stream: bodies are read
-incrementally (chunked, with trailers) into one reused 256 KB buffer and forwarded as
-memoryviews, so large responses cross the emulator without copies and small ones without
-added latency (TCP_NODELAY, no polling, one thread per connection).
+h11 parses and frames every message (chunked bodies and trailers included), so the emulator
+checks the runtime's HTTP independently of the runtime's own hand-written client. Bodies are
+handed out chunk by chunk as they arrive, each stamped with the moment its bytes were
+received, and writes go out vectored (framing + data in one syscall) with TCP_NODELAY.
 """
 
 from __future__ import annotations
@@ -13,242 +13,155 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from http import HTTPStatus
+
+import h11
 
 log = logging.getLogger("emulator")
 
 RECV_SIZE = 256 * 1024
-MAX_LINE = 64 * 1024
-MAX_HEADERS = 200
-CRLF = b"\r\n"
+MAX_HEAD = 64 * 1024  # request line + headers (h11's default is 16 KB)
+
+Headers = list[tuple[str, str]]
 
 
-class ProtocolError(Exception):
-    """The peer sent something that is not HTTP/1.1 we understand."""
-
-
-class IncompleteBody(ProtocolError):
-    """The connection ended before the body (or its chunked framing) was complete."""
-
-
-class SocketReader:
-    """Buffered reader over a blocking socket that remembers when the last bytes arrived.
-
-    `read_some` hands out memoryviews into the shared buffer: they are valid only until the
-    next call, which is what lets the forwarding path avoid copies.
-    """
-
-    __slots__ = ("_buf", "_end", "_start", "_view", "last_recv_at", "sock")
-
-    def __init__(self, sock: socket.socket, bufsize: int = RECV_SIZE) -> None:
-        self.sock = sock
-        self._buf = bytearray(bufsize)
-        self._view = memoryview(self._buf)
-        self._start = 0
-        self._end = 0
-        self.last_recv_at = 0.0
-
-    def _fill(self) -> bool:
-        """Receive more bytes; False on EOF."""
-        if self._start == self._end:
-            self._start = self._end = 0
-        elif self._end == len(self._buf):
-            pending = self._end - self._start
-            if pending == len(self._buf):
-                raise ProtocolError("line longer than the receive buffer")
-            self._buf[:pending] = self._buf[self._start : self._end]
-            self._start, self._end = 0, pending
-        try:
-            n = self.sock.recv_into(self._view[self._end :])
-        except (ConnectionError, TimeoutError, OSError):
-            return False
-        self.last_recv_at = time.perf_counter()
-        if n == 0:
-            return False
-        self._end += n
-        return True
-
-    def readline(self, limit: int = MAX_LINE) -> bytes | None:
-        """One line including its newline; None if the connection ends before any byte."""
-        scanned = self._start
-        while True:
-            i = self._buf.find(b"\n", scanned, self._end)
-            if i >= 0:
-                line = bytes(self._view[self._start : i + 1])
-                self._start = i + 1
-                return line
-            if self._end - self._start > limit:
-                raise ProtocolError(f"line longer than {limit} bytes")
-            had = self._end - self._start
-            if not self._fill():
-                if self._end - self._start:
-                    raise IncompleteBody("connection closed in the middle of a line")
-                return None
-            scanned = self._start + had
-
-    def read_some(self, limit: int) -> memoryview | None:
-        """Up to `limit` buffered (or freshly received) bytes; None on EOF."""
-        if self._start == self._end and not self._fill():
-            return None
-        n = min(limit, self._end - self._start)
-        view = self._view[self._start : self._start + n]
-        self._start += n
-        return view
-
-
-@dataclass(slots=True)
-class RequestHead:
-    method: str
-    target: str
-    version: str
-    headers: list[tuple[str, str]]
-    lower: dict[str, str] = field(default_factory=dict)
-
-    def get(self, name: str, default: str = "") -> str:
-        return self.lower.get(name, default)
-
-    @property
-    def keep_alive(self) -> bool:
-        conn = self.get("connection").lower()
-        if self.version == "HTTP/1.0":
-            return "keep-alive" in conn
-        return "close" not in conn
-
-    @property
-    def is_chunked(self) -> bool:
-        return "chunked" in self.get("transfer-encoding").lower()
-
-
-def read_request_head(reader: SocketReader) -> RequestHead | None:
-    """Parse a request line and headers; None on a clean EOF between requests."""
-    line = reader.readline()
-    while line in (b"\r\n", b"\n"):
-        line = reader.readline()
-    if line is None:
-        return None
-    parts = line.decode("latin-1").split()
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise ProtocolError(f"malformed request line {line[:100]!r}")
-    method, target, version = parts
-    headers = _read_fields(reader, "request headers")
-    lower = {name.lower(): value for name, value in headers}
-    return RequestHead(method, target, version, headers, lower)
-
-
-def _read_fields(reader: SocketReader, where: str) -> list[tuple[str, str]]:
-    """Header (or trailer) fields up to the blank line, names as sent."""
-    fields: list[tuple[str, str]] = []
-    while True:
-        line = reader.readline()
-        if line is None:
-            raise IncompleteBody(f"connection closed inside the {where}")
-        if line in (b"\r\n", b"\n"):
-            return fields
-        name, sep, value = line.decode("latin-1").partition(":")
-        name = name.strip()
-        if not sep or not name or " " in name:
-            raise ProtocolError(f"malformed line in the {where}: {line[:100]!r}")
-        fields.append((name, value.strip()))
-        if len(fields) > MAX_HEADERS:
-            raise ProtocolError(f"more than {MAX_HEADERS} fields in the {where}")
-
-
-def content_length(head: RequestHead) -> int:
-    raw = head.get("content-length")
-    if not raw:
-        return 0
-    try:
-        n = int(raw)
-    except ValueError:
-        raise ProtocolError(f"invalid Content-Length {raw!r}") from None
-    if n < 0:
-        raise ProtocolError(f"invalid Content-Length {raw!r}")
-    return n
-
-
-def iter_body(
-    reader: SocketReader, head: RequestHead, trailers: dict[str, str] | None = None
-) -> Iterator[memoryview]:
-    """Yield the request body as it arrives (each view valid until the next one).
-
-    Chunked trailers, if any, are stored lower-cased into `trailers`.
-    """
-    if head.is_chunked:
-        yield from _iter_chunked(reader, trailers if trailers is not None else {})
-        return
-    remaining = content_length(head)
-    while remaining:
-        view = reader.read_some(min(remaining, RECV_SIZE))
-        if view is None:
-            raise IncompleteBody(f"connection closed with {remaining} body bytes missing")
-        remaining -= len(view)
-        yield view
-
-
-def _iter_chunked(reader: SocketReader, trailers: dict[str, str]) -> Iterator[memoryview]:
-    while True:
-        line = reader.readline()
-        if line is None:
-            raise IncompleteBody("connection closed before the terminating chunk")
-        size_text = line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise ProtocolError(f"invalid chunk size line {line[:40]!r}") from None
-        if size == 0:
-            break
-        while size:
-            view = reader.read_some(size)
-            if view is None:
-                raise IncompleteBody("connection closed inside a chunk")
-            size -= len(view)
-            yield view
-        if reader.readline() not in (b"\r\n", b"\n"):
-            raise ProtocolError("chunk not followed by CRLF")
-    for name, value in _read_fields(reader, "chunked trailers"):
-        trailers[name.lower()] = value
-
-
-def read_body(reader: SocketReader, head: RequestHead, limit: int) -> bytes:
-    """The whole body; ProtocolError if it exceeds `limit` bytes."""
-    out = bytearray()
-    for view in iter_body(reader, head):
-        out += view
-        if len(out) > limit:
-            raise BodyTooLarge(limit)
-    return bytes(out)
-
-
-class BodyTooLarge(ProtocolError):
+class BodyTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"body larger than {limit} bytes")
         self.limit = limit
 
 
-def sendv(sock: socket.socket, parts: list[bytes | memoryview]) -> None:
+class ServerConnection:
+    """One server-side connection: h11's state machine fed from a blocking socket.
+
+    A connection is used by one thread at a time; a request's handler may pass it to another
+    thread while it waits (the Runtime API answers /next from the thread that submits an event).
+    """
+
+    __slots__ = ("h11", "last_recv_at", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        self.last_recv_at = 0.0  # time.perf_counter() of the last bytes received
+
+    def _next_event(self) -> h11.Event | None:
+        """The next event, receiving as needed (None: h11 paused, which a server that reads
+        each request to its end never sees); raises h11.RemoteProtocolError."""
+        conn = self.h11
+        while True:
+            event = conn.next_event()
+            if isinstance(event, h11.Event):
+                return event
+            if event is h11.PAUSED:
+                return None
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except OSError:
+                data = b""
+            self.last_recv_at = time.perf_counter()
+            conn.receive_data(data)  # b"" is EOF: h11 reports it as an event or an error
+
+    def next_request(self) -> h11.Request | None:
+        """The next request's head (after the previous exchange); None when the client closed
+        the connection between requests or it cannot carry another one."""
+        conn = self.h11
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+        elif conn.our_state is not h11.IDLE:
+            return None
+        event = self._next_event()
+        if not isinstance(event, h11.Request):
+            return None  # ConnectionClosed
+        if conn.they_are_waiting_for_100_continue:
+            self.send([h11.InformationalResponse(status_code=100, headers=[])])
+        return event
+
+    def body(self, trailers: Headers | None = None) -> Iterator[bytes]:
+        """The request body, each piece as it arrives; trailers (lower-cased names) go into
+        `trailers`. Raises h11.RemoteProtocolError if the framing is broken or cut short."""
+        while True:
+            event = self._next_event()
+            if isinstance(event, h11.Data):
+                yield event.data
+            elif isinstance(event, h11.EndOfMessage):
+                if trailers is not None:
+                    trailers += decode_headers(event.headers)
+                return
+            else:
+                raise h11.RemoteProtocolError(f"unexpected {event!r} in a body")
+
+    def read_body(self, limit: int) -> bytes:
+        """The whole body; BodyTooLarge past `limit` bytes."""
+        out = bytearray()
+        for piece in self.body():
+            out += piece
+            if len(out) > limit:
+                raise BodyTooLarge(limit)
+        return bytes(out)
+
+    def send(self, events: Iterable[h11.Event]) -> None:
+        """Frame `events` with h11 and write them; OSError if the peer is gone."""
+        parts: list[bytes] = []
+        for event in events:
+            parts += self.h11.send_with_data_passthrough(event) or ()
+        sendv(self.sock, parts)
+
+    def respond(self, status: int, headers: Headers, body: bytes = b"") -> None:
+        """A complete response with a Content-Length; errors writing it are ignored."""
+        events: list[h11.Event] = [
+            h11.Response(
+                status_code=status,
+                headers=[*headers, ("Content-Length", str(len(body)))],
+                reason=reason(status),
+            )
+        ]
+        if body:
+            events.append(h11.Data(data=body))
+        events.append(h11.EndOfMessage())
+        with contextlib.suppress(OSError, h11.LocalProtocolError):
+            self.send(events)
+
+    @property
+    def reusable(self) -> bool:
+        """True if the exchange ended cleanly and both sides keep the connection alive."""
+        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+
+
+def reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b"Unknown"
+
+
+def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
+    return [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in headers]
+
+
+def raw_headers(request: h11.Request) -> Headers:
+    """A request's headers with their names as the client sent them."""
+    return decode_headers(request.headers.raw_items())
+
+
+def sendv(sock: socket.socket, parts: list[bytes]) -> None:
     """Vectored sendall: one syscall for chunk framing + data in the common case."""
     total = sum(len(p) for p in parts)
+    if not total:
+        return
     sent = sock.sendmsg(parts)
     if sent == total:
         return
-    rest = b"".join(bytes(p) for p in parts)[sent:]
-    sock.sendall(rest)
+    sock.sendall(b"".join(parts)[sent:])
 
 
-def http_response(
-    status: int,
-    reason: str,
-    headers: list[tuple[str, str]],
-    body: bytes = b"",
-    *,
-    with_length: bool = True,
-) -> bytes:
-    lines = [f"HTTP/1.1 {status} {reason}"]
-    lines += [f"{k}: {v}" for k, v in headers]
-    if with_length:
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now, for a process about to bind it."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 class TcpServer:

@@ -25,11 +25,11 @@ class ResponseSink(Protocol):
     @property
     def started(self) -> bool: ...
 
-    def start(self, prelude: dict[str, Any], first: bytes | memoryview = b"") -> None:
+    def start(self, prelude: dict[str, Any], first: bytes = b"") -> None:
         """Send status and headers (with the first body bytes if they came along); raises
         ValueError when the prelude is malformed."""
 
-    def write(self, data: bytes | memoryview) -> None: ...
+    def write(self, data: bytes) -> None: ...
 
     def finish(self) -> None:
         """The body ended normally."""
@@ -50,6 +50,7 @@ class Invocation:
     payload: bytes = field(repr=False)
     sink: ResponseSink = field(repr=False)
     source: str = "invoke"
+    environment: int | None = None  # number of the environment that served it (1, 2, ...)
     submitted_at: float = field(default_factory=time.perf_counter)
     next_handed_out_at: float | None = None
     prelude_at: float | None = None
@@ -83,6 +84,15 @@ class Invocation:
     def finished(self) -> bool:
         return self._finished
 
+    def refuse(self, status: int, body: dict[str, Any], error: dict[str, Any]) -> None:
+        """End an invocation no runtime saw: API Gateway or Lambda refused it."""
+        if not self.claim_completion():
+            return
+        self.error = error
+        self.response_done_at = time.perf_counter()
+        self.sink.fail(status, body)
+        self.done.set()
+
 
 class MemorySink:
     """Collects a response in memory for direct invokes."""
@@ -99,7 +109,7 @@ class MemorySink:
     def started(self) -> bool:
         return self._started
 
-    def start(self, prelude: dict[str, Any], first: bytes | memoryview = b"") -> None:
+    def start(self, prelude: dict[str, Any], first: bytes = b"") -> None:
         self.prelude = prelude
         status = prelude.get("statusCode", 200)
         self.status = status if isinstance(status, int) else None
@@ -107,7 +117,7 @@ class MemorySink:
         if first:
             self.chunks.append(bytes(first))
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes) -> None:
         self.chunks.append(bytes(data))
 
     def finish(self) -> None:
