@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from emulator.invocation import Invocation
-from emulator.runtime_api import RuntimeApi, WireLog
+from emulator.runtime_api import RuntimeApi
 from emulator.sandbox import Sandbox
 from emulator.timers import Scheduler
+from emulator.wire import WireLog
 
 INIT_LIMIT = 10.0  # seconds Lambda allows the init phase of on-demand functions
 MANAGED_INITIALIZATION_TYPE = "lambda-managed-instances"  # AWS_LAMBDA_INITIALIZATION_TYPE

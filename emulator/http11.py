@@ -93,13 +93,7 @@ class ServerConnection:
                 raise h11.RemoteProtocolError(f"unexpected {event!r} in a body")
 
     def read_body(self, limit: int) -> bytes:
-        """The whole body; BodyTooLarge past `limit` bytes."""
-        out = bytearray()
-        for piece in self.body():
-            out += piece
-            if len(out) > limit:
-                raise BodyTooLarge(limit)
-        return bytes(out)
+        return collect(self.body(), limit)
 
     def send(self, events: Iterable[h11.Event]) -> None:
         """Frame `events` with h11 and write them; OSError if the peer is gone."""
@@ -127,6 +121,16 @@ class ServerConnection:
     def reusable(self) -> bool:
         """True if the exchange ended cleanly and both sides keep the connection alive."""
         return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+
+
+def collect(pieces: Iterable[bytes], limit: int) -> bytes:
+    """A whole body; BodyTooLarge past `limit` bytes."""
+    out = bytearray()
+    for piece in pieces:
+        out += piece
+        if len(out) > limit:
+            raise BodyTooLarge(limit)
+    return bytes(out)
 
 
 def reason(status: int) -> bytes:

@@ -1,52 +1,34 @@
 """The Lambda Runtime API of one execution environment, server side (docs:
-lambda/latest/dg/runtimes-api.html, runtimes-custom.html "Implementing response streaming").
+lambda/latest/dg/runtimes-api.html).
 
 Events are handed to waiting `/next` calls directly from the submitting thread (no queue
-hop), so the handed-out timestamp is taken right before the bytes leave. Streamed responses
-are parsed incrementally by h11: prelude JSON up to 8 NUL bytes (within 16 KB), then every
-body chunk is written to the invocation's sink as soon as it is received; error trailers cut
-it. An invocation that timed out answers the runtime's late response with 410, as Lambda
-Managed Instances do (where a timeout does not end the environment).
+hop), so the handed-out timestamp is taken right before the bytes leave; what the runtime
+answers is read by `emulator.responses`. An invocation that timed out answers the runtime's
+late response with 410, as Lambda Managed Instances do (a timeout does not end their
+environment; aws-lambda-runtime-interface-emulator renders it so).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import json
 import os
 import socket
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import h11
 
-from emulator.http11 import (
-    BodyTooLarge,
-    Headers,
-    ServerConnection,
-    TcpServer,
-    raw_headers,
-    sendv,
-)
+from emulator.http11 import ServerConnection, TcpServer, raw_headers, sendv
 from emulator.invocation import GATEWAY_ERROR, TIMEOUT_ERROR, Invocation
+from emulator.responses import MAX_BUFFERED_RESPONSE, read_buffered, read_error, read_streamed
 from emulator.timers import Scheduler
+from emulator.wire import JSON, Exchange, WireLog, WireRequest
 
 API_PREFIX = "/2018-06-01/runtime/"
-DELIMITER = b"\x00" * 8
-PRELUDE_LIMIT = 16 * 1024
-MAX_BUFFERED_RESPONSE = 6_291_556  # Lambda's synchronous payload limit, bytes
-MAX_STREAMED_RESPONSE = 200 * 1024 * 1024
-ERROR_TYPE_TRAILER = "lambda-runtime-function-error-type"
-ERROR_BODY_TRAILER = "lambda-runtime-function-error-body"
 REMEMBERED_TIMEOUTS = 1000  # timed-out request ids kept to answer late responses with 410
 STOPPED = {"errorType": "Emulator.Stopped", "errorMessage": "The emulator stopped."}
-JSON = ("Content-Type", "application/json")
 
 
 class RuntimeHooks(Protocol):
@@ -75,54 +57,6 @@ class RuntimeHooks(Protocol):
     def on_finished(self, inv: Invocation) -> None: ...
 
 
-@dataclass(eq=False)
-class WireRequest:
-    """One request a runtime sent to the Runtime API, as h11 parsed it (server side)."""
-
-    method: str
-    target: str
-    headers: Headers
-    chunks: list[bytes] = field(default_factory=list)
-    trailers: Headers = field(default_factory=list)
-    complete: bool = False  # the body ended with its terminating chunk / full length
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(self.chunks)
-
-    def header(self, name: str) -> str | None:
-        """The value of header `name` (any case; repeated values joined with ", ")."""
-        values = [v for k, v in self.headers if k.lower() == name.lower()]
-        return ", ".join(values) if values else None
-
-    def trailer(self, name: str) -> str | None:
-        values = [v for k, v in self.trailers if k.lower() == name.lower()]
-        return ", ".join(values) if values else None
-
-
-@dataclass(eq=False)
-class WireLog:
-    """Everything runtimes send to the Runtime APIs it is given to, and every framing error
-    h11 found in it (a well-behaved runtime causes none)."""
-
-    requests: list[WireRequest] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, request: WireRequest) -> None:
-        with self._lock:
-            self.requests.append(request)
-
-    def error(self, text: str) -> None:
-        with self._lock:
-            self.errors.append(text)
-
-    def to(self, path_suffix: str) -> list[WireRequest]:
-        """The requests whose path ends with `path_suffix` (e.g. "/response")."""
-        with self._lock:
-            return [r for r in self.requests if r.target.split("?")[0].endswith(path_suffix)]
-
-
 class _Conn:
     __slots__ = ("generation", "http", "sock")
 
@@ -130,50 +64,6 @@ class _Conn:
         self.sock = sock
         self.http = ServerConnection(sock)
         self.generation = generation
-
-
-class _Exchange:
-    """One request on a connection: its head, its body as it arrives, and its wire record."""
-
-    __slots__ = ("conn", "record", "request", "trailers")
-
-    def __init__(self, conn: _Conn, request: h11.Request, record: WireRequest | None) -> None:
-        self.conn = conn
-        self.request = request
-        self.record = record
-        self.trailers: Headers = []
-
-    def header(self, name: bytes) -> str:
-        for key, value in self.request.headers:
-            if key == name:
-                return value.decode("latin-1")
-        return ""
-
-    def body(self) -> Iterator[bytes]:
-        record = self.record
-        for piece in self.conn.http.body(self.trailers):
-            if record is not None:
-                record.chunks.append(bytes(piece))
-            yield piece
-        if record is not None:
-            record.trailers = list(self.trailers)
-            record.complete = True
-
-    def read_body(self, limit: int) -> bytes:
-        out = bytearray()
-        for piece in self.body():
-            out += piece
-            if len(out) > limit:
-                raise BodyTooLarge(limit)
-        return bytes(out)
-
-    @property
-    def last_recv_at(self) -> float:
-        return self.conn.http.last_recv_at
-
-    def reply(self, status: int, body: dict[str, Any], *, close: bool = False) -> None:
-        headers = [JSON, ("Connection", "close")] if close else [JSON]
-        self.conn.http.respond(status, headers, json.dumps(body).encode())
 
 
 class _Slot:
@@ -407,7 +297,7 @@ class RuntimeApi:
                         raw_headers(request),
                     )
                     self.wire.add(record)
-                if not self._route(_Exchange(conn, request, record)):
+                if not self._route(conn, Exchange(conn.http, request, record)):
                     return
         except h11.RemoteProtocolError as exc:
             if self.wire is not None:
@@ -417,7 +307,7 @@ class RuntimeApi:
             with self._lock:
                 self._conns.discard(conn)
 
-    def _route(self, ex: _Exchange) -> bool:
+    def _route(self, conn: _Conn, ex: Exchange) -> bool:
         """Handle one request; False closes the connection."""
         method = ex.request.method
         path = ex.request.target.decode("latin-1").split("?", 1)[0]
@@ -426,12 +316,12 @@ class RuntimeApi:
         route = path[len(API_PREFIX) :]
         if route == "invocation/next" and method == b"GET":
             ex.read_body(MAX_BUFFERED_RESPONSE)
-            return self._next(ex.conn)
+            return self._next(conn)
         if route == "init/error" and method == b"POST":
-            error = _read_error(ex)
+            error = read_error(ex)
             ex.reply(202, {"status": "OK"})
             self.hooks.on_init_error(error)
-            return ex.conn.http.reusable
+            return ex.http.reusable
         parts = route.split("/")
         if len(parts) == 3 and parts[0] == "invocation" and method == b"POST":
             request_id, action = parts[1], parts[2]
@@ -450,18 +340,18 @@ class RuntimeApi:
             if action == "response":
                 return self._response(ex, inv)
             if action == "error":
-                error = _read_error(ex)
+                error = read_error(ex)
                 self._complete(inv, error=error, status=502, done_at=ex.last_recv_at)
                 return self._accepted(ex, inv)
         return _reject(ex, 404, "InvalidRequest", f"unknown route {method.decode()} {path}")
 
-    def _accepted(self, ex: _Exchange, inv: Invocation) -> bool:
+    def _accepted(self, ex: Exchange, inv: Invocation) -> bool:
         """202 for a response or error; 410 if the invocation had timed out meanwhile."""
         if inv.timed_out:
             ex.reply(410, {"errorMessage": "Invoke timeout", "errorType": "InvokeTimeout"})
         else:
             ex.reply(202, {"status": "OK"})
-        return ex.conn.http.reusable
+        return ex.http.reusable
 
     def _next(self, conn: _Conn) -> bool:
         first = False
@@ -491,12 +381,12 @@ class RuntimeApi:
         slot.ready.wait()
         return not slot.dead and conn.http.reusable
 
-    def _response(self, ex: _Exchange, inv: Invocation) -> bool:
+    def _response(self, ex: Exchange, inv: Invocation) -> bool:
         streaming = ex.header(b"lambda-runtime-function-response-mode").lower() == "streaming"
         try:
             if streaming:
-                self._streamed(ex, inv)
-            elif not self._buffered(ex, inv):
+                read_streamed(ex, inv, self._complete)
+            elif not read_buffered(ex, inv, self._complete):
                 return False
         except h11.RemoteProtocolError as exc:
             self._complete(
@@ -509,126 +399,11 @@ class RuntimeApi:
             raise
         return self._accepted(ex, inv)
 
-    def _streamed(self, ex: _Exchange, inv: Invocation) -> None:
-        """Parse the prelude, then forward each body chunk the moment it is received."""
-        pieces = ex.body()
-        started = self._read_prelude(ex, inv, pieces)
-        for piece in pieces:  # the body, or what is left of a failed response
-            if started:
-                inv.bytes += len(piece)
-                self._forward(inv, piece, ex.last_recv_at)
-        done_at = ex.last_recv_at
-        trailers = {k.lower(): v for k, v in ex.trailers}
-        if ERROR_TYPE_TRAILER in trailers:
-            error = _decode_error_body(trailers.get(ERROR_BODY_TRAILER, ""))
-            error.setdefault("errorType", trailers[ERROR_TYPE_TRAILER])
-            error["trailerErrorType"] = trailers[ERROR_TYPE_TRAILER]
-            self._complete(inv, error=error, status=502, done_at=done_at)
-        elif started is None:
-            self._invalid_prelude(inv, "the stream ended before the 8-byte NUL delimiter")
-        else:
-            self._complete(inv, done_at=done_at)
-
-    def _read_prelude(self, ex: _Exchange, inv: Invocation, pieces: Iterator[bytes]) -> bool | None:
-        """Read through the delimiter and start the client's response with the prelude (and
-        the bytes after it). True if it started; False if the invocation failed; None if the
-        body ended first."""
-        buf = bytearray()
-        for piece in pieces:
-            if inv.finished:
-                return False  # timed out while the runtime was still writing its prelude
-            before = len(buf)
-            buf += piece[: PRELUDE_LIMIT + len(DELIMITER) - before]
-            idx = buf.find(DELIMITER, max(0, before - len(DELIMITER) + 1))
-            if idx >= 0:
-                inv.prelude_at = ex.last_recv_at
-                rest = piece[idx + len(DELIMITER) - before :]
-                return self._start_body(inv, bytes(buf[:idx]), rest, ex.last_recv_at)
-            if len(buf) >= PRELUDE_LIMIT + len(DELIMITER):
-                self._invalid_prelude(inv, "no 8-byte NUL delimiter within the first 16 KB")
-                return False
-        return None
-
-    def _start_body(
-        self, inv: Invocation, raw_prelude: bytes, first: bytes, arrived: float
-    ) -> bool:
-        """Send status and headers (with the first body bytes); False if the prelude is bad."""
-        prelude = _parse_prelude(raw_prelude)
-        if isinstance(prelude, str):
-            self._invalid_prelude(inv, prelude)
-            return False
-        inv.prelude = prelude
-        if first:
-            inv.first_body_byte_at = arrived
-        inv.bytes = len(first)
-        try:
-            inv.sink.start(prelude, first)
-        except ValueError as exc:
-            inv.first_body_byte_at = None
-            self._invalid_prelude(inv, str(exc))
-            return False
-        return True
-
-    def _forward(self, inv: Invocation, piece: bytes, arrived: float) -> None:
-        if inv.finished:
-            return
-        if inv.first_body_byte_at is None:
-            inv.first_body_byte_at = arrived
-        if inv.bytes > MAX_STREAMED_RESPONSE:
-            self._complete(inv, error=_too_large(MAX_STREAMED_RESPONSE))
-            return
-        inv.sink.write(piece)
-
-    def _invalid_prelude(self, inv: Invocation, reason: str) -> None:
-        self._complete(
-            inv,
-            error={"errorType": "Emulator.InvalidPrelude", "errorMessage": reason},
-            status=500,
-        )
-
-    def _buffered(self, ex: _Exchange, inv: Invocation) -> bool:
-        """A non-streaming response: Lambda proxy JSON. False if it was refused (too large)."""
-        try:
-            raw = ex.read_body(MAX_BUFFERED_RESPONSE)
-        except BodyTooLarge:
-            self._complete(inv, error=_too_large(MAX_BUFFERED_RESPONSE))
-            message = f"Exceeded maximum allowed payload size ({MAX_BUFFERED_RESPONSE} bytes)."
-            ex.reply(
-                413, {"errorMessage": message, "errorType": "RequestEntityTooLarge"}, close=True
-            )
-            return False
-        arrived = ex.last_recv_at
-        inv.prelude_at = arrived
-        parsed = _parse_proxy_response(raw)
-        if isinstance(parsed, str):
-            self._complete(
-                inv,
-                error={"errorType": "Emulator.MalformedProxyResponse", "errorMessage": parsed},
-                done_at=arrived,
-            )
-            return True
-        prelude, body_bytes = parsed
-        inv.prelude = prelude
-        if body_bytes:
-            inv.first_body_byte_at = arrived
-        try:
-            inv.sink.start(prelude, body_bytes)
-        except ValueError as exc:
-            self._complete(
-                inv,
-                error={"errorType": "Emulator.MalformedProxyResponse", "errorMessage": str(exc)},
-                done_at=arrived,
-            )
-            return True
-        inv.bytes = len(body_bytes)
-        self._complete(inv, done_at=arrived)
-        return True
-
 
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _reject(ex: _Exchange, status: int, error_type: str, message: str) -> bool:
+def _reject(ex: Exchange, status: int, error_type: str, message: str) -> bool:
     ex.reply(status, {"errorMessage": message, "errorType": error_type}, close=True)
     return False
 
@@ -646,71 +421,3 @@ def _trace_id(wall_ms: float) -> str:
         f"Root=1-{int(wall_ms / 1000):08x}-{os.urandom(12).hex()};"
         f"Parent={os.urandom(8).hex()};Sampled=0"
     )
-
-
-def _too_large(limit: int) -> dict[str, Any]:
-    return {
-        "errorType": "Function.ResponseSizeTooLarge",
-        "errorMessage": f"The response is larger than {limit} bytes.",
-    }
-
-
-def _parse_prelude(raw: bytes) -> dict[str, Any] | str:
-    """The prelude dict, or a sentence saying why it is not one."""
-    try:
-        prelude = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return f"the prelude before the NUL delimiter is not valid JSON ({exc})"
-    if not isinstance(prelude, dict):
-        return "the prelude must be a JSON object"
-    return prelude
-
-
-def _parse_proxy_response(raw: bytes) -> tuple[dict[str, Any], bytes] | str:
-    try:
-        data = json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError) as exc:
-        return f"the buffered response is not valid JSON ({exc})"
-    if not isinstance(data, dict) or "statusCode" not in data:
-        return "the buffered response is not a Lambda proxy response (no statusCode)"
-    prelude = {
-        k: data[k] for k in ("statusCode", "headers", "multiValueHeaders", "cookies") if k in data
-    }
-    body = data.get("body")
-    if body is None:
-        return prelude, b""
-    if not isinstance(body, str):
-        return "the buffered response's body must be a string"
-    if data.get("isBase64Encoded"):
-        try:
-            return prelude, base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            return "the buffered response's body is not valid base64"
-    return prelude, body.encode("utf-8")
-
-
-def _read_error(ex: _Exchange) -> dict[str, Any]:
-    """An /error or /init/error body as a dict (raw text kept if it is not JSON)."""
-    try:
-        raw = ex.read_body(MAX_BUFFERED_RESPONSE)
-    except BodyTooLarge:
-        raw = b'{"errorMessage": "error body too large"}'
-    error: Any
-    try:
-        error = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        error = {"errorMessage": raw.decode("utf-8", "replace")}
-    result: dict[str, Any] = error if isinstance(error, dict) else {"errorMessage": error}
-    error_type = ex.header(b"lambda-runtime-function-error-type")
-    if error_type:
-        result.setdefault("errorType", error_type)
-    return result
-
-
-def _decode_error_body(value: str) -> dict[str, Any]:
-    decoded: Any
-    try:
-        decoded = json.loads(base64.b64decode(value, validate=True))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        return {"errorMessage": value, "rawErrorBody": value}
-    return decoded if isinstance(decoded, dict) else {"errorMessage": decoded}

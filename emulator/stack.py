@@ -23,9 +23,10 @@ from emulator.gateway import IDLE_TIMEOUT, Gateway
 from emulator.http11 import free_port
 from emulator.invocation import Invocation, InvokeResult, MemorySink, ResponseSink
 from emulator.pool import Pool
-from emulator.runtime_api import RuntimeApi, WireLog
+from emulator.runtime_api import RuntimeApi
 from emulator.sandbox import Sandbox
 from emulator.timers import Scheduler
+from emulator.wire import WireLog
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUNTIME_COMMAND = (sys.executable, "-m", "streaming_proxy")

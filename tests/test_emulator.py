@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from emulator import LocalStack
-from emulator import runtime_api as runtime_api_module
+from emulator import responses as responses_module
 from emulator import sandbox as sandbox_module
 from emulator.events import build_function_url_event, build_rest_event, parse_query
 from emulator.sandbox import Sandbox, process_state
@@ -497,7 +497,7 @@ def test_body_over_the_gateway_limit_gets_413() -> None:
 
 
 def test_stream_over_the_response_limit_is_cut(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime_api_module, "MAX_STREAMED_RESPONSE", 1_000_000)
+    monkeypatch.setattr(responses_module, "MAX_STREAMED_RESPONSE", 1_000_000)
     with fake_stack() as stack:
         conn = http.client.HTTPConnection("127.0.0.1", stack.gateway.port, timeout=10)
         conn.request("GET", "/big?size=3000000")
