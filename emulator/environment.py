@@ -12,6 +12,7 @@ and the environment carry on, and the runtime's late answer for that request get
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -120,6 +121,11 @@ class Environment:
     @property
     def capacity(self) -> int:
         return self.mode.concurrency
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The current runtime process."""
+        return self.sandbox.process
 
     def start(self) -> None:
         self.runtime.start()

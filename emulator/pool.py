@@ -3,7 +3,8 @@
 As Lambda does: an invocation goes to an idle environment (a worker waiting in /next), the
 most recently idle first; when every environment is busy, or holding after its response
 (the runtime has not come back to /next), a new environment is started, each with its own
-runtime and upstream, and the invocation waits for its init; at `max_environments` (reserved
+runtime and upstream, and the invocation waits for its init (a new environment's first
+invocation waits for its init too); at `max_environments` (reserved
 concurrency, or Managed Instances' maximum execution environments) Lambda refuses the invoke
 with 429 TooManyRequestsException, which API Gateway answers with 500 Internal server error
 (lambda/latest/dg/services-apigateway-errors.html: an invoke Lambda rejects becomes a 500).
@@ -21,10 +22,11 @@ from emulator.environment import Environment
 from emulator.invocation import GATEWAY_ERROR, Invocation
 from emulator.runtime_api import STOPPED
 
-# Lambda routes to an environment only once its runtime is back in /next, which on Lambda
-# happens long before the client's next request can arrive over the network; a local client
-# is faster than that. So a request that finds no idle environment first waits this long for
-# one whose invocation has ended to come back; one that holds longer counts as busy.
+# Lambda routes to an environment only once its runtime is back in /next. A local client can
+# send its next request before that: it sees the end of a response (a 204, a Content-Length
+# body) before the runtime has finished posting it and called /next again, and it is closer
+# than any client of Lambda is. So a request that finds no idle environment first waits this
+# long for one; an environment still busy (or holding after its response) after that is busy.
 RETURN_GRACE = 1.0
 THROTTLED = {
     "errorType": "TooManyRequestsException",
@@ -115,7 +117,7 @@ class Pool:
             now = time.perf_counter()
             if grace_until is None:
                 grace_until = now + RETURN_GRACE
-            if now < grace_until and any(env.in_flight < env.capacity for env in envs):
+            if now < grace_until:
                 self._cond.wait(grace_until - now)
                 continue
             if len(envs) < self.max_environments:

@@ -233,7 +233,7 @@ class LocalStack:
     @property
     def process(self) -> subprocess.Popen[bytes] | None:
         """The first environment's current runtime process."""
-        return self.first.sandbox.process
+        return self.first.process
 
     @property
     def frozen(self) -> bool:
