@@ -29,6 +29,7 @@ from emulator.wire import JSON, Exchange, WireLog, WireRequest
 API_PREFIX = "/2018-06-01/runtime/"
 REMEMBERED_TIMEOUTS = 1000  # timed-out request ids kept to answer late responses with 410
 STOPPED = {"errorType": "Emulator.Stopped", "errorMessage": "The emulator stopped."}
+INVOKE_TIMEOUT = {"errorMessage": "Invoke timeout", "errorType": "InvokeTimeout"}
 
 
 class RuntimeHooks(Protocol):
@@ -329,8 +330,11 @@ class RuntimeApi:
                 inv = self._active.get(request_id)
                 timed_out = request_id in self._timed_out
             if inv is None or inv.finished:
-                if timed_out:
-                    return _reject(ex, 410, "InvokeTimeout", "Invoke timeout")
+                if timed_out:  # the runtime answers late (Managed Instances): 410, stay open
+                    for _ in ex.body():
+                        pass
+                    ex.reply(410, INVOKE_TIMEOUT)
+                    return ex.http.reusable
                 return _reject(
                     ex,
                     400,
@@ -348,7 +352,7 @@ class RuntimeApi:
     def _accepted(self, ex: Exchange, inv: Invocation) -> bool:
         """202 for a response or error; 410 if the invocation had timed out meanwhile."""
         if inv.timed_out:
-            ex.reply(410, {"errorMessage": "Invoke timeout", "errorType": "InvokeTimeout"})
+            ex.reply(410, INVOKE_TIMEOUT)
         else:
             ex.reply(202, {"status": "OK"})
         return ex.http.reusable

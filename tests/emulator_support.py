@@ -9,7 +9,6 @@ before the test opened the gate was written before the gate.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import queue
 import socket
@@ -21,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+import h11
 
 HERE = Path(__file__).resolve().parent
 EMULATOR_UPSTREAM = f"{sys.executable} {HERE / 'emulator_upstream.py'}"
@@ -119,29 +120,43 @@ END = "end"  # the stream ended normally
 
 
 class EventStream:
-    """Reads one SSE response through the gateway on a thread of its own; `next()` hands out
-    its `data:` events (parsed JSON) in order, then END or CUT."""
+    """Reads one SSE response through the gateway on a thread of its own, parsed by h11 (which,
+    unlike http.client, tells a cut stream from one that ended); `next()` hands out its
+    `data:` events (parsed JSON) in order, then END or CUT."""
 
     def __init__(self, port: int, target: str) -> None:
         self._events: queue.Queue[Any] = queue.Queue()
         self.status: int | None = None
-        self._conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        self._thread = threading.Thread(target=self._read, args=(target,), daemon=True)
+        self._sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self._thread = threading.Thread(target=self._read, args=(port, target), daemon=True)
         self._thread.start()
 
-    def _read(self, target: str) -> None:
+    def _read(self, port: int, target: str) -> None:
+        conn = h11.Connection(h11.CLIENT)
+        buffer = b""
         try:
-            self._conn.request("GET", target)
-            response = self._conn.getresponse()
-            self.status = response.status
-            while line := response.readline():
-                if line.startswith(b"data: "):
-                    self._events.put(json.loads(line[len(b"data: ") :]))
-            self._events.put(END)
-        except (http.client.HTTPException, OSError):
+            request = h11.Request(method="GET", target=target, headers=[("Host", f"t:{port}")])
+            self._sock.sendall(conn.send(request) + conn.send(h11.EndOfMessage()))
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(self._sock.recv(65536))
+                elif isinstance(event, h11.Response):
+                    self.status = event.status_code
+                elif isinstance(event, h11.Data):
+                    buffer += event.data
+                    while b"\n\n" in buffer:
+                        block, buffer = buffer.split(b"\n\n", 1)
+                        for line in block.split(b"\n"):
+                            if line.startswith(b"data: "):
+                                self._events.put(json.loads(line[len(b"data: ") :]))
+                elif isinstance(event, h11.EndOfMessage):
+                    self._events.put(END)
+                    return
+        except (h11.RemoteProtocolError, OSError):
             self._events.put(CUT)
         finally:
-            self._conn.close()
+            self._sock.close()
 
     def next(self, timeout: float = 20.0) -> Any:
         return self._events.get(timeout=timeout)

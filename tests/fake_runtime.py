@@ -186,7 +186,7 @@ def handle(api: Api, request_id: str, raw: bytes) -> None:
             "Transfer-Encoding: chunked\r\n\r\n"
         )
         api.sock.sendall(head.encode() + b"zz\r\nnot a chunk size\r\n")
-        os._exit(9)  # the connection is unusable; Lambda would start the runtime again
+        time.sleep(3600)  # this connection is unusable now
     elif action == "hang":
         time.sleep(3600)
     elif action == "hang_after_prelude":
