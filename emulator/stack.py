@@ -264,12 +264,17 @@ class LocalStack:
     def invoke(self, event: Any, timeout: float | None = None) -> InvokeResult:
         """Send `event` (any JSON value, or raw bytes) straight to the function."""
         sink = MemorySink()
-        inv = self._new_invocation(event, sink, "invoke")
-        self.pool.submit(inv)
+        inv = self.submit(event, sink)
         wait = timeout if timeout is not None else self.function_timeout + 10.0
         if not inv.done.wait(wait):
             raise TimeoutError(f"invocation {inv.request_id} did not finish within {wait} s")
         return InvokeResult(prelude=inv.prelude, body=sink.body, error=inv.error, record=inv)
+
+    def submit(self, event: Any, sink: ResponseSink) -> Invocation:
+        """Invoke without waiting: the response goes to `sink`; `record.done` tells the end."""
+        inv = self._new_invocation(event, sink, "invoke")
+        self.pool.submit(inv)
+        return inv
 
     def _new_invocation(self, event: Any, sink: ResponseSink, source: str) -> Invocation:
         payload = event if isinstance(event, bytes) else json.dumps(event).encode()
