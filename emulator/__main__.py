@@ -158,6 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if demo:
         print(f"  or open {base}/ in a browser. Ctrl-C stops everything.", flush=True)
+    mode = (
+        f"Lambda Managed Instances, {args.managed_instances} concurrent invocations per environment"
+        if args.managed_instances
+        else "standard Lambda, one invocation per environment"
+        + ("" if args.no_freeze else ", frozen between invocations")
+    )
+    print(f"emulator: {mode}; at most {args.max_environments} environment(s)", file=sys.stderr)
     # Wake up regularly: a signal that lands on another thread is only handled when the
     # main thread runs Python code again.
     rc = 0
