@@ -28,6 +28,7 @@ from emulator.http11 import (
     Headers,
     ServerConnection,
     TcpServer,
+    data_event,
     raw_headers,
     reason,
 )
@@ -127,7 +128,7 @@ class ClientSink:
             ("x-amzn-RequestId", self._request_id),
         ]
 
-    def start(self, prelude: dict[str, Any], first: bytes = b"") -> None:
+    def start(self, prelude: dict[str, Any], first: bytes | memoryview = b"") -> None:
         status, headers = prelude_headers(prelude)
         length: str | None = None
         kept: Headers = []
@@ -163,7 +164,7 @@ class ClientSink:
             # Headers and the first body bytes in one segment when they arrived together.
             events: list[h11.Event] = [response]
             if first and not bodyless:
-                events.append(h11.Data(data=first))
+                events.append(data_event(first))
             self._send_locked(events)
             self._last_activity = time.perf_counter()
         if self._idle_timeout and self._scheduler is not None and not bodyless:
@@ -198,7 +199,7 @@ class ClientSink:
             )
         self.abort()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if not data:
             return
         with self._lock:
@@ -206,7 +207,7 @@ class ClientSink:
                 return
             self._last_activity = time.perf_counter()
             if not self._bodyless:
-                self._send_locked([h11.Data(data=data)])
+                self._send_locked([data_event(data)])
 
     def finish(self) -> None:
         with self._lock:

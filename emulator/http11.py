@@ -1,29 +1,37 @@
-"""Server-side HTTP/1.1 for the Runtime API and the gateway: h11 on blocking sockets.
+"""Server-side HTTP/1.1 for the Runtime API and the gateway, on blocking sockets.
 
-h11 parses and frames every message (chunked bodies and trailers included), so the emulator
-checks the runtime's HTTP independently of the runtime's own hand-written client. Bodies are
-handed out chunk by chunk as they arrive, each stamped with the moment its bytes were
-received, and writes go out vectored (framing + data in one syscall) with TCP_NODELAY.
+h11 parses every request head and every ordinary body, and frames every response (chunked,
+Content-Length or close-delimited, trailers included). One path stays hand-written because it
+is the hot path: the body of a streamed response the emulator relays from the runtime to the
+client, read zero-copy into one reused buffer and forwarded as memoryviews (h11 would copy
+each piece twice, which made it the bottleneck of `make bench`'s throughput). Tests check
+that path against h11 (`emulator.wire`). Every receive is timestamped, and writes go out
+vectored with TCP_NODELAY.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
+from typing import Any, cast
 
 import h11
 
 log = logging.getLogger("emulator")
 
 RECV_SIZE = 64 * 1024  # h11 parses 64 KB pieces about twice as fast as 256 KB ones
-MAX_HEAD = 64 * 1024  # request line + headers (h11's default is 16 KB)
+RELAY_BUFFER = 256 * 1024  # the zero-copy relay's reused receive buffer
+MAX_HEAD = 64 * 1024  # request line + headers, and one chunk-size or trailer line
+MAX_TRAILERS = 200
 
 Headers = list[tuple[str, str]]
+JSON = ("Content-Type", "application/json")
 
 
 class BodyTooLarge(Exception):
@@ -32,19 +40,39 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
-class ServerConnection:
-    """One server-side connection: h11's state machine fed from a blocking socket.
+def _protocol_error(message: str) -> h11.RemoteProtocolError:
+    return h11.RemoteProtocolError(message, error_status_hint=400)
 
-    A connection is used by one thread at a time; a request's handler may pass it to another
-    thread while it waits (the Runtime API answers /next from the thread that submits an event).
+
+class ServerConnection:
+    """One server-side connection and the request it is serving.
+
+    Used by one thread at a time; a handler may pass it to another thread while it waits (the
+    Runtime API answers /next from the thread that submits an event). `tap`, if given, gets
+    every byte received (the wire log of the tests).
     """
 
-    __slots__ = ("h11", "last_recv_at", "sock")
-
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, tap: Callable[[bytes], None] | None = None) -> None:
         self.sock = sock
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        self.tap = tap
+        self.h11 = self._new_h11()
+        self.request: h11.Request | None = None
         self.last_recv_at = 0.0  # time.perf_counter() of the last bytes received
+        self._carry: bytes | None = None  # read past a relayed body: the next request's start
+
+    @staticmethod
+    def _new_h11() -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+
+    def _recv(self, size: int) -> bytes:
+        try:
+            data = self.sock.recv(size)
+        except OSError:
+            data = b""
+        self.last_recv_at = time.perf_counter()
+        if self.tap is not None:
+            self.tap(data)
+        return data
 
     def _next_event(self) -> h11.Event | None:
         """The next event, receiving as needed (None: h11 paused, which a server that reads
@@ -56,31 +84,37 @@ class ServerConnection:
                 return event
             if event is h11.PAUSED:
                 return None
-            try:
-                data = self.sock.recv(RECV_SIZE)
-            except OSError:
-                data = b""
-            self.last_recv_at = time.perf_counter()
-            conn.receive_data(data)  # b"" is EOF: h11 reports it as an event or an error
+            conn.receive_data(self._recv(RECV_SIZE))  # b"" is EOF: h11 reports it
 
     def next_request(self) -> h11.Request | None:
         """The next request's head (after the previous exchange); None when the client closed
         the connection between requests or it cannot carry another one."""
         conn = self.h11
-        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+        if self._carry is not None:  # the previous body was relayed past h11
+            self.h11 = conn = self._new_h11()
+            if self._carry:  # (b"" would tell h11 the connection closed)
+                conn.receive_data(self._carry)
+            self._carry = None
+        elif conn.our_state is h11.DONE and conn.their_state is h11.DONE:
             conn.start_next_cycle()
         elif conn.our_state is not h11.IDLE:
             return None
         event = self._next_event()
-        if not isinstance(event, h11.Request):
-            return None  # ConnectionClosed
-        if conn.they_are_waiting_for_100_continue:
+        self.request = event if isinstance(event, h11.Request) else None
+        if self.request is not None and conn.they_are_waiting_for_100_continue:
             self.send([h11.InformationalResponse(status_code=100, headers=[])])
-        return event
+        return self.request
+
+    def header(self, name: bytes) -> str:
+        """A header of the current request by its lower-case name, '' if absent."""
+        for key, value in self.request.headers if self.request is not None else ():
+            if key == name:
+                return value.decode("latin-1")
+        return ""
 
     def body(self, trailers: Headers | None = None) -> Iterator[bytes]:
-        """The request body, each piece as it arrives; trailers (lower-cased names) go into
-        `trailers`. Raises h11.RemoteProtocolError if the framing is broken or cut short."""
+        """The request body as h11 parses it, each piece as it arrives; trailers (lower-cased
+        names) go into `trailers`. Raises h11.RemoteProtocolError if the framing is broken."""
         while True:
             event = self._next_event()
             if isinstance(event, h11.Data):
@@ -90,26 +124,54 @@ class ServerConnection:
                     trailers += decode_headers(event.headers)
                 return
             else:
-                raise h11.RemoteProtocolError(f"unexpected {event!r} in a body")
+                raise _protocol_error(f"unexpected {event!r} in a body")
 
     def read_body(self, limit: int) -> bytes:
         return collect(self.body(), limit)
 
-    def send(self, events: Iterable[h11.Event]) -> None:
-        """Frame `events` with h11 and write them; OSError if the peer is gone."""
+    def relay_body(self, trailers: Headers) -> Iterator[memoryview]:
+        """The request body read zero-copy: each view is valid until the next one is asked
+        for. Starts with what h11 has buffered; hands what follows the body back to h11."""
+        request = self.request
+        assert request is not None
+        buffered, _ = self.h11.trailing_data
+        reader = _Reader(self, buffered)
+        chunked = any(
+            k == b"transfer-encoding" and b"chunked" in v.lower() for k, v in request.headers
+        )
+        if chunked:
+            yield from reader.chunked(trailers)
+        else:
+            remaining = int(self.header(b"content-length") or 0)
+            while remaining:
+                view = reader.read_some(remaining)
+                remaining -= len(view)
+                yield view
+        self._carry = reader.rest()
+
+    @property
+    def reusable(self) -> bool:
+        """True if the exchange ended cleanly and both sides keep the connection alive."""
+        if self.h11.our_state is not h11.DONE:
+            return False
+        return self._carry is not None or self.h11.their_state is h11.DONE
+
+    def frame(self, events: Iterable[h11.Event]) -> list[bytes]:
+        """`events` framed by h11, data passed through uncopied."""
         parts: list[bytes] = []
         for event in events:
             parts += self.h11.send_with_data_passthrough(event) or ()
-        sendv(self.sock, parts)
+        return parts
+
+    def send(self, events: Iterable[h11.Event]) -> None:
+        """Frame and write `events`; OSError if the peer is gone."""
+        sendv(self.sock, self.frame(events))
 
     def respond(self, status: int, headers: Headers, body: bytes = b"") -> None:
         """A complete response with a Content-Length; errors writing it are ignored."""
+        head = [*headers, ("Content-Length", str(len(body)))]
         events: list[h11.Event] = [
-            h11.Response(
-                status_code=status,
-                headers=[*headers, ("Content-Length", str(len(body)))],
-                reason=reason(status),
-            )
+            h11.Response(status_code=status, headers=head, reason=reason(status))
         ]
         if body:
             events.append(h11.Data(data=body))
@@ -117,10 +179,84 @@ class ServerConnection:
         with contextlib.suppress(OSError, h11.LocalProtocolError):
             self.send(events)
 
-    @property
-    def reusable(self) -> bool:
-        """True if the exchange ended cleanly and both sides keep the connection alive."""
-        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+    def reply_json(self, status: int, body: dict[str, Any], *, close: bool = False) -> None:
+        headers = [JSON]
+        if close:
+            headers.append(("Connection", "close"))
+        self.respond(status, headers, json.dumps(body).encode())
+
+
+class _Reader:
+    """Chunked or sized body bytes straight off the socket into one reused buffer."""
+
+    def __init__(self, conn: ServerConnection, buffered: bytes) -> None:
+        self._conn = conn
+        self._buf = bytearray(max(RELAY_BUFFER, len(buffered)))
+        self._view = memoryview(self._buf)
+        self._buf[: len(buffered)] = buffered
+        self._start, self._end = 0, len(buffered)
+
+    def _fill(self) -> None:
+        if self._start == self._end:
+            self._start = self._end = 0
+        elif self._end == len(self._buf):  # keep the unread tail, at the front
+            pending = self._end - self._start
+            self._buf[:pending] = self._buf[self._start : self._end]
+            self._start, self._end = 0, pending
+        try:
+            n = self._conn.sock.recv_into(self._view[self._end :])
+        except OSError:
+            n = 0
+        self._conn.last_recv_at = time.perf_counter()
+        if n == 0:
+            raise _protocol_error("the connection closed inside a body")
+        if self._conn.tap is not None:
+            self._conn.tap(bytes(self._view[self._end : self._end + n]))
+        self._end += n
+
+    def read_some(self, limit: int) -> memoryview:
+        if self._start == self._end:
+            self._fill()
+        n = min(limit, self._end - self._start)
+        view = self._view[self._start : self._start + n]
+        self._start += n
+        return view
+
+    def line(self) -> bytes:
+        """One CRLF-terminated line, without its CRLF."""
+        while True:
+            i = self._buf.find(b"\r\n", self._start, self._end)
+            if i >= 0:
+                line = bytes(self._view[self._start : i])
+                self._start = i + 2
+                return line
+            if self._end - self._start > MAX_HEAD:
+                raise _protocol_error(f"a chunk-size or trailer line over {MAX_HEAD} bytes")
+            self._fill()
+
+    def chunked(self, trailers: Headers) -> Iterator[memoryview]:
+        while True:
+            size_line = self.line()
+            try:
+                size = int(size_line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _protocol_error(f"invalid chunk size line {size_line[:40]!r}") from None
+            if size == 0:
+                break
+            while size:
+                view = self.read_some(size)
+                size -= len(view)
+                yield view
+            if self.line():
+                raise _protocol_error("a chunk is not followed by CRLF")
+        while line := self.line():
+            name, sep, value = line.decode("latin-1").partition(":")
+            if not sep or not name.strip() or len(trailers) >= MAX_TRAILERS:
+                raise _protocol_error(f"malformed trailer line {line[:100]!r}")
+            trailers.append((name.strip().lower(), value.strip()))
+
+    def rest(self) -> bytes:
+        return bytes(self._view[self._start : self._end])
 
 
 def collect(pieces: Iterable[bytes], limit: int) -> bytes:
@@ -147,6 +283,11 @@ def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
 def raw_headers(request: h11.Request) -> Headers:
     """A request's headers with their names as the client sent them."""
     return decode_headers(request.headers.raw_items())
+
+
+def data_event(data: bytes | memoryview) -> h11.Data:
+    """h11 passes the data through to `send_with_data_passthrough` untouched, views too."""
+    return h11.Data(data=cast(bytes, data))
 
 
 def sendv(sock: socket.socket, parts: list[bytes]) -> None:

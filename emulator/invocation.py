@@ -25,11 +25,12 @@ class ResponseSink(Protocol):
     @property
     def started(self) -> bool: ...
 
-    def start(self, prelude: dict[str, Any], first: bytes = b"") -> None:
+    def start(self, prelude: dict[str, Any], first: bytes | memoryview = b"") -> None:
         """Send status and headers (with the first body bytes if they came along); raises
         ValueError when the prelude is malformed."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes | memoryview) -> None:
+        """Body bytes; a memoryview is valid only during the call."""
 
     def finish(self) -> None:
         """The body ended normally."""
@@ -109,7 +110,7 @@ class MemorySink:
     def started(self) -> bool:
         return self._started
 
-    def start(self, prelude: dict[str, Any], first: bytes = b"") -> None:
+    def start(self, prelude: dict[str, Any], first: bytes | memoryview = b"") -> None:
         self.prelude = prelude
         status = prelude.get("statusCode", 200)
         self.status = status if isinstance(status, int) else None
@@ -117,7 +118,7 @@ class MemorySink:
         if first:
             self.chunks.append(bytes(first))
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self.chunks.append(bytes(data))
 
     def finish(self) -> None:

@@ -17,9 +17,8 @@ import json
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from emulator.http11 import BodyTooLarge
+from emulator.http11 import BodyTooLarge, Headers, ServerConnection
 from emulator.invocation import Invocation
-from emulator.wire import Exchange
 
 DELIMITER = b"\x00" * 8
 PRELUDE_LIMIT = 16 * 1024
@@ -42,20 +41,21 @@ class Complete(Protocol):
     ) -> bool: ...
 
 
-def read_streamed(ex: Exchange, inv: Invocation, complete: Complete) -> None:
+def read_streamed(ex: ServerConnection, inv: Invocation, complete: Complete) -> None:
     """Parse the prelude, then forward each body chunk the moment it is received."""
-    pieces = ex.body()
+    trailers: Headers = []
+    pieces = ex.relay_body(trailers)
     started = _read_prelude(ex, inv, pieces, complete)
     for piece in pieces:  # the body, or what is left of a failed response
         if started:
             inv.bytes += len(piece)
             _forward(inv, piece, ex.last_recv_at, complete)
     done_at = ex.last_recv_at
-    trailers = {k.lower(): v for k, v in ex.trailers}
-    if ERROR_TYPE_TRAILER in trailers:
-        error = _decode_error_body(trailers.get(ERROR_BODY_TRAILER, ""))
-        error.setdefault("errorType", trailers[ERROR_TYPE_TRAILER])
-        error["trailerErrorType"] = trailers[ERROR_TYPE_TRAILER]
+    fields = dict(trailers)  # names lower-cased
+    if ERROR_TYPE_TRAILER in fields:
+        error = _decode_error_body(fields.get(ERROR_BODY_TRAILER, ""))
+        error.setdefault("errorType", fields[ERROR_TYPE_TRAILER])
+        error["trailerErrorType"] = fields[ERROR_TYPE_TRAILER]
         complete(inv, error=error, status=502, done_at=done_at)
     elif started is None:
         _invalid_prelude(inv, "the stream ended before the 8-byte NUL delimiter", complete)
@@ -64,7 +64,7 @@ def read_streamed(ex: Exchange, inv: Invocation, complete: Complete) -> None:
 
 
 def _read_prelude(
-    ex: Exchange, inv: Invocation, pieces: Iterator[bytes], complete: Complete
+    ex: ServerConnection, inv: Invocation, pieces: Iterator[memoryview], complete: Complete
 ) -> bool | None:
     """Read through the delimiter and start the client's response with the prelude (and the
     bytes after it). True if it started; False if the invocation failed; None if the body
@@ -87,7 +87,7 @@ def _read_prelude(
 
 
 def _start_body(
-    inv: Invocation, raw_prelude: bytes, first: bytes, arrived: float, complete: Complete
+    inv: Invocation, raw_prelude: bytes, first: memoryview, arrived: float, complete: Complete
 ) -> bool:
     """Send status and headers (with the first body bytes); False if the prelude is bad."""
     prelude = _parse_prelude(raw_prelude)
@@ -107,7 +107,7 @@ def _start_body(
     return True
 
 
-def _forward(inv: Invocation, piece: bytes, arrived: float, complete: Complete) -> None:
+def _forward(inv: Invocation, piece: memoryview, arrived: float, complete: Complete) -> None:
     if inv.finished:
         return
     if inv.first_body_byte_at is None:
@@ -124,14 +124,16 @@ def _invalid_prelude(inv: Invocation, reason: str, complete: Complete) -> None:
     )
 
 
-def read_buffered(ex: Exchange, inv: Invocation, complete: Complete) -> bool:
+def read_buffered(ex: ServerConnection, inv: Invocation, complete: Complete) -> bool:
     """A non-streaming response: Lambda proxy JSON. False if it was refused (too large)."""
     try:
         raw = ex.read_body(MAX_BUFFERED_RESPONSE)
     except BodyTooLarge:
         complete(inv, error=_too_large(MAX_BUFFERED_RESPONSE))
         message = f"Exceeded maximum allowed payload size ({MAX_BUFFERED_RESPONSE} bytes)."
-        ex.reply(413, {"errorMessage": message, "errorType": "RequestEntityTooLarge"}, close=True)
+        ex.reply_json(
+            413, {"errorMessage": message, "errorType": "RequestEntityTooLarge"}, close=True
+        )
         return False
     arrived = ex.last_recv_at
     inv.prelude_at = arrived
@@ -155,7 +157,7 @@ def read_buffered(ex: Exchange, inv: Invocation, complete: Complete) -> bool:
     return True
 
 
-def read_error(ex: Exchange) -> dict[str, Any]:
+def read_error(ex: ServerConnection) -> dict[str, Any]:
     """An /error or /init/error body as a dict (raw text kept if it is not JSON)."""
     try:
         raw = ex.read_body(MAX_BUFFERED_RESPONSE)

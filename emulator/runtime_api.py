@@ -16,15 +16,16 @@ import socket
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import h11
 
-from emulator.http11 import ServerConnection, TcpServer, raw_headers, sendv
+from emulator.http11 import JSON, ServerConnection, TcpServer, data_event, sendv
 from emulator.invocation import GATEWAY_ERROR, TIMEOUT_ERROR, Invocation
 from emulator.responses import MAX_BUFFERED_RESPONSE, read_buffered, read_error, read_streamed
 from emulator.timers import Scheduler
-from emulator.wire import JSON, Exchange, WireLog, WireRequest
+from emulator.wire import WireLog
 
 API_PREFIX = "/2018-06-01/runtime/"
 REMEMBERED_TIMEOUTS = 1000  # timed-out request ids kept to answer late responses with 410
@@ -61,9 +62,11 @@ class RuntimeHooks(Protocol):
 class _Conn:
     __slots__ = ("generation", "http", "sock")
 
-    def __init__(self, sock: socket.socket, generation: int) -> None:
+    def __init__(
+        self, sock: socket.socket, generation: int, tap: Callable[[bytes], None] | None
+    ) -> None:
         self.sock = sock
-        self.http = ServerConnection(sock)
+        self.http = ServerConnection(sock, tap)
         self.generation = generation
 
 
@@ -223,7 +226,7 @@ class RuntimeApi:
             frame = conn.http.h11.send_with_data_passthrough
             parts = [
                 *(frame(h11.Response(status_code=200, headers=headers, reason=b"OK")) or ()),
-                *(frame(h11.Data(data=inv.payload)) or ()),
+                *(frame(data_event(inv.payload)) or ()),
                 *(frame(h11.EndOfMessage()) or ()),
             ]
             inv.next_handed_out_at = time.perf_counter()
@@ -282,36 +285,28 @@ class RuntimeApi:
     # -- connections -----------------------------------------------------------------------
 
     def _serve(self, sock: socket.socket, _addr: tuple[str, int]) -> None:
+        tap = self.wire.tap() if self.wire is not None else None
         with self._lock:
-            conn = _Conn(sock, self._generation)
+            conn = _Conn(sock, self._generation, tap)
             self._conns.add(conn)
         try:
             while True:
                 request = conn.http.next_request()
                 if request is None or conn.generation != self._generation:
                     return
-                record = None
-                if self.wire is not None:
-                    record = WireRequest(
-                        request.method.decode("latin-1"),
-                        request.target.decode("latin-1"),
-                        raw_headers(request),
-                    )
-                    self.wire.add(record)
-                if not self._route(conn, Exchange(conn.http, request, record)):
+                if not self._route(conn, request):
                     return
-        except h11.RemoteProtocolError as exc:
-            if self.wire is not None:
-                self.wire.error(f"{type(exc).__name__}: {exc}")
-            return
+        except h11.RemoteProtocolError:
+            return  # the runtime's response ended abruptly or was not HTTP: close
         finally:
             with self._lock:
                 self._conns.discard(conn)
 
-    def _route(self, conn: _Conn, ex: Exchange) -> bool:
+    def _route(self, conn: _Conn, request: h11.Request) -> bool:
         """Handle one request; False closes the connection."""
-        method = ex.request.method
-        path = ex.request.target.decode("latin-1").split("?", 1)[0]
+        ex = conn.http
+        method = request.method
+        path = request.target.decode("latin-1").split("?", 1)[0]
         if not path.startswith(API_PREFIX):
             return _reject(ex, 404, "InvalidRequest", f"unknown path {path}")
         route = path[len(API_PREFIX) :]
@@ -320,9 +315,9 @@ class RuntimeApi:
             return self._next(conn)
         if route == "init/error" and method == b"POST":
             error = read_error(ex)
-            ex.reply(202, {"status": "OK"})
+            ex.reply_json(202, {"status": "OK"})
             self.hooks.on_init_error(error)
-            return ex.http.reusable
+            return ex.reusable
         parts = route.split("/")
         if len(parts) == 3 and parts[0] == "invocation" and method == b"POST":
             request_id, action = parts[1], parts[2]
@@ -333,8 +328,8 @@ class RuntimeApi:
                 if timed_out:  # the runtime answers late (Managed Instances): 410, stay open
                     for _ in ex.body():
                         pass
-                    ex.reply(410, INVOKE_TIMEOUT)
-                    return ex.http.reusable
+                    ex.reply_json(410, INVOKE_TIMEOUT)
+                    return ex.reusable
                 return _reject(
                     ex,
                     400,
@@ -349,13 +344,13 @@ class RuntimeApi:
                 return self._accepted(ex, inv)
         return _reject(ex, 404, "InvalidRequest", f"unknown route {method.decode()} {path}")
 
-    def _accepted(self, ex: Exchange, inv: Invocation) -> bool:
+    def _accepted(self, ex: ServerConnection, inv: Invocation) -> bool:
         """202 for a response or error; 410 if the invocation had timed out meanwhile."""
         if inv.timed_out:
-            ex.reply(410, INVOKE_TIMEOUT)
+            ex.reply_json(410, INVOKE_TIMEOUT)
         else:
-            ex.reply(202, {"status": "OK"})
-        return ex.http.reusable
+            ex.reply_json(202, {"status": "OK"})
+        return ex.reusable
 
     def _next(self, conn: _Conn) -> bool:
         first = False
@@ -385,7 +380,7 @@ class RuntimeApi:
         slot.ready.wait()
         return not slot.dead and conn.http.reusable
 
-    def _response(self, ex: Exchange, inv: Invocation) -> bool:
+    def _response(self, ex: ServerConnection, inv: Invocation) -> bool:
         streaming = ex.header(b"lambda-runtime-function-response-mode").lower() == "streaming"
         try:
             if streaming:
@@ -407,8 +402,8 @@ class RuntimeApi:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _reject(ex: Exchange, status: int, error_type: str, message: str) -> bool:
-    ex.reply(status, {"errorMessage": message, "errorType": error_type}, close=True)
+def _reject(ex: ServerConnection, status: int, error_type: str, message: str) -> bool:
+    ex.reply_json(status, {"errorMessage": message, "errorType": error_type}, close=True)
     return False
 
 

@@ -1,25 +1,21 @@
-"""What arrives at the Runtime API, one request at a time, and the record tests read of it.
+"""What runtimes send to the Runtime API, parsed by h11 server-side, for tests.
 
-Every request a runtime sends is parsed by h11 (server side: chunked framing, trailers,
-header syntax), so the runtime's hand-written client is checked by an independent parser. A
-`WireLog` given to `LocalStack(wire=...)` keeps each request as h11 delivered it, trailers
-included, and every framing error h11 found; the tests' `runtime_wire` fixture fails a test
-that caused any.
+The emulator reads streamed response bodies with its own zero-copy reader (the hot path);
+a `WireLog` given to `LocalStack(wire=...)` keeps every byte each runtime connection sent and
+parses it again with h11, an HTTP parser neither the runtime's client nor the emulator was
+written against: request heads, chunked framing and trailers. The tests' `runtime_wire`
+fixture fails a test whose runtime sent anything h11 rejects.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import h11
 
-from emulator.http11 import Headers, ServerConnection, collect
-
-JSON = ("Content-Type", "application/json")
+from emulator.http11 import MAX_HEAD, Headers, decode_headers
 
 
 def _find(headers: Headers, name: str) -> str | None:
@@ -34,7 +30,7 @@ class WireRequest:
     method: str
     target: str
     headers: Headers
-    chunks: list[bytes] = field(default_factory=list)  # the body, piece by piece as received
+    chunks: list[bytes] = field(default_factory=list)  # the body, one piece per chunk
     trailers: Headers = field(default_factory=list)
     complete: bool = False  # the body reached its end (terminating chunk or full length)
 
@@ -50,68 +46,81 @@ class WireRequest:
         return _find(self.trailers, name)
 
 
-@dataclass(eq=False)
 class WireLog:
-    """Everything runtimes sent to the Runtime APIs it was given to, and every framing error
-    h11 found in it (a well-behaved runtime causes none)."""
+    """The bytes of every connection runtimes opened to the Runtime APIs it is given to."""
 
-    requests: list[WireRequest] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    def __init__(self) -> None:
+        self._connections: list[bytearray] = []
+        self._lock = threading.Lock()
 
-    def add(self, request: WireRequest) -> None:
+    def tap(self) -> Callable[[bytes], None]:
+        """Where one new connection's received bytes go."""
+        received = bytearray()
         with self._lock:
-            self.requests.append(request)
+            self._connections.append(received)
+        return received.extend
 
-    def error(self, text: str) -> None:
+    def _parsed(self) -> tuple[list[WireRequest], list[str]]:
         with self._lock:
-            self.errors.append(text)
+            connections = [bytes(c) for c in self._connections]
+        requests: list[WireRequest] = []
+        errors: list[str] = []
+        for n, data in enumerate(connections):
+            parsed, error = parse_connection(data)
+            requests += parsed
+            if error is not None:
+                errors.append(f"connection {n + 1}: {error}")
+        return requests, errors
+
+    @property
+    def requests(self) -> list[WireRequest]:
+        return self._parsed()[0]
+
+    @property
+    def errors(self) -> list[str]:
+        """What h11 rejected, per connection (a connection cut short is not an error: its
+        last request just stays incomplete)."""
+        return self._parsed()[1]
 
     def to(self, path_suffix: str) -> list[WireRequest]:
         """The requests whose path ends with `path_suffix` (e.g. "/response")."""
-        with self._lock:
-            return [r for r in self.requests if r.target.split("?")[0].endswith(path_suffix)]
+        return [r for r in self.requests if r.target.split("?")[0].endswith(path_suffix)]
 
 
-class Exchange:
-    """One request on a Runtime API connection: its head, its body as it arrives (each piece
-    recorded when a wire log is on), and the answer."""
-
-    __slots__ = ("http", "record", "request", "trailers")
-
-    def __init__(
-        self, http: ServerConnection, request: h11.Request, record: WireRequest | None
-    ) -> None:
-        self.http = http
-        self.request = request
-        self.record = record
-        self.trailers: Headers = []
-
-    def header(self, name: bytes) -> str:
-        """A request header by its lower-case name, '' if absent."""
-        for key, value in self.request.headers:
-            if key == name:
-                return value.decode("latin-1")
-        return ""
-
-    def body(self) -> Iterator[bytes]:
-        record = self.record
-        for piece in self.http.body(self.trailers):
-            if record is not None:
-                record.chunks.append(bytes(piece))
-            yield piece
-        if record is not None:
-            record.trailers = list(self.trailers)
-            record.complete = True
-
-    def read_body(self, limit: int) -> bytes:
-        return collect(self.body(), limit)
-
-    @property
-    def last_recv_at(self) -> float:
-        """When the bytes handed out last were received (time.perf_counter())."""
-        return self.http.last_recv_at
-
-    def reply(self, status: int, body: dict[str, Any], *, close: bool = False) -> None:
-        headers = [JSON, ("Connection", "close")] if close else [JSON]
-        self.http.respond(status, headers, json.dumps(body).encode())
+def parse_connection(data: bytes) -> tuple[list[WireRequest], str | None]:
+    """The requests in one connection's bytes, and the error h11 found in them, if any."""
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+    conn.receive_data(data)
+    requests: list[WireRequest] = []
+    current: WireRequest | None = None
+    at_eof = False
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            return requests, None if at_eof else f"{type(exc).__name__}: {exc}"
+        if event is h11.NEED_DATA:
+            if at_eof:
+                return requests, None
+            conn.receive_data(b"")
+            at_eof = True
+        elif isinstance(event, h11.Request):
+            current = WireRequest(
+                event.method.decode("latin-1"),
+                event.target.decode("latin-1"),
+                decode_headers(event.headers.raw_items()),
+            )
+            requests.append(current)
+        elif isinstance(event, h11.Data) and current is not None:
+            current.chunks.append(bytes(event.data))
+        elif isinstance(event, h11.EndOfMessage) and current is not None:
+            current.trailers = decode_headers(event.headers)
+            current.complete = True
+            # Answer, so that h11 reads the next request of this connection.
+            conn.send(h11.Response(status_code=200, headers=[("Content-Length", "0")]))
+            conn.send(h11.EndOfMessage())
+            if conn.our_state is not h11.DONE:
+                return requests, None  # the request asked to close the connection
+            conn.start_next_cycle()
+        else:  # ConnectionClosed, or PAUSED
+            return requests, None
