@@ -43,7 +43,8 @@ class LocalStack:
       AWS_LAMBDA_RUNTIME_API is set per environment, AWS_LAMBDA_MAX_CONCURRENCY (if given)
       sets how many /next calls one environment may have waiting at once.
     - `function_timeout`: seconds per invocation; past it the client gets 504 (or is cut if
-      the response started) and the runtime is killed and started again.
+      the response started) and the runtime is killed and started again (Managed Instances:
+      it keeps running, and its late answer gets 410).
     - `freeze`: SIGSTOP an environment's processes while every worker waits in /next.
     - `max_environments`: environments Lambda may start when every one is busy (reserved
       concurrency); beyond it invocations are throttled (API Gateway answers 500).
