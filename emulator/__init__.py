@@ -3,7 +3,10 @@
 `LocalStack` runs a Lambda runtime (by default `python -m streaming_proxy`) as a subprocess
 against an emulated Runtime API, and serves real HTTP requests to it as REST v1 proxy events,
 streaming the prelude-framed responses back as they arrive. It freezes the runtime (SIGSTOP)
-while it waits in /next, as Lambda does, and enforces the function timeout.
+while it waits in /next, as Lambda does, enforces the function timeout, and starts more
+environments when every one is busy (up to `max_environments`). `managed_instances=N`
+emulates Lambda Managed Instances instead: N concurrent invocations per environment, never
+frozen, timeouts not enforced.
 
     from emulator import LocalStack
     with LocalStack(env={"UPSTREAM_COMMAND": "..."}, function_timeout=30) as stack:
@@ -14,5 +17,6 @@ from __future__ import annotations
 
 from emulator.invocation import Invocation, InvokeResult
 from emulator.stack import LocalStack
+from emulator.wire import WireLog, WireRequest
 
-__all__ = ["Invocation", "InvokeResult", "LocalStack"]
+__all__ = ["Invocation", "InvokeResult", "LocalStack", "WireLog", "WireRequest"]

@@ -2,11 +2,12 @@
 
     python -m emulator [--port 8080] [--upstream-command CMD] [--function-timeout S]
         [--no-freeze] [--env K=V ...] [--runtime-command CMD] [--stage NAME]
-        [--concurrency N] [--idle-timeout S]
+        [--max-environments N] [--managed-instances N] [--idle-timeout S]
 
-One environment serves one request at a time (Lambda would start more environments); for a
-LibreChat checkout use `--concurrency 8` so the UI's parallel calls are not queued behind a
-chat stream.
+Standard Lambda: one invocation per environment; a request that finds every environment
+busy starts another (each with its own runtime and upstream) up to --max-environments, and
+is throttled beyond it. --managed-instances N: Lambda Managed Instances, N concurrent
+invocations per environment, never frozen.
 """
 
 from __future__ import annotations
@@ -15,20 +16,14 @@ import argparse
 import json
 import shlex
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Sequence
 
+from emulator.http11 import free_port
 from emulator.stack import DEFAULT_RUNTIME_COMMAND, LocalStack
 
 DEMO_UPSTREAM = f"{shlex.quote(sys.executable)} -m emulator.demo_upstream"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def parse_env(pairs: Sequence[str]) -> dict[str, str]:
@@ -39,6 +34,16 @@ def parse_env(pairs: Sequence[str]) -> dict[str, str]:
             raise SystemExit(f"--env expects KEY=VALUE, got {pair!r}")
         env[key] = value
     return env
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,11 +67,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--function-timeout", type=float, default=900.0, help="seconds (default 900)")
     p.add_argument("--no-freeze", action="store_true", help="do not SIGSTOP the idle runtime")
     p.add_argument(
-        "--concurrency",
-        type=int,
+        "--max-environments",
+        type=positive,
+        default=1,
+        metavar="N",
+        help="execution environments Lambda may run at once (reserved concurrency; Managed "
+        "Instances: maximum execution environments); a request that finds all N busy gets "
+        "500, as API Gateway answers a throttled invoke (default %(default)s)",
+    )
+    p.add_argument(
+        "--managed-instances",
+        type=positive,
         default=None,
-        help="AWS_LAMBDA_MAX_CONCURRENCY for the runtime (Managed Instances style); with one "
-        "environment, requests otherwise queue behind a running stream",
+        metavar="N",
+        help="Lambda Managed Instances: N concurrent invocations per environment "
+        "(AWS_LAMBDA_MAX_CONCURRENCY=N), never frozen, timeouts not enforced",
     )
     p.add_argument(
         "--idle-timeout",
@@ -91,8 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     env = {"UPSTREAM_COMMAND": args.upstream_command, "UPSTREAM_PORT": str(free_port())}
-    if args.concurrency:
-        env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(args.concurrency)
     env.update(parse_env(args.env))
     try:
         stack = LocalStack(
@@ -105,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stage=args.stage,
             event_format=args.event_format,
             idle_timeout=args.idle_timeout or None,
+            max_environments=args.max_environments,
+            managed_instances=args.managed_instances,
             verbose=True,
         )
     except OSError as exc:
@@ -143,12 +158,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if demo:
         print(f"  or open {base}/ in a browser. Ctrl-C stops everything.", flush=True)
+    mode = (
+        f"Lambda Managed Instances, {args.managed_instances} concurrent invocations per environment"
+        if args.managed_instances
+        else "standard Lambda, one invocation per environment"
+        + ("" if args.no_freeze else ", frozen between invocations")
+    )
+    print(f"emulator: {mode}; at most {args.max_environments} environment(s)", file=sys.stderr)
     # Wake up regularly: a signal that lands on another thread is only handled when the
     # main thread runs Python code again.
     rc = 0
     while not stop.wait(0.25):
-        if stack.init_error is not None:
-            print(
+        if stack.init_error is not None:  # set by the pool's threads meanwhile
+            print(  # type: ignore[unreachable]
                 f"emulator: the runtime failed to re-initialize: {json.dumps(stack.init_error)}",
                 file=sys.stderr,
             )

@@ -5,7 +5,7 @@ integration in STREAM mode and binaryMediaTypes ["*/*"] (design.md §3; the even
 built in `emulator.events`, which can also build Function URL events):
 - an optional stage prefix is required and stripped from `path`;
 - the response starts as soon as the prelude arrives and each body chunk is written to the
-  client (chunked encoding, TCP_NODELAY) as soon as the runtime sends it; a mid-stream
+  client (h11 frames it, TCP_NODELAY) as soon as the runtime sends it; a mid-stream
   failure cuts the connection without the terminating chunk.
 """
 
@@ -18,20 +18,19 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from http import HTTPStatus
 from typing import Any
+
+import h11
 
 from emulator.events import HOP_BY_HOP, build_function_url_event, build_rest_event
 from emulator.http11 import (
     BodyTooLarge,
-    ProtocolError,
-    RequestHead,
-    SocketReader,
+    Headers,
+    ServerConnection,
     TcpServer,
-    http_response,
-    read_body,
-    read_request_head,
-    sendv,
+    data_event,
+    raw_headers,
+    reason,
 )
 from emulator.invocation import Invocation
 from emulator.timers import Scheduler
@@ -39,6 +38,8 @@ from emulator.timers import Scheduler
 MAX_REQUEST_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 MAX_EVENT_BYTES = 6_291_556  # Lambda's invocation payload limit (the body travels base64)
 IDLE_TIMEOUT = 300.0  # REST API streaming idle timeout, REGIONAL endpoints
+JSON = ("Content-Type", "application/json")
+CLOSE = ("Connection", "close")
 _TCHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
@@ -67,8 +68,8 @@ def prelude_headers(prelude: dict[str, Any]) -> tuple[int, list[tuple[str, str]]
     for name, value in out:
         if not name or not set(name) <= _TCHARS:
             raise ValueError(f"prelude header name {name!r} is not a valid HTTP token")
-        if any(c in value for c in "\r\n\x00"):
-            raise ValueError(f"prelude header {name!r} has a CR, LF or NUL in its value")
+        if any((c < " " and c != "\t") or c == "\x7f" for c in value):
+            raise ValueError(f"prelude header {name!r} has a control character in its value")
     return status, out
 
 
@@ -85,47 +86,43 @@ def _encode_header(text: str) -> bytes:
         return text.encode("utf-8")
 
 
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
-
-
 class ClientSink:
-    """Streams a response to the gateway's HTTP client."""
+    """Streams a response to the gateway's HTTP client; h11 frames it (chunked for HTTP/1.1,
+    close-delimited for HTTP/1.0, Content-Length when the prelude gives one, none for HEAD)."""
 
     def __init__(
         self,
-        sock: socket.socket,
-        head: RequestHead,
+        conn: ServerConnection,
+        request: h11.Request,
         gateway_request_id: str,
         *,
         idle_timeout: float | None = None,
         scheduler: Scheduler | None = None,
     ) -> None:
-        self.sock = sock
+        self._conn = conn
         self.invocation: Invocation | None = None
         self._idle_timeout = idle_timeout if scheduler is not None else None
         self._scheduler = scheduler
         self._last_activity = 0.0
         self.status: int | None = None
-        self.reusable = False
-        self._method = head.method
-        self._http10 = head.version == "HTTP/1.0"
-        self._client_keep_alive = head.keep_alive
+        self._head_only = request.method == b"HEAD"
         self._request_id = gateway_request_id
         self._lock = threading.Lock()
-        self._state = "new"  # new -> open -> done | cut | gone
-        self._mode = "chunked"  # chunked | length | close | none
-        self._remaining = 0
-        self._keep_alive = False
+        self._started = False  # a status line went out (or an error answer did)
+        self._streaming = False  # between the headers and the end of the body
+        self._bodyless = False
+        self._cut = False
 
     @property
     def started(self) -> bool:
-        return self._state != "new"
+        return self._started
 
-    def _common_headers(self) -> list[tuple[str, str]]:
+    @property
+    def reusable(self) -> bool:
+        """The client can send its next request on this connection."""
+        return not self._cut and self._conn.reusable
+
+    def _common_headers(self) -> Headers:
         return [
             ("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())),
             ("x-amzn-RequestId", self._request_id),
@@ -133,8 +130,8 @@ class ClientSink:
 
     def start(self, prelude: dict[str, Any], first: bytes | memoryview = b"") -> None:
         status, headers = prelude_headers(prelude)
-        length: int | None = None
-        kept: list[tuple[str, str]] = []
+        length: str | None = None
+        kept: Headers = []
         for name, value in headers:
             lower = name.lower()
             if lower in HOP_BY_HOP:
@@ -142,61 +139,52 @@ class ClientSink:
             if lower == "content-length":
                 if length is not None or not value.strip().isdigit():
                     continue  # invalid or repeated: fall back to chunked framing
-                length = int(value)
+                length = value.strip()
             kept.append((name, value))
-        no_body = self._method == "HEAD" or status in (204, 304) or status < 200
-        if no_body:
-            mode = "none"
-        elif length is not None:
-            mode = "length"
-        elif self._http10:
-            mode = "close"
-            kept = [(n, v) for n, v in kept if n.lower() != "content-length"]
-        else:
-            mode = "chunked"
-        keep_alive = self._client_keep_alive and mode != "close"
         common = self._common_headers()
         if any(n.lower() == "date" for n, _ in kept):
             common = common[1:]
-        lines = [f"HTTP/1.1 {status} {_reason(status)}".encode()]
-        lines += [_encode_header(f"{n}: {v}") for n, v in [*common, *kept]]
-        if mode == "chunked":
-            lines.append(b"Transfer-Encoding: chunked")
-        lines.append(b"Connection: keep-alive" if keep_alive else b"Connection: close")
-        head = b"\r\n".join(lines) + b"\r\n\r\n"
+        try:
+            response = h11.Response(
+                status_code=status,
+                headers=[
+                    (n.encode("latin-1"), _encode_header(v.strip())) for n, v in [*common, *kept]
+                ],
+                reason=reason(status),
+            )
+        except h11.LocalProtocolError as exc:
+            raise ValueError(f"prelude headers are not valid HTTP: {exc}") from None
+        bodyless = self._head_only or status in (204, 304) or status < 200
         with self._lock:
-            if self._state != "new":
+            if self._started:
                 return
+            self._started = self._streaming = True
             self.status = status
-            self._mode = mode
-            self._remaining = length or 0
-            self._keep_alive = keep_alive
-            self._state = "open"
+            self._bodyless = bodyless
             # Headers and the first body bytes in one segment when they arrived together.
-            parts: list[bytes | memoryview] = [head]
-            n = len(first)
-            if n and mode == "chunked":
-                parts += [b"%X\r\n" % n, first, b"\r\n"]
-            elif n and mode == "length":
-                take = min(n, self._remaining)
-                parts.append(first[:take])
-                self._remaining = self._remaining - take if take == n else -1
-            elif n and mode == "close":
-                parts.append(first)
-            try:
-                sendv(self.sock, parts)
-            except OSError:
-                self._state = "gone"
+            events: list[h11.Event] = [response]
+            if first and not bodyless:
+                events.append(data_event(first))
+            self._send_locked(events)
             self._last_activity = time.perf_counter()
-        if self._idle_timeout and self._scheduler is not None and mode != "none":
+        if self._idle_timeout and self._scheduler is not None and not bodyless:
             self._schedule_idle_check()
+
+    def _send_locked(self, events: list[h11.Event]) -> None:
+        try:
+            self._conn.send(events)
+        except h11.LocalProtocolError:  # e.g. more bytes than the Content-Length promised
+            self._cut_locked()
+        except OSError:
+            self._cut = True  # the client is gone
+            self._streaming = False
 
     def _schedule_idle_check(self) -> None:
         assert self._scheduler is not None and self._idle_timeout is not None
         self._scheduler.call_at(
             self._last_activity + self._idle_timeout,
             self._idle_check,
-            lambda: self._state != "open",
+            lambda: not self._streaming,
         )
 
     def _idle_check(self) -> None:
@@ -211,65 +199,41 @@ class ClientSink:
             )
         self.abort()
 
-    def _send(self, data: bytes | memoryview) -> None:
-        try:
-            self.sock.sendall(data)
-        except OSError:
-            self._state = "gone"
-
     def write(self, data: bytes | memoryview) -> None:
-        n = len(data)
-        if not n:
+        if not data:
             return
         with self._lock:
-            if self._state != "open":
+            if not self._streaming:
                 return
             self._last_activity = time.perf_counter()
-            mode = self._mode
-            if mode == "chunked":
-                try:
-                    sendv(self.sock, [b"%X\r\n" % n, data, b"\r\n"])
-                except OSError:
-                    self._state = "gone"
-            elif mode == "length":
-                take = min(n, self._remaining)
-                if take:
-                    self._send(data[:take])
-                    self._remaining -= take
-                if take < n:  # more bytes than Content-Length promised
-                    self._remaining = -1
-            elif mode == "close":
-                self._send(data)
+            if not self._bodyless:
+                self._send_locked([data_event(data)])
 
     def finish(self) -> None:
         with self._lock:
-            if self._state != "open":
-                return
-            if self._mode == "chunked":
-                self._send(b"0\r\n\r\n")
-            elif self._mode == "length" and self._remaining != 0:
-                self._cut_locked()
-                return
-            if self._state == "open":
-                self._state = "done"
-                self.reusable = self._keep_alive
+            if self._streaming:
+                self._send_locked([h11.EndOfMessage()])
+                self._streaming = False
 
     def abort(self) -> None:
         # Shut the socket down first (outside the lock) to unblock a send stuck on a slow client.
-        if self._state in ("open", "new"):
+        if not self._cut and (self._streaming or not self._started):
             with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)
+                self._conn.sock.shutdown(socket.SHUT_RDWR)
         with self._lock:
-            if self._state in ("open", "new"):
-                self._state = "cut"
+            if self._streaming or not self._started:
+                self._cut = True
+                self._streaming = False
+                self._started = True
 
     def _cut_locked(self) -> None:
         with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self._state = "cut"
+            self._conn.sock.shutdown(socket.SHUT_RDWR)
+        self._cut = True
+        self._streaming = False
 
     def fail(self, status: int, body: dict[str, Any]) -> None:
-        if self._state != "new":
+        if self._started:
             self.abort()
             return
         payload = json.dumps(body).encode()
@@ -277,20 +241,20 @@ class ClientSink:
             *self._common_headers(),
             ("Content-Type", "application/json"),
             ("x-amzn-ErrorType", _error_type(status)),
-            ("Connection", "keep-alive" if self._client_keep_alive else "close"),
+            ("Content-Length", str(len(payload))),
         ]
-        data = http_response(status, _reason(status), headers, payload)
-        if self._method == "HEAD":  # same headers, no body
-            data = data[: data.index(b"\r\n\r\n") + 4]
+        events: list[h11.Event] = [
+            h11.Response(status_code=status, headers=headers, reason=reason(status))
+        ]
+        if not self._head_only:  # a HEAD answer has the same headers and no body
+            events.append(h11.Data(data=payload))
+        events.append(h11.EndOfMessage())
         with self._lock:
-            if self._state != "new":
-                return
+            if self._started:  # another thread may have started the answer meanwhile
+                return  # type: ignore[unreachable]
+            self._started = True
             self.status = status
-            self._state = "open"
-            self._send(data)
-            if self._state == "open":
-                self._state = "done"
-                self.reusable = self._client_keep_alive
+            self._send_locked(events)
 
 
 def _error_type(status: int) -> str:
@@ -337,59 +301,55 @@ class Gateway:
         self._server.close()
 
     def _serve(self, sock: socket.socket, addr: tuple[str, int]) -> None:
-        reader = SocketReader(sock)
+        conn = ServerConnection(sock)
         with contextlib.suppress(OSError):  # the client went away: nothing to answer
             while True:
                 try:
-                    head = read_request_head(reader)
-                except ProtocolError:
-                    sock.sendall(_plain_error(400, "Bad Request"))
+                    request = conn.next_request()
+                except h11.RemoteProtocolError as exc:
+                    status = exc.error_status_hint
+                    message = reason(status).decode()
+                    conn.respond(status, [JSON, CLOSE], json.dumps({"message": message}).encode())
                     return
-                if head is None:
+                if request is None:
                     return
-                if head.get("expect").lower() == "100-continue":
-                    sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
                 try:
-                    body = read_body(reader, head, MAX_REQUEST_BODY)
+                    body = conn.read_body(MAX_REQUEST_BODY)
                 except BodyTooLarge:
                     message = f"HTTP content length exceeded {MAX_REQUEST_BODY} bytes."
-                    sock.sendall(
-                        http_response(
-                            413,
-                            _reason(413),
-                            [("Content-Type", "text/plain"), ("Connection", "close")],
-                            message.encode(),
-                        )
-                    )
+                    conn.respond(413, [("Content-Type", "text/plain"), CLOSE], message.encode())
                     return
-                except ProtocolError:
+                except h11.RemoteProtocolError:
                     return
-                if not self._handle(sock, addr, head, body):
+                if not self._handle(conn, addr, request, body):
                     return
 
     def _handle(
-        self, sock: socket.socket, addr: tuple[str, int], head: RequestHead, body: bytes
+        self, conn: ServerConnection, addr: tuple[str, int], request: h11.Request, body: bytes
     ) -> bool:
         gateway_request_id = str(uuid.uuid4())
         sink = ClientSink(
-            sock,
-            head,
+            conn,
+            request,
             gateway_request_id,
             idle_timeout=self.idle_timeout,
             scheduler=self._scheduler,
         )
+        method = request.method.decode("latin-1")
+        target = request.target.decode("latin-1")
+        headers = raw_headers(request)
         strip = False
         if self.stage:
-            path = head.target.split("?", 1)[0]
+            path = target.split("?", 1)[0]
             if path != f"/{self.stage}" and not path.startswith(f"/{self.stage}/"):
                 sink.fail(403, {"message": "Forbidden"})
                 return sink.reusable
             strip = True
         if self.event_format == "function-url":
             event = build_function_url_event(
-                method=head.method,
-                target=head.target,
-                headers=head.headers,
+                method=method,
+                target=target,
+                headers=headers,
                 body=body,
                 source_ip=addr[0],
                 request_id=gateway_request_id,
@@ -398,9 +358,9 @@ class Gateway:
             )
         else:
             event = build_rest_event(
-                method=head.method,
-                target=head.target,
-                headers=head.headers,
+                method=method,
+                target=target,
+                headers=headers,
                 body=body,
                 source_ip=addr[0],
                 request_id=gateway_request_id,
@@ -413,28 +373,15 @@ class Gateway:
         sink.invocation = inv
         if len(inv.payload) > MAX_EVENT_BYTES:
             # Lambda refuses the invoke; API Gateway answers 413 (BadRequestException).
-            if inv.claim_completion():
-                inv.error = {
-                    "errorType": "RequestEntityTooLargeException",
-                    "errorMessage": (
-                        f"{len(inv.payload)} byte payload is too large for the "
-                        f"RequestResponse invocation type (limit {MAX_EVENT_BYTES} bytes)"
-                    ),
-                }
-                sink.fail(413, {"message": "Request Too Long"})
-                inv.response_done_at = time.perf_counter()
-                inv.done.set()
+            error = {
+                "errorType": "RequestEntityTooLargeException",
+                "errorMessage": (
+                    f"{len(inv.payload)} byte payload is too large for the "
+                    f"RequestResponse invocation type (limit {MAX_EVENT_BYTES} bytes)"
+                ),
+            }
+            inv.refuse(413, {"message": "Request Too Long"}, error)
             return sink.reusable
         self._submit(inv)
         inv.done.wait()
         return sink.reusable
-
-
-def _plain_error(status: int, message: str) -> bytes:
-    body = json.dumps({"message": message}).encode()
-    return http_response(
-        status,
-        _reason(status),
-        [("Content-Type", "application/json"), ("Connection", "close")],
-        body,
-    )

@@ -1,254 +1,312 @@
-"""Minimal HTTP/1.1 primitives on blocking sockets, shared by the Runtime API and the gateway.
+"""Server-side HTTP/1.1 for the Runtime API and the gateway, on blocking sockets.
 
-Hand-written instead of http.server because both sides must stream: bodies are read
-incrementally (chunked, with trailers) into one reused 256 KB buffer and forwarded as
-memoryviews, so large responses cross the emulator without copies and small ones without
-added latency (TCP_NODELAY, no polling, one thread per connection).
+h11 parses every request head and every ordinary body, and frames every response (chunked,
+Content-Length or close-delimited, trailers included). One path stays hand-written because it
+is the hot path: the body of a streamed response the emulator relays from the runtime to the
+client, read zero-copy into one reused buffer and forwarded as memoryviews (h11 would copy
+each piece twice, which made it the bottleneck of `make bench`'s throughput). Tests check
+that path against h11 (`emulator.wire`). Every receive is timestamped, and writes go out
+vectored with TCP_NODELAY.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from http import HTTPStatus
+from typing import Any, cast
+
+import h11
 
 log = logging.getLogger("emulator")
 
-RECV_SIZE = 256 * 1024
-MAX_LINE = 64 * 1024
-MAX_HEADERS = 200
-CRLF = b"\r\n"
+RECV_SIZE = 64 * 1024  # h11 parses 64 KB pieces about twice as fast as 256 KB ones
+RELAY_BUFFER = 256 * 1024  # the zero-copy relay's reused receive buffer
+MAX_HEAD = 64 * 1024  # request line + headers, and one chunk-size or trailer line
+MAX_TRAILERS = 200
+
+Headers = list[tuple[str, str]]
+JSON = ("Content-Type", "application/json")
 
 
-class ProtocolError(Exception):
-    """The peer sent something that is not HTTP/1.1 we understand."""
-
-
-class IncompleteBody(ProtocolError):
-    """The connection ended before the body (or its chunked framing) was complete."""
-
-
-class SocketReader:
-    """Buffered reader over a blocking socket that remembers when the last bytes arrived.
-
-    `read_some` hands out memoryviews into the shared buffer: they are valid only until the
-    next call, which is what lets the forwarding path avoid copies.
-    """
-
-    __slots__ = ("_buf", "_end", "_start", "_view", "last_recv_at", "sock")
-
-    def __init__(self, sock: socket.socket, bufsize: int = RECV_SIZE) -> None:
-        self.sock = sock
-        self._buf = bytearray(bufsize)
-        self._view = memoryview(self._buf)
-        self._start = 0
-        self._end = 0
-        self.last_recv_at = 0.0
-
-    def _fill(self) -> bool:
-        """Receive more bytes; False on EOF."""
-        if self._start == self._end:
-            self._start = self._end = 0
-        elif self._end == len(self._buf):
-            pending = self._end - self._start
-            if pending == len(self._buf):
-                raise ProtocolError("line longer than the receive buffer")
-            self._buf[:pending] = self._buf[self._start : self._end]
-            self._start, self._end = 0, pending
-        try:
-            n = self.sock.recv_into(self._view[self._end :])
-        except (ConnectionError, TimeoutError, OSError):
-            return False
-        self.last_recv_at = time.perf_counter()
-        if n == 0:
-            return False
-        self._end += n
-        return True
-
-    def readline(self, limit: int = MAX_LINE) -> bytes | None:
-        """One line including its newline; None if the connection ends before any byte."""
-        scanned = self._start
-        while True:
-            i = self._buf.find(b"\n", scanned, self._end)
-            if i >= 0:
-                line = bytes(self._view[self._start : i + 1])
-                self._start = i + 1
-                return line
-            if self._end - self._start > limit:
-                raise ProtocolError(f"line longer than {limit} bytes")
-            had = self._end - self._start
-            if not self._fill():
-                if self._end - self._start:
-                    raise IncompleteBody("connection closed in the middle of a line")
-                return None
-            scanned = self._start + had
-
-    def read_some(self, limit: int) -> memoryview | None:
-        """Up to `limit` buffered (or freshly received) bytes; None on EOF."""
-        if self._start == self._end and not self._fill():
-            return None
-        n = min(limit, self._end - self._start)
-        view = self._view[self._start : self._start + n]
-        self._start += n
-        return view
-
-
-@dataclass(slots=True)
-class RequestHead:
-    method: str
-    target: str
-    version: str
-    headers: list[tuple[str, str]]
-    lower: dict[str, str] = field(default_factory=dict)
-
-    def get(self, name: str, default: str = "") -> str:
-        return self.lower.get(name, default)
-
-    @property
-    def keep_alive(self) -> bool:
-        conn = self.get("connection").lower()
-        if self.version == "HTTP/1.0":
-            return "keep-alive" in conn
-        return "close" not in conn
-
-    @property
-    def is_chunked(self) -> bool:
-        return "chunked" in self.get("transfer-encoding").lower()
-
-
-def read_request_head(reader: SocketReader) -> RequestHead | None:
-    """Parse a request line and headers; None on a clean EOF between requests."""
-    line = reader.readline()
-    while line in (b"\r\n", b"\n"):
-        line = reader.readline()
-    if line is None:
-        return None
-    parts = line.decode("latin-1").split()
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise ProtocolError(f"malformed request line {line[:100]!r}")
-    method, target, version = parts
-    headers = _read_fields(reader, "request headers")
-    lower = {name.lower(): value for name, value in headers}
-    return RequestHead(method, target, version, headers, lower)
-
-
-def _read_fields(reader: SocketReader, where: str) -> list[tuple[str, str]]:
-    """Header (or trailer) fields up to the blank line, names as sent."""
-    fields: list[tuple[str, str]] = []
-    while True:
-        line = reader.readline()
-        if line is None:
-            raise IncompleteBody(f"connection closed inside the {where}")
-        if line in (b"\r\n", b"\n"):
-            return fields
-        name, sep, value = line.decode("latin-1").partition(":")
-        name = name.strip()
-        if not sep or not name or " " in name:
-            raise ProtocolError(f"malformed line in the {where}: {line[:100]!r}")
-        fields.append((name, value.strip()))
-        if len(fields) > MAX_HEADERS:
-            raise ProtocolError(f"more than {MAX_HEADERS} fields in the {where}")
-
-
-def content_length(head: RequestHead) -> int:
-    raw = head.get("content-length")
-    if not raw:
-        return 0
-    try:
-        n = int(raw)
-    except ValueError:
-        raise ProtocolError(f"invalid Content-Length {raw!r}") from None
-    if n < 0:
-        raise ProtocolError(f"invalid Content-Length {raw!r}")
-    return n
-
-
-def iter_body(
-    reader: SocketReader, head: RequestHead, trailers: dict[str, str] | None = None
-) -> Iterator[memoryview]:
-    """Yield the request body as it arrives (each view valid until the next one).
-
-    Chunked trailers, if any, are stored lower-cased into `trailers`.
-    """
-    if head.is_chunked:
-        yield from _iter_chunked(reader, trailers if trailers is not None else {})
-        return
-    remaining = content_length(head)
-    while remaining:
-        view = reader.read_some(min(remaining, RECV_SIZE))
-        if view is None:
-            raise IncompleteBody(f"connection closed with {remaining} body bytes missing")
-        remaining -= len(view)
-        yield view
-
-
-def _iter_chunked(reader: SocketReader, trailers: dict[str, str]) -> Iterator[memoryview]:
-    while True:
-        line = reader.readline()
-        if line is None:
-            raise IncompleteBody("connection closed before the terminating chunk")
-        size_text = line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise ProtocolError(f"invalid chunk size line {line[:40]!r}") from None
-        if size == 0:
-            break
-        while size:
-            view = reader.read_some(size)
-            if view is None:
-                raise IncompleteBody("connection closed inside a chunk")
-            size -= len(view)
-            yield view
-        if reader.readline() not in (b"\r\n", b"\n"):
-            raise ProtocolError("chunk not followed by CRLF")
-    for name, value in _read_fields(reader, "chunked trailers"):
-        trailers[name.lower()] = value
-
-
-def read_body(reader: SocketReader, head: RequestHead, limit: int) -> bytes:
-    """The whole body; ProtocolError if it exceeds `limit` bytes."""
-    out = bytearray()
-    for view in iter_body(reader, head):
-        out += view
-        if len(out) > limit:
-            raise BodyTooLarge(limit)
-    return bytes(out)
-
-
-class BodyTooLarge(ProtocolError):
+class BodyTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"body larger than {limit} bytes")
         self.limit = limit
 
 
-def sendv(sock: socket.socket, parts: list[bytes | memoryview]) -> None:
+def _protocol_error(message: str) -> h11.RemoteProtocolError:
+    return h11.RemoteProtocolError(message, error_status_hint=400)
+
+
+class ServerConnection:
+    """One server-side connection and the request it is serving.
+
+    Used by one thread at a time; a handler may pass it to another thread while it waits (the
+    Runtime API answers /next from the thread that submits an event). `tap`, if given, gets
+    every byte received (the wire log of the tests).
+    """
+
+    def __init__(self, sock: socket.socket, tap: Callable[[bytes], None] | None = None) -> None:
+        self.sock = sock
+        self.tap = tap
+        self.h11 = self._new_h11()
+        self.request: h11.Request | None = None
+        self.last_recv_at = 0.0  # time.perf_counter() of the last bytes received
+        self._carry: bytes | None = None  # read past a relayed body: the next request's start
+
+    @staticmethod
+    def _new_h11() -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+
+    def _recv(self, size: int) -> bytes:
+        try:
+            data = self.sock.recv(size)
+        except OSError:
+            data = b""
+        self.last_recv_at = time.perf_counter()
+        if self.tap is not None:
+            self.tap(data)
+        return data
+
+    def _next_event(self) -> h11.Event | None:
+        """The next event, receiving as needed (None: h11 paused, which a server that reads
+        each request to its end never sees); raises h11.RemoteProtocolError."""
+        conn = self.h11
+        while True:
+            event = conn.next_event()
+            if isinstance(event, h11.Event):
+                return event
+            if event is h11.PAUSED:
+                return None
+            conn.receive_data(self._recv(RECV_SIZE))  # b"" is EOF: h11 reports it
+
+    def next_request(self) -> h11.Request | None:
+        """The next request's head (after the previous exchange); None when the client closed
+        the connection between requests or it cannot carry another one."""
+        conn = self.h11
+        if self._carry is not None:  # the previous body was relayed past h11
+            self.h11 = conn = self._new_h11()
+            if self._carry:  # (b"" would tell h11 the connection closed)
+                conn.receive_data(self._carry)
+            self._carry = None
+        elif conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+        elif conn.our_state is not h11.IDLE:
+            return None
+        event = self._next_event()
+        self.request = event if isinstance(event, h11.Request) else None
+        if self.request is not None and conn.they_are_waiting_for_100_continue:
+            self.send([h11.InformationalResponse(status_code=100, headers=[])])
+        return self.request
+
+    def header(self, name: bytes) -> str:
+        """A header of the current request by its lower-case name, '' if absent."""
+        for key, value in self.request.headers if self.request is not None else ():
+            if key == name:
+                return value.decode("latin-1")
+        return ""
+
+    def body(self, trailers: Headers | None = None) -> Iterator[bytes]:
+        """The request body as h11 parses it, each piece as it arrives; trailers (lower-cased
+        names) go into `trailers`. Raises h11.RemoteProtocolError if the framing is broken."""
+        while True:
+            event = self._next_event()
+            if isinstance(event, h11.Data):
+                yield event.data
+            elif isinstance(event, h11.EndOfMessage):
+                if trailers is not None:
+                    trailers += decode_headers(event.headers)
+                return
+            else:
+                raise _protocol_error(f"unexpected {event!r} in a body")
+
+    def read_body(self, limit: int) -> bytes:
+        return collect(self.body(), limit)
+
+    def relay_body(self, trailers: Headers) -> Iterator[memoryview]:
+        """The request body read zero-copy: each view is valid until the next one is asked
+        for. Starts with what h11 has buffered; hands what follows the body back to h11."""
+        request = self.request
+        assert request is not None
+        buffered, _ = self.h11.trailing_data
+        reader = _Reader(self, buffered)
+        chunked = any(
+            k == b"transfer-encoding" and b"chunked" in v.lower() for k, v in request.headers
+        )
+        if chunked:
+            yield from reader.chunked(trailers)
+        else:
+            remaining = int(self.header(b"content-length") or 0)
+            while remaining:
+                view = reader.read_some(remaining)
+                remaining -= len(view)
+                yield view
+        self._carry = reader.rest()
+
+    @property
+    def reusable(self) -> bool:
+        """True if the exchange ended cleanly and both sides keep the connection alive."""
+        if self.h11.our_state is not h11.DONE:
+            return False
+        return self._carry is not None or self.h11.their_state is h11.DONE
+
+    def frame(self, events: Iterable[h11.Event]) -> list[bytes]:
+        """`events` framed by h11, data passed through uncopied."""
+        parts: list[bytes] = []
+        for event in events:
+            parts += self.h11.send_with_data_passthrough(event) or ()
+        return parts
+
+    def send(self, events: Iterable[h11.Event]) -> None:
+        """Frame and write `events`; OSError if the peer is gone."""
+        sendv(self.sock, self.frame(events))
+
+    def respond(self, status: int, headers: Headers, body: bytes = b"") -> None:
+        """A complete response with a Content-Length; errors writing it are ignored."""
+        head = [*headers, ("Content-Length", str(len(body)))]
+        events: list[h11.Event] = [
+            h11.Response(status_code=status, headers=head, reason=reason(status))
+        ]
+        if body:
+            events.append(h11.Data(data=body))
+        events.append(h11.EndOfMessage())
+        with contextlib.suppress(OSError, h11.LocalProtocolError):
+            self.send(events)
+
+    def reply_json(self, status: int, body: dict[str, Any], *, close: bool = False) -> None:
+        headers = [JSON]
+        if close:
+            headers.append(("Connection", "close"))
+        self.respond(status, headers, json.dumps(body).encode())
+
+
+class _Reader:
+    """Chunked or sized body bytes straight off the socket into one reused buffer."""
+
+    def __init__(self, conn: ServerConnection, buffered: bytes) -> None:
+        self._conn = conn
+        self._buf = bytearray(max(RELAY_BUFFER, len(buffered)))
+        self._view = memoryview(self._buf)
+        self._buf[: len(buffered)] = buffered
+        self._start, self._end = 0, len(buffered)
+
+    def _fill(self) -> None:
+        if self._start == self._end:
+            self._start = self._end = 0
+        elif self._end == len(self._buf):  # keep the unread tail, at the front
+            pending = self._end - self._start
+            self._buf[:pending] = self._buf[self._start : self._end]
+            self._start, self._end = 0, pending
+        try:
+            n = self._conn.sock.recv_into(self._view[self._end :])
+        except OSError:
+            n = 0
+        self._conn.last_recv_at = time.perf_counter()
+        if n == 0:
+            raise _protocol_error("the connection closed inside a body")
+        if self._conn.tap is not None:
+            self._conn.tap(bytes(self._view[self._end : self._end + n]))
+        self._end += n
+
+    def read_some(self, limit: int) -> memoryview:
+        if self._start == self._end:
+            self._fill()
+        n = min(limit, self._end - self._start)
+        view = self._view[self._start : self._start + n]
+        self._start += n
+        return view
+
+    def line(self) -> bytes:
+        """One CRLF-terminated line, without its CRLF."""
+        while True:
+            i = self._buf.find(b"\r\n", self._start, self._end)
+            if i >= 0:
+                line = bytes(self._view[self._start : i])
+                self._start = i + 2
+                return line
+            if self._end - self._start > MAX_HEAD:
+                raise _protocol_error(f"a chunk-size or trailer line over {MAX_HEAD} bytes")
+            self._fill()
+
+    def chunked(self, trailers: Headers) -> Iterator[memoryview]:
+        while True:
+            size_line = self.line()
+            try:
+                size = int(size_line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _protocol_error(f"invalid chunk size line {size_line[:40]!r}") from None
+            if size == 0:
+                break
+            while size:
+                view = self.read_some(size)
+                size -= len(view)
+                yield view
+            if self.line():
+                raise _protocol_error("a chunk is not followed by CRLF")
+        while line := self.line():
+            name, sep, value = line.decode("latin-1").partition(":")
+            if not sep or not name.strip() or len(trailers) >= MAX_TRAILERS:
+                raise _protocol_error(f"malformed trailer line {line[:100]!r}")
+            trailers.append((name.strip().lower(), value.strip()))
+
+    def rest(self) -> bytes:
+        return bytes(self._view[self._start : self._end])
+
+
+def collect(pieces: Iterable[bytes], limit: int) -> bytes:
+    """A whole body; BodyTooLarge past `limit` bytes."""
+    out = bytearray()
+    for piece in pieces:
+        out += piece
+        if len(out) > limit:
+            raise BodyTooLarge(limit)
+    return bytes(out)
+
+
+def reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b"Unknown"
+
+
+def decode_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
+    return [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in headers]
+
+
+def raw_headers(request: h11.Request) -> Headers:
+    """A request's headers with their names as the client sent them."""
+    return decode_headers(request.headers.raw_items())
+
+
+def data_event(data: bytes | memoryview) -> h11.Data:
+    """h11 passes the data through to `send_with_data_passthrough` untouched, views too."""
+    return h11.Data(data=cast(bytes, data))
+
+
+def sendv(sock: socket.socket, parts: list[bytes]) -> None:
     """Vectored sendall: one syscall for chunk framing + data in the common case."""
     total = sum(len(p) for p in parts)
+    if not total:
+        return
     sent = sock.sendmsg(parts)
     if sent == total:
         return
-    rest = b"".join(bytes(p) for p in parts)[sent:]
-    sock.sendall(rest)
+    sock.sendall(b"".join(parts)[sent:])
 
 
-def http_response(
-    status: int,
-    reason: str,
-    headers: list[tuple[str, str]],
-    body: bytes = b"",
-    *,
-    with_length: bool = True,
-) -> bytes:
-    lines = [f"HTTP/1.1 {status} {reason}"]
-    lines += [f"{k}: {v}" for k, v in headers]
-    if with_length:
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now, for a process about to bind it."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 class TcpServer:

@@ -29,7 +29,8 @@ class ResponseSink(Protocol):
         """Send status and headers (with the first body bytes if they came along); raises
         ValueError when the prelude is malformed."""
 
-    def write(self, data: bytes | memoryview) -> None: ...
+    def write(self, data: bytes | memoryview) -> None:
+        """Body bytes; a memoryview is valid only during the call."""
 
     def finish(self) -> None:
         """The body ended normally."""
@@ -50,6 +51,7 @@ class Invocation:
     payload: bytes = field(repr=False)
     sink: ResponseSink = field(repr=False)
     source: str = "invoke"
+    environment: int | None = None  # number of the environment that served it (1, 2, ...)
     submitted_at: float = field(default_factory=time.perf_counter)
     next_handed_out_at: float | None = None
     prelude_at: float | None = None
@@ -82,6 +84,15 @@ class Invocation:
     @property
     def finished(self) -> bool:
         return self._finished
+
+    def refuse(self, status: int, body: dict[str, Any], error: dict[str, Any]) -> None:
+        """End an invocation no runtime saw: API Gateway or Lambda refused it."""
+        if not self.claim_completion():
+            return
+        self.error = error
+        self.response_done_at = time.perf_counter()
+        self.sink.fail(status, body)
+        self.done.set()
 
 
 class MemorySink:

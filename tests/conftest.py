@@ -17,6 +17,7 @@ from pulumi.runtime import reset_options, set_all_config
 
 pytest.register_assert_rewrite("tests.pulumi_mocks")
 
+from emulator.wire import WireLog  # noqa: E402
 from tests.pulumi_mocks import DEFAULT_REGION, PulumiMocks  # noqa: E402
 
 PROJECT = "librechat-lambda"
@@ -55,3 +56,13 @@ def mocks() -> Iterator[PulumiMocks]:
     yield instance
     set_all_config({}, secret_keys=[])
     reset_options(project=PROJECT, stack=TEST_STACK)
+
+
+@pytest.fixture
+def runtime_wire() -> Iterator[WireLog]:
+    """Everything a runtime sends to the Runtime API, parsed by h11 server-side, trailers
+    included: pass it as `LocalStack(wire=runtime_wire)`. The test fails if h11 rejected any
+    of it (a framing error the emulator would otherwise only see as a cut response)."""
+    wire = WireLog()
+    yield wire
+    assert not wire.errors, f"the runtime sent HTTP that h11 rejects: {wire.errors}"

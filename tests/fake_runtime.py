@@ -5,6 +5,8 @@ event (`/echo`, `/stream`, ...) or `event["action"]` for direct invokes. FAKE_IN
 /init/error and exits; FAKE_INIT=exit exits during init; FAKE_CHILD=1 starts a `sleep` child
 in a session of its own (to check that freezing reaches it) and logs its pid;
 FAKE_INIT=slow_once hangs in its first init only (FAKE_MARKER names the marker file).
+Actions that speak of the environment: `whoami?names=A,B` answers the pid and those variables;
+`hold?port=P` answers, then holds (no /next) until the test's control socket on P lets go.
 """
 
 from __future__ import annotations
@@ -164,6 +166,27 @@ def handle(api: Api, request_id: str, raw: bytes) -> None:
             time.sleep(float(query["gap"][0]))
             api.chunk(f"tick {i}\n".encode())
         api.end_stream()
+    elif action == "whoami":
+        names = [n for n in query.get("names", [""])[0].split(",") if n]
+        doc = {"pid": os.getpid(), "env": {n: os.environ.get(n) for n in names}}
+        api.start_stream(request_id, {"statusCode": 200})
+        api.chunk(json.dumps(doc).encode())
+        api.end_stream()
+    elif action == "hold":
+        api.start_stream(request_id, ok)
+        api.chunk(b"held")
+        api.end_stream()
+        control = socket.create_connection(("127.0.0.1", int(query["port"][0])))
+        control.recv(1)  # like the runtime's background hold: no /next until this returns
+        control.close()
+    elif action == "bad_chunk":
+        head = (
+            f"POST {PREFIX}/invocation/{request_id}/response HTTP/1.1\r\nHost: runtime\r\n"
+            "Lambda-Runtime-Function-Response-Mode: streaming\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n"
+        )
+        api.sock.sendall(head.encode() + b"zz\r\nnot a chunk size\r\n")
+        time.sleep(3600)  # this connection is unusable now
     elif action == "hang":
         time.sleep(3600)
     elif action == "hang_after_prelude":
