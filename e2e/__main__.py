@@ -43,32 +43,17 @@ MODES = ("standard", "managed")
 ENVIRONMENTS = 8  # standard: environments Lambda may start; managed: invocations per environment
 # standard: environments kept initialized (provisioned concurrency): two chats at once hold 4.
 WARM_ENVIRONMENTS = 4
+HTML_STARTS = ("<!doctype html", "<html")  # the web client's index.html, not a readiness answer
+READY_LINE = re.compile(r"Local API Gateway ready \(init ([0-9.]+) s\)")
 
 
 def mode_flags(mode: str) -> list[str]:
-    """How a compute mode is emulated (`python -m emulator` flags).
-
-    standard: Lambda as it is, each environment frozen whenever no invocation runs in it and a
-    request that finds every environment busy getting a new one. managed: Lambda Managed
-    Instances, never frozen, several invocations at once in one environment.
-    """
-    done = subprocess.run(
-        [sys.executable, "-m", "emulator", "--help"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    n = str(ENVIRONMENTS)
-    if mode == "managed":
-        if "--managed-instances" in done.stdout:
-            return ["--managed-instances", n]
-        return ["--no-freeze", "--concurrency", n]  # an emulator without the mode's own flag
-    return ["--max-environments", n] if "--max-environments" in done.stdout else []
-
-
-HTML_STARTS = ("<!doctype html", "<html")  # the web client's index.html, not a readiness answer
-READY_LINE = re.compile(r"Local API Gateway ready \(init ([0-9.]+) s\)")
+    """How a compute mode is emulated (`python -m emulator` flags). standard: Lambda as it is,
+    each environment frozen whenever no invocation runs in it, and a request that finds every
+    environment busy gets a new one. managed: Lambda Managed Instances, never frozen, several
+    invocations at once in one environment."""
+    flag = "--managed-instances" if mode == "managed" else "--max-environments"
+    return [flag, str(ENVIRONMENTS)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,7 +225,6 @@ class Emulator:
         self._ready = threading.Event()
         self.init_s: float | None = None
         self.started = time.perf_counter()
-        self.cmd = cmd
         self._log.write("$ " + shlex.join(cmd) + "\n")
         self.process = subprocess.Popen(
             cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -294,7 +278,7 @@ def front_phase(
             f"{result['cold_start_s']} s after spawn",
             flush=True,
         )
-        if args.mode == "standard" and "--max-environments" in emulator.cmd:
+        if args.mode == "standard":
             result["warm_environments_cold_s"] = provision(emulator, WARM_ENVIRONMENTS)
             print(
                 f"  {WARM_ENVIRONMENTS} environments warm (provisioned concurrency); the new "
