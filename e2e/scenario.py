@@ -227,10 +227,14 @@ class Journey:
             saved, saved_text = self.saved(result, 2)
             ok = ok and good and saved
             details.append(f"chat {i}: {text}; {saved_text}")
-            if result.arrivals:
-                spans.append((min(result.arrivals.values()), max(result.arrivals.values())))
+            sent = [self.llm.sent[n] for n in result.arrivals if n in self.llm.sent]
+            if sent:
+                spans.append((min(sent), max(sent)))
+        # Served at once: the model was generating both answers at the same time.
         overlap = len(spans) == 2 and max(s[0] for s in spans) < min(s[1] for s in spans)
-        return ok and overlap, f"streams overlapped in time: {overlap}; " + " | ".join(details)
+        return ok and overlap, f"answers generated at the same time: {overlap}; " + " | ".join(
+            details
+        )
 
     # -- the whole journey ---------------------------------------------------------------------
 
