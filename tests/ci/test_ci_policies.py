@@ -292,15 +292,18 @@ def test_deploy_reads_no_secret_parameter_and_no_other_bucket() -> None:
     assert decide([dev], "secretsmanager:GetSecretValue", "*") == "ImplicitDeny"
 
 
-def test_deploy_may_manage_every_monitoring_resource_the_program_names(mocks) -> None:
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_deploy_may_manage_every_monitoring_resource_the_program_names(mocks, stack) -> None:
     """The names components/monitoring.py gives its alarms, dashboard and topic fall inside
-    the deploy role's scopes (a renamed resource would fail `pulumi up` with AccessDenied)."""
+    the deploy role's scopes (a renamed resource would fail `pulumi up` with AccessDenied),
+    in either compute mode (prod runs managed instances, its function `<name>-managed`)."""
     from tests.pulumi_mocks import plain, run_main
     from tests.stack_files import cli_config
 
-    mocks.zones = {"sandbox.data.apro.is": "ZSANDBOXZONE"}
-    run_main(cli_config("dev"))
-    dev, r = deploy_policy(DEV, ACCOUNT), DEV.region
+    mocks.zones = {"sandbox.data.apro.is": "ZSANDBOXZONE", "data.apro.is": "ZDATA"}
+    run_main(cli_config(stack))
+    target = {"dev": DEV, "prod": PROD}[stack]
+    policy, r = deploy_policy(target, ACCOUNT), target.region
 
     def named(typ: str, key: str) -> list[str]:
         return [plain(res.inputs[key]) for res in mocks.of_type(typ)]
@@ -311,8 +314,8 @@ def test_deploy_may_manage_every_monitoring_resource_the_program_names(mocks) ->
     assert len(alarms) == 6
     for alarm in alarms:
         resource = f"arn:aws:cloudwatch:{r}:123456789012:alarm:{alarm}"
-        assert decide([dev], "cloudwatch:PutMetricAlarm", resource) == "Allow", alarm
+        assert decide([policy], "cloudwatch:PutMetricAlarm", resource) == "Allow", alarm
     resource = f"arn:aws:cloudwatch::123456789012:dashboard/{dashboard}"
-    assert decide([dev], "cloudwatch:PutDashboard", resource) == "Allow"
+    assert decide([policy], "cloudwatch:PutDashboard", resource) == "Allow"
     resource = f"arn:aws:sns:{r}:123456789012:{topic}"
-    assert decide([dev], "sns:CreateTopic", resource) == "Allow"
+    assert decide([policy], "sns:CreateTopic", resource) == "Allow"
