@@ -231,6 +231,22 @@ def test_deploy_passes_the_function_role_to_lambda_only() -> None:
     assert decide([dev], "iam:PassRole", role, {to: "ec2.amazonaws.com"}) == "ImplicitDeny"
 
 
+def test_deploy_may_create_lambdas_service_linked_role_and_no_other() -> None:
+    """The first capacity provider in an account makes Lambda create AWSServiceRoleForLambda
+    as the caller; any other service-linked role stays out of reach."""
+    prod, service = deploy_policy(PROD, ACCOUNT), "iam:AWSServiceName"
+    roles = "arn:aws:iam::123456789012:role/aws-service-role"
+    lambda_role = f"{roles}/lambda.amazonaws.com/AWSServiceRoleForLambda"
+    create = "iam:CreateServiceLinkedRole"
+    assert decide([prod], create, lambda_role, {service: "lambda.amazonaws.com"}) == "Allow"
+    assert decide([prod], create, lambda_role, {service: "ec2.amazonaws.com"}) == "ImplicitDeny"
+    other = f"{roles}/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing"
+    assert decide([prod], create, other, {service: "elasticloadbalancing.amazonaws.com"}) == (
+        "ImplicitDeny"
+    )
+    assert decide([prod], "iam:DeleteServiceLinkedRole", lambda_role) == "ImplicitDeny"
+
+
 @pytest.mark.parametrize(
     ("names", "types", "expected"),
     [
