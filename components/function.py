@@ -112,7 +112,8 @@ class LambdaFunctionArgs:
     environment_is_secret: bool = False
     """Keep the environment secret in state even without deploy-mode secrets."""
     secrets: Mapping[str, str] = field(default_factory=dict)
-    secrets_mode: Literal["deploy", "runtime"] = "deploy"
+    secrets_mode: Literal["deploy", "runtime"] = "runtime"
+    """As the stack config's `secrets.mode`: values are read only when `deploy` is asked for."""
     secrets_kms_key_arn: str | None = None
     environment_kms_key_arn: str | None = None
     """Customer-managed KMS key encrypting the function's environment (its configuration is then

@@ -105,6 +105,17 @@ class StackConfig(Section):
         """LibreChat's S3 file storage bucket (its own AWS_BUCKET_NAME variable)."""
         return self.environment.get("AWS_BUCKET_NAME")
 
+    @property
+    def concurrency_limit(self) -> int:
+        """Most concurrent executions the function gets, the concurrency alarm's limit: on managed
+        instances every environment's share (compute.maxEnvironments x compute.maxConcurrency),
+        else the reservation, else the account's quota (monitoring.accountConcurrency)."""
+        if self.compute.managed:
+            return self.compute.max_environments * self.compute.max_concurrency
+        if self.function.reserved_concurrency is not None:
+            return self.function.reserved_concurrency
+        return self.monitoring.account_concurrency if self.monitoring else 0
+
     def related_problems(self) -> Iterator[Problem]:
         ready, timeout = self.runtime.ready_timeout_seconds, self.function.timeout_seconds
         if ready > timeout:
