@@ -154,6 +154,8 @@ def plain_environment(args: LambdaFunctionArgs) -> dict[str, str]:
         "UPSTREAM_HEALTH_PATH": UPSTREAM_HEALTH_PATH,
         "UPSTREAM_READY_TIMEOUT": f"{args.runtime.ready_timeout_seconds:g}",
         "SSE_KEEPALIVE_INTERVAL": f"{args.runtime.sse_keepalive_seconds:g}",
+        "STREAM_IDLE_TIMEOUT": f"{args.runtime.stream_idle_timeout_seconds:g}",
+        "BACKGROUND_TITLE_WAIT": f"{args.runtime.title_wait_seconds:g}",
         "BACKGROUND_HOLD": "on" if args.runtime.background_hold else "off",
         "LOG_LEVEL": args.runtime.log_level,
     }
