@@ -23,6 +23,8 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.network import resolve_network
 
 cfg = load()
+for advice in cfg.advice():
+    pulumi.log.warn(advice)
 tags = {"Project": PROJECT, "Stack": pulumi.get_stack(), **cfg.tags}
 function_name = function_name_for(cfg.name, managed=cfg.compute.managed)
 
