@@ -23,6 +23,8 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.network import resolve_network
 
 cfg = load()
+for advice in cfg.advice():
+    pulumi.log.warn(advice)
 tags = {"Project": PROJECT, "Stack": pulumi.get_stack(), **cfg.tags}
 function_name = function_name_for(cfg.name, managed=cfg.compute.managed)
 
@@ -139,12 +141,12 @@ if cfg.monitoring is not None:
     monitoring = Monitoring(
         "monitoring",
         MonitoringArgs(
+            name=cfg.name,
             function_name=function.function_name,
             log_group_name=function.log_group_name,
             api_name=api.rest_api.name,
             stage_name=api.stage_name,
-            concurrency_limit=cfg.function.reserved_concurrency
-            or cfg.monitoring.account_concurrency,
+            concurrency_limit=cfg.concurrency_limit,
             settings=cfg.monitoring,
             tags=tags,
         ),

@@ -44,6 +44,8 @@ SET_BY_PROGRAM: Mapping[str, str | None] = MappingProxyType(
         "UPSTREAM_HEALTH_PATH": None,
         "UPSTREAM_READY_TIMEOUT": "runtime.readyTimeoutSeconds",
         "SSE_KEEPALIVE_INTERVAL": "runtime.sseKeepaliveSeconds",
+        "STREAM_IDLE_TIMEOUT": "runtime.streamIdleTimeoutSeconds",
+        "BACKGROUND_TITLE_WAIT": "runtime.titleWaitSeconds",
         "BACKGROUND_HOLD": "runtime.backgroundHold",
         "LOG_LEVEL": "runtime.logLevel",
         "CONFIG_S3_BUCKET": "librechatConfig.s3Uri",

@@ -112,7 +112,8 @@ class LambdaFunctionArgs:
     environment_is_secret: bool = False
     """Keep the environment secret in state even without deploy-mode secrets."""
     secrets: Mapping[str, str] = field(default_factory=dict)
-    secrets_mode: Literal["deploy", "runtime"] = "deploy"
+    secrets_mode: Literal["deploy", "runtime"] = "runtime"
+    """As the stack config's `secrets.mode`: values are read only when `deploy` is asked for."""
     secrets_kms_key_arn: str | None = None
     environment_kms_key_arn: str | None = None
     """Customer-managed KMS key encrypting the function's environment (its configuration is then
@@ -153,6 +154,8 @@ def plain_environment(args: LambdaFunctionArgs) -> dict[str, str]:
         "UPSTREAM_HEALTH_PATH": UPSTREAM_HEALTH_PATH,
         "UPSTREAM_READY_TIMEOUT": f"{args.runtime.ready_timeout_seconds:g}",
         "SSE_KEEPALIVE_INTERVAL": f"{args.runtime.sse_keepalive_seconds:g}",
+        "STREAM_IDLE_TIMEOUT": f"{args.runtime.stream_idle_timeout_seconds:g}",
+        "BACKGROUND_TITLE_WAIT": f"{args.runtime.title_wait_seconds:g}",
         "BACKGROUND_HOLD": "on" if args.runtime.background_hold else "off",
         "LOG_LEVEL": args.runtime.log_level,
     }

@@ -37,13 +37,17 @@ INIT_OUTCOMES = ("ready", "async", "failed")
 class MonitoringArgs:
     """Inputs of `Monitoring`."""
 
+    name: str
+    """The stack's `name`: alarms `<name>-*`, topic `<name>-alarms`, dashboard
+    `<name>-operations`, queries `<name>/...` (the names the CI deploy roles allow), the same in
+    either compute mode, so a mode switch keeps the topic and its confirmed subscriptions."""
     function_name: pulumi.Input[str]
     log_group_name: pulumi.Input[str]
     api_name: pulumi.Input[str]
     """The REST API's name (API Gateway's metrics are dimensioned by ApiName and Stage)."""
     stage_name: pulumi.Input[str]
     concurrency_limit: int
-    """The function's reserved concurrency, or the account's quota without one."""
+    """Most concurrent executions the function gets (`StackConfig.concurrency_limit`)."""
     settings: MonitoringConfig
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -81,7 +85,7 @@ class Monitoring(pulumi.ComponentResource):
             self.topic_arn = pulumi.Output.from_input(s.alarm_topic_arn)
         else:
             topic = aws.sns.Topic(
-                f"{name}-alarms", name=pulumi.Output.concat(fn, "-alarms"), tags=tags, opts=child
+                f"{name}-alarms", name=f"{args.name}-alarms", tags=tags, opts=child
             )
             self.topic_arn = topic.arn
             if s.alarm_email:
@@ -113,7 +117,7 @@ class Monitoring(pulumi.ComponentResource):
         for spec in alarm_specs(args, fn, self.init_failure_namespace):
             self.alarms[spec.key] = aws.cloudwatch.MetricAlarm(
                 f"{name}-{spec.key}",
-                name=pulumi.Output.concat(fn, "-", spec.key),
+                name=f"{args.name}-{spec.key}",
                 alarm_description=spec.description,
                 comparison_operator=spec.comparison,
                 threshold=spec.threshold,
@@ -142,7 +146,7 @@ class Monitoring(pulumi.ComponentResource):
         )
         self.dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
-            dashboard_name=fn.apply(lambda f: f"{f}-operations"),
+            dashboard_name=f"{args.name}-operations",
             dashboard_body=body,
             opts=child,
         )
@@ -151,7 +155,7 @@ class Monitoring(pulumi.ComponentResource):
         self.queries = [
             aws.cloudwatch.QueryDefinition(
                 f"{name}-query-{key}",
-                name=pulumi.Output.concat(fn, "/", title),
+                name=f"{args.name}/{title}",
                 log_group_names=[args.log_group_name],
                 query_string=query,
                 opts=child,
@@ -229,8 +233,9 @@ def alarm_specs(
         ),
         AlarmSpec(
             "throttles",
-            f"{s.throttles}+ invocations throttled in {p} s: concurrency is exhausted (reserved "
-            "or account); requests got 429/502. Raise the reservation or the account quota.",
+            f"{s.throttles}+ invocations throttled in {p} s: concurrency is exhausted; "
+            "requests got 429/502. Raise the limit (reserved concurrency, "
+            "compute.maxEnvironments or the account quota).",
             s.throttles,
             at_least,
             [_metric("m", "AWS/Lambda", "Throttles", function, "Sum", p, return_data=True)],
@@ -276,8 +281,8 @@ def alarm_specs(
         AlarmSpec(
             "concurrency",
             f"Concurrent executions reached {concurrency} ({s.concurrency_percent:g}% of "
-            f"{args.concurrency_limit}): throttling is near. Each chat stream holds one "
-            "environment for its whole length.",
+            f"{args.concurrency_limit}): throttling is near. Each chat stream counts as "
+            "one execution for its whole length.",
             concurrency,
             at_least,
             [

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -94,7 +95,7 @@ def check_streaming(
                 block, buffer = buffer.split(b"\n\n", 1)
                 lines = [line[6:] for line in block.split(b"\n") if line.startswith(b"data: ")]
                 if lines:
-                    arrivals.append((now, json.loads(lines[0])))
+                    arrivals.append((now, stream_check_event(path, len(arrivals) + 1, lines[0])))
     if first_byte is None or len(arrivals) != count:
         raise SmokeError(f"{path} sent {len(arrivals)} events, expected {count}")
     report.say(f"ok    time to first byte {(first_byte - started) * 1000:.0f} ms")
@@ -115,6 +116,20 @@ def check_streaming(
         f"ok    streaming: first event {spread * 1000:.0f} ms before the last "
         f"(sent {expected * 1000:.0f} ms apart)"
     )
+
+
+def stream_check_event(path: str, seq: int, data: bytes) -> dict[str, Any]:
+    """One event's JSON; anything else means something other than the runtime answered."""
+    try:
+        event = json.loads(data)
+    except ValueError:
+        event = None
+    if not isinstance(event, dict):
+        raise SmokeError(
+            f"{path} event {seq} is not the runtime's stream-check JSON: something in front of "
+            "the function answered (a proxy's error page, an old image without the check?)"
+        )
+    return event
 
 
 def main(argv: Iterable[str] | None = None) -> int:

@@ -152,7 +152,9 @@ def test_a_function_outside_a_vpc_is_allowed_explicitly():
         ({"api": {"endpointType": "EDGE"}, "domain": DOMAIN_ON}, "api.endpointType", "must be REGIONAL"),
         ({"api": {"stageName": "a b"}}, "api.stageName", "not a stage name"),
         ({"api": {"stageName": "é"}}, "api.stageName", "not a stage name"),
-        ({"api": {"throttlingBurstLimit": -1}}, "api.throttlingBurstLimit", "0"),
+        ({"api": {"throttlingBurstLimit": -1}}, "api.throttlingBurstLimit", "1"),
+        ({"api": {"throttlingBurstLimit": 0}}, "api.throttlingBurstLimit", "1"),
+        ({"api": {"throttlingRateLimit": 0}}, "api.throttlingRateLimit", "from 1 to 10000"),
         ({"api": {"webAclArn": "arn:aws:wafv2:us-east-1:123456789012:global/webacl/a/0a"}},
          "api.webAclArn", "not a regional WAFv2 web ACL ARN"),
         ({"secrets": {"mode": "deploy", "parameters": {"JWT_SECRET": "/a/jwt"}}},
@@ -368,3 +370,27 @@ def test_an_environment_set_as_secret_is_flagged_secret(mocks: PulumiMocks):
     assert load(stack="dev").environment_is_secret
     set_all_config(config, secret_keys=[])
     assert not load(stack="dev").environment_is_secret
+
+
+# -- advice: valid, but not enough for resumable LibreChat in standard mode ----------------
+
+
+def test_standard_mode_warns_what_resumable_chat_still_needs():
+    cfg = parse(with_(function={"reservedConcurrency": 1}), stack="dev")
+    advice = list(cfg.advice())
+    assert len(advice) == 2
+    assert advice[0].startswith("function.reservedConcurrency is 1")
+    assert advice[1].startswith("environment.USE_REDIS is not true")
+
+
+def test_no_advice_with_redis_and_room_to_scale_or_on_managed_instances():
+    ready = with_(environment={"USE_REDIS": "true", "REDIS_URI": "redis://r:6379"})
+    assert list(parse(ready, stack="dev").advice()) == []
+    held_off = with_(function={"reservedConcurrency": 1}, runtime={"backgroundHold": False})
+    assert list(parse(held_off, stack="dev").advice()) == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_committed_stacks_need_no_advice(mocks: PulumiMocks, stack: str):
+    set_all_config(cli_config(stack))
+    assert list(load(stack=stack).advice()) == []

@@ -124,7 +124,7 @@ def test_the_function_waits_for_its_policy_and_log_group(mocks: PulumiMocks):
 def test_environment_has_configured_runtime_and_fixed_variables(mocks: PulumiMocks):
     runtime = RuntimeConfig.model_validate(
         {"readyTimeoutSeconds": 90, "sseKeepaliveSeconds": 15, "backgroundHold": False,
-         "logLevel": "DEBUG"}
+         "logLevel": "DEBUG", "streamIdleTimeoutSeconds": 45, "titleWaitSeconds": 0}
     )  # fmt: skip
     deploy(base_path="chat", runtime=runtime)
 
@@ -139,6 +139,8 @@ def test_environment_has_configured_runtime_and_fixed_variables(mocks: PulumiMoc
         "UPSTREAM_HEALTH_PATH": "/health",
         "UPSTREAM_READY_TIMEOUT": "90",
         "SSE_KEEPALIVE_INTERVAL": "15",
+        "STREAM_IDLE_TIMEOUT": "45",
+        "BACKGROUND_TITLE_WAIT": "0",
         "BACKGROUND_HOLD": "off",
         "LOG_LEVEL": "DEBUG",
         "CONFIG_S3_BUCKET": "config-bucket",

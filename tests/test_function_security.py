@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.function import LambdaFunction, LambdaFunctionArgs, function_role_name
-from tests.pulumi_mocks import ACCOUNT_ID, PulumiMocks, T, run_program
+from tests.pulumi_mocks import ACCOUNT_ID, C, PulumiMocks, T, run_program
 
 KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:key/0a1b2c3d-4e5f-4a1b-8c2d-3e4f5a6b7c8d"
 
@@ -36,3 +36,12 @@ def test_the_environment_is_encrypted_with_the_given_key(mocks: PulumiMocks) -> 
 def test_without_a_key_lambdas_managed_key_is_used(mocks: PulumiMocks) -> None:
     run_program(build)
     assert "kmsKeyArn" not in mocks.inputs_of(T.FUNCTION)
+
+
+def test_secrets_stay_names_unless_deploy_mode_is_asked_for(mocks: PulumiMocks) -> None:
+    """The component's default is the config's: no parameter value is read or stored."""
+    run_program(lambda: build(secrets={"MONGO_URI": "/app/mongo"}))
+    assert mocks.calls_to(C.SSM_PARAMETER) == []
+    variables = mocks.inputs_of(T.FUNCTION)["environment"]["variables"]
+    assert variables["SSM_SECRETS"] == '{"MONGO_URI":"/app/mongo"}'
+    assert "MONGO_URI" not in variables

@@ -4,6 +4,7 @@ the dashboard and the saved queries; and nothing of it when a stack switches mon
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pulumi
@@ -40,6 +41,7 @@ def build(limit: int = 1000, **values: Any):
         monitoring = Monitoring(
             "monitoring",
             MonitoringArgs(
+                name=FN,
                 function_name=FN,
                 log_group_name=group.name,
                 api_name="chat-api",
@@ -260,6 +262,27 @@ def test_the_dev_stack_is_monitored_by_default(mocks: PulumiMocks):
     api = mocks.one("aws:apigateway/restApi:RestApi")
     m = metric(alarms(mocks)["api-5xx"])
     assert m["dimensions"] == {"ApiName": mocks.outputs[api.name]["name"], "Stage": "live"}
+
+
+def test_the_managed_prod_stack_keeps_the_stack_names_and_its_fleets_concurrency_limit(
+    mocks: PulumiMocks,
+):
+    """On managed instances the function is `<name>-managed`, but the monitoring keeps the
+    stack's names (the deploy role's scopes), and the concurrency alarm's limit is what the
+    fleet serves (maxEnvironments x maxConcurrency), not the account quota."""
+    mocks.zones = {"data.apro.is": "ZDATA"}
+    out = run_main(cli_config("prod"))
+    name = "librechat-lambda-prod"
+    assert out["function_name"] == f"{name}-managed"
+    assert out["dashboard_name"] == f"{name}-operations"
+    assert plain(mocks.one(TOPIC).inputs["name"]) == f"{name}-alarms"
+    found = {plain(a.inputs["name"]) for a in mocks.of_type(ALARM)}
+    assert found == {f"{name}-{key}" for key in (
+        "function-errors", "throttles", "init-failures", "mid-stream-failures", "api-5xx",
+        "concurrency")}  # fmt: skip
+    (concurrency,) = [plain(a.inputs) for a in mocks.of_type(ALARM) if "concurrency" in
+                      plain(a.inputs["name"])]  # fmt: skip
+    assert concurrency["threshold"] == math.ceil(12 * 32 * 0.8)
 
 
 def test_disabling_monitoring_removes_all_of_it(mocks: PulumiMocks):

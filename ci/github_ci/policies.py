@@ -18,9 +18,10 @@ certificate and DNS records, the monitoring's alarms, dashboard and topic. In ma
 mode (`compute.mode`) the function is `<name>-managed` with the role `<name>-managed-function`,
 and the stack adds the capacity provider `<name>-<8 hex digits>` and its operator role
 `<name>-capacity-operator`, which may hold AWS's `AWSLambdaManagedEC2ResourceOperator` and no
-other policy; a deploy role may manage either mode's resources, so a stack can switch. API
-Gateway REST APIs have generated ids, so their actions are scoped to the region only. No action
-anywhere is `*` or `service:*`.
+other policy, and Lambda's service-linked role is created with the account's first capacity
+provider (only that role, only for Lambda); a deploy role may manage either mode's resources,
+so a stack can switch. API Gateway REST APIs have generated ids, so their actions are scoped to
+the region only. No action anywhere is `*` or `service:*`.
 """
 
 from __future__ import annotations
@@ -135,6 +136,11 @@ CAPACITY_PROVIDER_ACTIONS: tuple[str, ...] = (
 #: The one policy a capacity provider's operator role may hold (main program:
 #: components/capacity_provider.py).
 OPERATOR_POLICY_NAME = "AWSLambdaManagedEC2ResourceOperator"
+#: Lambda's service-linked role, which terminates a capacity provider's instances: Lambda
+#: creates it with the account's first capacity provider, as the caller, who therefore needs
+#: iam:CreateServiceLinkedRole for it (Lambda guide, using-service-linked-roles.html).
+LAMBDA_SERVICE = "lambda.amazonaws.com"
+LAMBDA_SERVICE_LINKED_ROLE = f"aws-service-role/{LAMBDA_SERVICE}/AWSServiceRoleForLambda"
 #: The function's name suffix in managed-instances mode (components/function.py).
 MANAGED_FUNCTION_SUFFIX = "-managed"
 FUNCTION_ROLE_ACTIONS: tuple[str, ...] = (
@@ -324,7 +330,7 @@ def deploy_policy(target: StackTarget, account: Account) -> Document:
             "PassFunctionRoleToLambda",
             ["iam:PassRole"],
             [*roles, operator],
-            {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
+            {"StringEquals": {"iam:PassedToService": LAMBDA_SERVICE}},
         ),
         _allow(
             "CapacityProvider",
@@ -332,6 +338,12 @@ def deploy_policy(target: StackTarget, account: Account) -> Document:
             [f"arn:{p}:lambda:{r}:{a}:capacity-provider:{name}-{'?' * 8}"],
         ),
         _allow("OperatorRole", OPERATOR_ROLE_ACTIONS, [operator]),
+        _allow(
+            "LambdaServiceLinkedRole",
+            ["iam:CreateServiceLinkedRole"],
+            [f"arn:{p}:iam::{a}:role/{LAMBDA_SERVICE_LINKED_ROLE}"],
+            {"StringEquals": {"iam:AWSServiceName": LAMBDA_SERVICE}},
+        ),
         _allow(
             "OperatorRolePolicy",
             ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],

@@ -24,13 +24,13 @@ class ApiConfig(Section):
     )
     throttling_burst_limit: int = Field(
         100,
-        ge=0,
+        ge=1,  # 0 refuses every request
         le=5000,
         description="stage burst limit (requests); the default keeps one client from using the "
         "account's whole API Gateway quota",
     )
     throttling_rate_limit: float = Field(
-        50, ge=0, le=10_000, description="stage steady-state requests per second"
+        50, ge=1, le=10_000, description="stage steady-state requests per second"
     )
     log_retention_days: Retention | None = Field(
         None,

@@ -22,6 +22,20 @@ class RuntimeConfig(Section):
         le=900,
         description="SSE keep-alive comment after this much silence on an event stream; `0` = off",
     )
+    stream_idle_timeout_seconds: float = Field(
+        120.0,
+        ge=0,
+        le=900,
+        description="a stream that carries no byte from LibreChat this long (keep-alive comments "
+        "do not count) ends with an error trailer, so no stream pins an environment; `0` = off",
+    )
+    title_wait_seconds: float = Field(
+        20.0,
+        ge=0,
+        le=300,
+        description="after a new conversation's first answer, how long the environment stays "
+        "unfrozen for LibreChat to save its title (standard mode); `0` = off",
+    )
     background_hold: bool = Field(
         True,
         description="keep the environment unfrozen while LibreChat finishes background generation",

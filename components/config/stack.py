@@ -105,6 +105,38 @@ class StackConfig(Section):
         """LibreChat's S3 file storage bucket (its own AWS_BUCKET_NAME variable)."""
         return self.environment.get("AWS_BUCKET_NAME")
 
+    @property
+    def concurrency_limit(self) -> int:
+        """Most concurrent executions the function gets, the concurrency alarm's limit: on managed
+        instances every environment's share (compute.maxEnvironments x compute.maxConcurrency),
+        else the reservation, else the account's quota (monitoring.accountConcurrency)."""
+        if self.compute.managed:
+            return self.compute.max_environments * self.compute.max_concurrency
+        if self.function.reserved_concurrency is not None:
+            return self.function.reserved_concurrency
+        return self.monitoring.account_concurrency if self.monitoring else 0
+
+    def advice(self) -> Iterator[str]:
+        """What a valid stack still lacks for resumable LibreChat (>= v0.8.2) in standard mode,
+        where the browser reads the answer (GET .../chat/stream/:id) from a second environment
+        while the first holds the generating POST, the job shared through Redis. Warnings, not
+        errors: LibreChat up to v0.8.2-rc1 streams from the POST and needs neither."""
+        if self.compute.managed or not self.runtime.background_hold:
+            return
+        if self.function.reserved_concurrency == 1:
+            yield (
+                "function.reservedConcurrency is 1: resumable chat (LibreChat >= v0.8.2) needs at "
+                "least two concurrent environments in standard mode (the answer's stream GET "
+                "cannot reach the one holding its POST); raise it or use compute.mode "
+                "managedInstances"
+            )
+        if self.environment.get("USE_REDIS", "").lower() != "true":
+            yield (
+                "environment.USE_REDIS is not true: resumable chat (LibreChat >= v0.8.2) in "
+                "standard mode needs the job state in Redis (USE_REDIS=true, REDIS_URI), since "
+                "the stream GET usually lands on another environment than its POST"
+            )
+
     def related_problems(self) -> Iterator[Problem]:
         ready, timeout = self.runtime.ready_timeout_seconds, self.function.timeout_seconds
         if ready > timeout:

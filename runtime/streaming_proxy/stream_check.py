@@ -49,7 +49,7 @@ class StreamCheck:
     ) -> None:
         """Send the events; a bad query or method raises RequestError before anything is sent."""
         if request.method != "GET":
-            raise RequestError(405, f"{self.path} answers GET only, not {request.method}")
+            raise RequestError(405, f"{self.path} answers GET only", headers=((b"Allow", b"GET"),))
         count, interval_ms = parameters(request.target)
         pause = threading.Event()
         stream.start(self.head, event(1, count))
@@ -79,11 +79,14 @@ def parameters(target: str) -> tuple[int, int]:
         if raw is None:
             values.append(default)
             continue
-        if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= maximum:
+        # The length first: int() of thousands of digits raises (and costs). The value itself
+        # is never quoted back: a token pasted into the query must not reach the logs.
+        digits = len(raw) <= len(str(maximum)) and raw.isascii() and raw.isdigit()
+        if not digits or not low <= int(raw) <= maximum:
             raise RequestError(
                 400,
                 f"query parameter {name} must be a whole number from {low} to {maximum} "
-                f"(default {default}), not {raw[:40]!r}",
+                f"(default {default}); the value given ({len(raw)} characters) is not",
             )
         values.append(int(raw))
     return values[0], values[1]

@@ -231,6 +231,22 @@ def test_deploy_passes_the_function_role_to_lambda_only() -> None:
     assert decide([dev], "iam:PassRole", role, {to: "ec2.amazonaws.com"}) == "ImplicitDeny"
 
 
+def test_deploy_may_create_lambdas_service_linked_role_and_no_other() -> None:
+    """The first capacity provider in an account makes Lambda create AWSServiceRoleForLambda
+    as the caller; any other service-linked role stays out of reach."""
+    prod, service = deploy_policy(PROD, ACCOUNT), "iam:AWSServiceName"
+    roles = "arn:aws:iam::123456789012:role/aws-service-role"
+    lambda_role = f"{roles}/lambda.amazonaws.com/AWSServiceRoleForLambda"
+    create = "iam:CreateServiceLinkedRole"
+    assert decide([prod], create, lambda_role, {service: "lambda.amazonaws.com"}) == "Allow"
+    assert decide([prod], create, lambda_role, {service: "ec2.amazonaws.com"}) == "ImplicitDeny"
+    other = f"{roles}/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing"
+    assert decide([prod], create, other, {service: "elasticloadbalancing.amazonaws.com"}) == (
+        "ImplicitDeny"
+    )
+    assert decide([prod], "iam:DeleteServiceLinkedRole", lambda_role) == "ImplicitDeny"
+
+
 @pytest.mark.parametrize(
     ("names", "types", "expected"),
     [
@@ -292,15 +308,18 @@ def test_deploy_reads_no_secret_parameter_and_no_other_bucket() -> None:
     assert decide([dev], "secretsmanager:GetSecretValue", "*") == "ImplicitDeny"
 
 
-def test_deploy_may_manage_every_monitoring_resource_the_program_names(mocks) -> None:
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_deploy_may_manage_every_monitoring_resource_the_program_names(mocks, stack) -> None:
     """The names components/monitoring.py gives its alarms, dashboard and topic fall inside
-    the deploy role's scopes (a renamed resource would fail `pulumi up` with AccessDenied)."""
+    the deploy role's scopes (a renamed resource would fail `pulumi up` with AccessDenied),
+    in either compute mode (prod runs managed instances, its function `<name>-managed`)."""
     from tests.pulumi_mocks import plain, run_main
     from tests.stack_files import cli_config
 
-    mocks.zones = {"sandbox.data.apro.is": "ZSANDBOXZONE"}
-    run_main(cli_config("dev"))
-    dev, r = deploy_policy(DEV, ACCOUNT), DEV.region
+    mocks.zones = {"sandbox.data.apro.is": "ZSANDBOXZONE", "data.apro.is": "ZDATA"}
+    run_main(cli_config(stack))
+    target = {"dev": DEV, "prod": PROD}[stack]
+    policy, r = deploy_policy(target, ACCOUNT), target.region
 
     def named(typ: str, key: str) -> list[str]:
         return [plain(res.inputs[key]) for res in mocks.of_type(typ)]
@@ -311,8 +330,8 @@ def test_deploy_may_manage_every_monitoring_resource_the_program_names(mocks) ->
     assert len(alarms) == 6
     for alarm in alarms:
         resource = f"arn:aws:cloudwatch:{r}:123456789012:alarm:{alarm}"
-        assert decide([dev], "cloudwatch:PutMetricAlarm", resource) == "Allow", alarm
+        assert decide([policy], "cloudwatch:PutMetricAlarm", resource) == "Allow", alarm
     resource = f"arn:aws:cloudwatch::123456789012:dashboard/{dashboard}"
-    assert decide([dev], "cloudwatch:PutDashboard", resource) == "Allow"
+    assert decide([policy], "cloudwatch:PutDashboard", resource) == "Allow"
     resource = f"arn:aws:sns:{r}:123456789012:{topic}"
-    assert decide([dev], "sns:CreateTopic", resource) == "Allow"
+    assert decide([policy], "sns:CreateTopic", resource) == "Allow"

@@ -63,6 +63,34 @@ def test_a_buffering_hop_fails_the_smoke_test(stack, capsys):
     assert "FAIL  the events arrived within" in out and "a hop buffers the response" in out
 
 
+def test_an_event_stream_that_is_not_the_runtimes_fails_cleanly(capsys):
+    """A hop that answers the check path with its own event stream gets a FAIL line, not a
+    traceback."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"OK" if self.path == "/health" else b"data: <html>gateway error</html>\n\n"
+            self.send_response(200)
+            kind = "text/plain" if self.path == "/health" else "text/event-stream"
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert smoke.main(["--url", url, "--wait", "0"]) == 1
+    finally:
+        server.shutdown()
+    out = capsys.readouterr().out
+    assert "FAIL  /_runtime/stream-check event 1 is not the runtime's stream-check JSON" in out
+
+
 def test_a_stack_without_the_stream_check_fails(capsys):
     with LocalStack(env=runtime_env(STREAM_CHECK_PATH=""), function_timeout=30) as st:
         assert smoke.main(["--url", st.url, "--wait", "0"]) == 1
