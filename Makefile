@@ -1,7 +1,7 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench bench-concurrency requirements docs preflight smoke
+.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench bench-concurrency requirements docs preflight smoke e2e-librechat
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
@@ -16,6 +16,7 @@ help:
 	@echo "make preflight STACK=dev - check the account before pulumi up (one line per check)"
 	@echo "make smoke STACK=dev - prove the deployed stack answers and streams (or URL=...)"
 	@echo "make docs   - regenerate README.md's configuration table from the schema"
+	@echo "make e2e-librechat VERSION=v0.8.7 MODE=standard|managed - the real-LibreChat run"
 
 bootstrap:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -68,6 +69,19 @@ bench-concurrency: bootstrap
 # The image's pinned runtime dependencies, regenerated from uv.lock after a runtime-group change.
 requirements: bootstrap
 	$(UV) export --only-group runtime --no-emit-project --frozen -o runtime/requirements.txt
+
+# The real-LibreChat end-to-end run (not part of `make test`): one cell of the supported-versions
+# matrix. LIBRECHAT_DIR is a built LibreChat checkout of VERSION (README: Supported LibreChat
+# versions); needs node, redis-server and chromium from Debian.
+VERSION ?= v0.8.7
+MODE ?= standard
+LIBRECHAT_BUILDS ?= ../lcbuild
+LIBRECHAT_DIR ?= $(LIBRECHAT_BUILDS)/$(VERSION)
+E2E_ARGS ?=
+e2e-librechat: bootstrap
+	$(UV) sync --frozen --group e2e
+	cd e2e && npm ci --no-audit --no-fund --loglevel=error
+	$(UV) run --frozen --group e2e python -m e2e --librechat $(LIBRECHAT_DIR) --version $(VERSION) --mode $(MODE) $(E2E_ARGS)
 
 STACK ?= dev
 # Before `pulumi up`: what the stack needs from the account, with the caller's credentials.

@@ -47,8 +47,8 @@ def test_every_runtime_variable_is_documented() -> None:
 
 def test_make_targets_in_the_readme_exist() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.MULTILINE))
-    used = set(re.findall(r"\bmake ([a-z][a-z-]*)", README))
+    targets = set(re.findall(r"^([a-z][a-z0-9-]*):", makefile, flags=re.MULTILINE))
+    used = set(re.findall(r"\bmake ([a-z][a-z0-9-]*)", README))
     assert {"test", "local"} <= used, "the two quick-start commands are make test / make local"
     assert used <= targets, f"README.md names make targets that do not exist: {used - targets}"
 

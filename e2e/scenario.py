@@ -1,0 +1,290 @@
+"""The user's journey through LibreChat's API, each step a named check with its evidence.
+
+register, log in (cookies), chat with tokens arriving one by one, the answer saved, the
+title, a follow-up, an upload, two chats at once, log out. A step that fails records what
+LibreChat answered; later steps still run where they can, so one run shows every failure.
+"""
+
+from __future__ import annotations
+
+import statistics
+import struct
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from e2e.client import TOKEN, LibreChat, Stream
+from e2e.fake_llm import FakeLlm
+
+PASSWORD = "e2e-password-1"  # noqa: S105 - a throwaway user in a throwaway database
+
+
+def png(width: int = 64, height: int = 64) -> bytes:
+    """A solid-colour RGB PNG for the upload (LibreChat decodes and resizes it with sharp)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\x20\x80\xc0" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+@dataclass
+class Step:
+    name: str
+    ok: bool
+    detail: str
+    took_ms: float
+
+
+@dataclass
+class Journey:
+    client: LibreChat
+    llm: FakeLlm
+    steps: list[Step] = field(default_factory=list)
+    streams: list[Stream] = field(default_factory=list)
+    email: str = field(default_factory=lambda: f"e2e-{uuid.uuid4().hex[:8]}@example.com")
+
+    def check(self, name: str, action: Callable[[], tuple[bool, str]]) -> bool:
+        started = time.perf_counter()
+        try:
+            ok, detail = action()
+        except Exception as exc:  # a failed step is evidence, not the end of the run
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        step = Step(name, ok, detail, (time.perf_counter() - started) * 1000)
+        self.steps.append(step)
+        print(f"  [{'PASS' if ok else 'FAIL'}] {name}: {detail}", flush=True)
+        return ok
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def app_loads(self) -> tuple[bool, str]:
+        page = self.client.request("GET", "/")
+        config = self.client.request("GET", "/api/config")
+        ok = page.status_code == 200 and 'id="root"' in page.text and config.status_code == 200
+        return (
+            ok,
+            f"GET / {page.status_code} ({len(page.content)} bytes), "
+            f"/api/config {config.status_code}",
+        )
+
+    def register(self) -> tuple[bool, str]:
+        r = self.client.register(self.email, PASSWORD)
+        return r.status_code in (200, 201), f"{r.status_code} {r.text[:120]}"
+
+    def login(self) -> tuple[bool, str]:
+        r = self.client.login(self.email, PASSWORD)
+        names = sorted(self.client.cookies)
+        ok = r.status_code == 200 and bool(self.client.token) and "refreshToken" in names
+        return (
+            ok,
+            f"{r.status_code}, token {'set' if self.client.token else 'missing'}, cookies {names}",
+        )
+
+    def refresh_with_cookie(self) -> tuple[bool, str]:
+        token = self.client.token
+        self.client.token = None  # only the cookie may prove who this is
+        r = self.client.refresh()
+        ok = r.status_code == 200 and bool(self.client.token)
+        if not ok:
+            self.client.token = token
+        return ok, f"POST /api/auth/refresh with the cookie only -> {r.status_code}"
+
+    def chat(self, text: str, conversation_id: str | None = None, parent: str | None = None,
+             files: list[dict[str, Any]] | None = None) -> Stream:  # fmt: skip
+        stream = self.client.chat(text, conversation_id, parent, files)
+        self.streams.append(stream)
+        return stream
+
+    def streamed(self, stream: Stream) -> tuple[bool, str]:
+        """Tokens arrived one by one, over about the time the model took to send them."""
+        arrivals = sorted(stream.arrivals.values())
+        llm = self.llm
+        if stream.error or not arrivals:
+            return (
+                False,
+                f"{stream.how}: {stream.error or 'no tokens'} "
+                f"(POST {stream.post_status}, stream {stream.stream_status})",
+            )
+        spread = arrivals[-1] - arrivals[0]
+        distinct = len({round(t, 3) for t in arrivals})
+        expected = (llm.tokens - 1) * llm.delay
+        ok = (
+            len(arrivals) >= llm.tokens
+            and distinct >= llm.tokens // 2
+            and spread >= 0.5 * expected
+            and stream.final is not None
+        )
+        return ok, (
+            f"{stream.how}: {len(arrivals)} tokens in {len(stream.chunk_times)} chunks, "
+            f"{distinct} distinct arrival times over {spread * 1000:.0f} ms "
+            f"(model sent over {expected * 1000:.0f} ms), first token "
+            f"{stream.first_token_ms or 0:.0f} ms, final event {'yes' if stream.final else 'no'}"
+        )
+
+    def saved(self, stream: Stream, expect_messages: int) -> tuple[bool, str]:
+        if not stream.conversation_id:
+            return False, "no conversation id in the stream"
+        r = self.client.request("GET", f"/api/messages/{stream.conversation_id}")
+        if r.status_code != 200:
+            return False, f"GET /api/messages -> {r.status_code}"
+        messages = r.json()
+        answers = [m for m in messages if not m.get("isCreatedByUser")]
+        if not answers:
+            return False, f"{len(messages)} messages, no answer saved"
+        text = _message_text(answers[-1])
+        saved_tokens = {int(n) for n in TOKEN.findall(text)}
+        missing = set(stream.arrivals) - saved_tokens
+        # Saved whole: every token the client saw, or all of them when it saw none.
+        whole = not missing if stream.arrivals else len(saved_tokens) >= self.llm.tokens
+        ok = len(messages) == expect_messages and whole
+        return ok, (
+            f"{len(messages)} messages saved (expected {expect_messages}); the answer holds "
+            f"{len(saved_tokens)} tokens, {len(missing)} of the streamed ones missing"
+        )
+
+    def title(self, stream: Stream) -> tuple[bool, str]:
+        conversation = stream.conversation_id
+        if stream.how == "direct":  # LibreChat <= 0.8.2-rc1
+            r = self.client.request(
+                "POST", "/api/convos/gen_title", json={"conversationId": conversation}
+            )
+        else:
+            r = self.client.request("GET", f"/api/convos/gen_title/{conversation}")
+        title = r.json().get("title") if r.status_code == 200 else None
+        stored = self.client.request("GET", f"/api/convos/{conversation}")
+        stored_title = stored.json().get("title") if stored.status_code == 200 else None
+        ok = bool(title) and str(title).startswith("E2E title") and stored_title == title
+        return ok, f"gen_title -> {r.status_code} {title!r}; conversation title {stored_title!r}"
+
+    def upload(self) -> tuple[bool, str]:
+        file_id = str(uuid.uuid4())
+        r = self.client.request(
+            "POST",
+            "/api/files/images",
+            data={"endpoint": "e2e", "endpointType": "custom", "file_id": file_id,
+                  "width": "64", "height": "64"},
+            files={"file": ("e2e.png", png(), "image/png")},
+        )  # fmt: skip
+        if r.status_code != 200:
+            return False, f"POST /api/files/images -> {r.status_code} {r.text[:200]}"
+        uploaded = r.json()
+        listing = self.client.request("GET", "/api/files")
+        ids = {f.get("file_id") for f in listing.json()} if listing.status_code == 200 else set()
+        ok = uploaded.get("file_id") in ids
+        return ok, (
+            f"POST /api/files/images -> 200 ({uploaded.get('type')}, "
+            f"{uploaded.get('width')}x{uploaded.get('height')}); listed: {ok}"
+        )
+
+    def logout(self) -> tuple[bool, str]:
+        before = dict(self.client.cookies)
+        r = self.client.logout()
+        cleared = "refreshToken" not in self.client.cookies
+        self.client.cookies = before  # the old cookie must no longer be honoured either
+        self.client.token = None
+        after = self.client.refresh()
+        ok = r.status_code == 200 and cleared and after.status_code != 200
+        return ok, (
+            f"logout -> {r.status_code}, cookie cleared: {cleared}; "
+            f"refresh with the old cookie afterwards -> {after.status_code}"
+        )
+
+    def concurrent_chats(self) -> tuple[bool, str]:
+        results: list[Stream | BaseException] = [RuntimeError("not run")] * 2
+
+        def run(i: int) -> None:
+            try:
+                results[i] = self.client.chat(f"concurrent chat {i}")
+            except BaseException as exc:
+                results[i] = exc
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        details, ok = [], True
+        spans = []
+        for i, result in enumerate(results):
+            if isinstance(result, BaseException):
+                ok = False
+                details.append(f"chat {i}: {type(result).__name__}: {result}")
+                continue
+            self.streams.append(result)
+            good, text = self.streamed(result)
+            saved, saved_text = self.saved(result, 2)
+            ok = ok and good and saved
+            details.append(f"chat {i}: {text}; {saved_text}")
+            sent = [self.llm.sent[n] for n in result.arrivals if n in self.llm.sent]
+            if sent:
+                spans.append((min(sent), max(sent)))
+        # Served at once: the model was generating both answers at the same time.
+        overlap = len(spans) == 2 and max(s[0] for s in spans) < min(s[1] for s in spans)
+        return ok and overlap, f"answers generated at the same time: {overlap}; " + " | ".join(
+            details
+        )
+
+    # -- the whole journey ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.check("app loads (index.html, /api/config)", self.app_loads)
+        self.check("register", self.register)
+        if not self.check("login (token + refreshToken cookie)", self.login):
+            return
+        self.check("refresh with the cookie", self.refresh_with_cookie)
+        first = self.chat("hello")
+        self.check("chat: tokens arrive incrementally", lambda: self.streamed(first))
+        self.check("chat: final message saved", lambda: self.saved(first, 2))
+        self.check("chat: title generated", lambda: self.title(first))
+        parent = first.response_message.get("messageId")
+        follow = self.chat("follow-up", first.conversation_id, parent)
+        self.check("follow-up: tokens arrive incrementally", lambda: self.streamed(follow))
+        self.check("follow-up: saved in the same conversation", lambda: self.saved(follow, 4))
+        self.check("upload an image", self.upload)
+        self.check("two concurrent chats", self.concurrent_chats)
+        self.check("logout (refresh refused afterwards)", self.logout)
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    parts = [message.get("text") or ""]
+    for part in message.get("content") or []:
+        if isinstance(part, dict) and isinstance(part.get("text"), str):
+            parts.append(part["text"])
+    return " ".join(parts)
+
+
+def token_latencies(streams: list[Stream], llm: FakeLlm) -> list[float]:
+    """Milliseconds from the model sending each token to the client receiving it, for the
+    tokens sent once the client was receiving the stream (resumable chat replays the ones sent
+    before the browser's GET subscribed: their wait is the subscription's, not the relay's)."""
+    latencies = []
+    for s in streams:
+        if not s.arrivals:
+            continue
+        receiving = min(s.arrivals.values())
+        latencies += [
+            (arrived - llm.sent[n]) * 1000
+            for n, arrived in s.arrivals.items()
+            if llm.sent.get(n, 0.0) >= receiving
+        ]
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
