@@ -16,7 +16,8 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 import h11
 import httpcore
@@ -213,7 +214,7 @@ class Proxy:
         it comes. A sized body is coming now, not as a stream, so one chunk is read ahead:
         a small response, the usual API answer, then goes out as one write instead of three.
         """
-        chunks = iter(response.stream)
+        chunks = iter(cast(Iterable[bytes], response.stream))  # the sync pool's: never async
         first = b""
         if sized:
             first = next(chunks, None) or b""

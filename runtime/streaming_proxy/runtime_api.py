@@ -16,6 +16,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 API_VERSION = "2018-06-01"
@@ -310,7 +311,7 @@ class ResponseStream:
             return detail
 
 
-def send_all(sock: socket.socket, pieces: list[bytes | memoryview]) -> None:
+def send_all(sock: socket.socket, pieces: Sequence[bytes | memoryview]) -> None:
     """Vectored sendall: one syscall for size line + data + CRLF, coping with partial sends."""
     buffers = [memoryview(p) for p in pieces]
     while buffers:

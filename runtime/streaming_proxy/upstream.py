@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping
+from typing import IO
 
 from streaming_proxy import log
 from streaming_proxy.errors import InitError
@@ -99,10 +100,10 @@ class Upstream:
             reader.start()
         self._stderr_reader = reader
 
-    def _forward(self, stream: object, name: str, boot: Boot) -> None:
+    def _forward(self, stream: IO[bytes], name: str, boot: Boot) -> None:
         """Forward the child's output line by line; keep the stderr tail for error messages."""
         tail = self._stderr_tail if name == "stderr" else None
-        for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
+        for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if tail is not None:
                 tail.append(line)
