@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import IO
 
-from streaming_proxy import log
+from streaming_proxy import log, metrics
 from streaming_proxy.errors import InitError
 from streaming_proxy.readiness import Boot, http_get, librechat_version
 from streaming_proxy.settings import RUNTIME_ONLY
@@ -133,9 +133,11 @@ class Upstream:
                     raise UpstreamFailed(self._exit_message(code), self._exit_summary(code))
                 if self._probe():
                     self.healthy = True
+                    waited_ms = round((self.waited + time.monotonic() - began) * 1000, 1)
                     log.info(
                         "upstream healthy",
-                        waitedMs=round((self.waited + time.monotonic() - began) * 1000, 1),
+                        emf=metrics.upstream_boot(waited_ms),
+                        waitedMs=waited_ms,
                         signal=self._boot.signal,
                     )
                     return True
