@@ -4,7 +4,8 @@
 2. transport.py sends it to the upstream and reads the response head;
 3. responses.py maps that head to API Gateway's prelude;
 4. stream.py relays the body into the Runtime API's response stream;
-5. background.py holds the invocation while work the answer started still runs.
+5. background.py holds the invocation while work the answer started still runs (its rule
+   is asked beforehand only whether the start of the answer is to be kept for it).
 
 The request's Outcome collects what each step found; the request log line and its metrics
 are views of it. A step that fails before the response started raises RequestError, which
@@ -78,13 +79,13 @@ class Proxy:
         if self.stream_check.handles(request):  # answered here, never by the upstream
             self.stream_check.serve(request, stream, cutoff, outcome)
             return
+        # Only an answer that may leave work running needs its start kept for step 5.
+        keep = CAPTURE_LIMIT if self.background.may_start_work(request) else 0
         with self.transport.send(request, cutoff) as response:
             outcome.upstream_headers_ms = outcome.elapsed_ms(3)
             head = responses.head(request.method, response.status, response.headers)
-            body_start = relay(
-                stream, head, response, self.watchdog, cutoff, outcome, CAPTURE_LIMIT
-            )
-        if body_start is None:
+            body_start = relay(stream, head, response, self.watchdog, cutoff, outcome, keep)
+        if not body_start:
             return
         work = self.background.started_work(request, response.status, body_start)
         if work:

@@ -196,12 +196,12 @@ def relay(
     cutoff: float,
     outcome: Outcome,
     keep: int,
-) -> list[bytes] | None:
+) -> list[bytes]:
     """Relay the upstream's body into the stream under the watchdog, then end the stream.
 
     Returns the chunks that hold the body's first ``keep`` bytes (the background rule reads
-    them after the response), or None if the response broke. A failure before anything was
-    sent raises RequestError instead, which becomes a clean error response.
+    them after the response), none if the response broke. A failure before anything was sent
+    raises RequestError instead, which becomes a clean error response.
     """
     watch = watchdog.watch(stream, cutoff, head.sse, response.socket)
     error: tuple[str, str] | None = None
@@ -219,7 +219,7 @@ def relay(
     if error and not stream.started:  # nothing sent yet: a clean error response instead
         raise RequestError(cut.status if cut else 502, error[1])
     end(stream, outcome, response.status, error, accepted)
-    return None if error else kept
+    return [] if error else kept
 
 
 def end(
@@ -249,18 +249,20 @@ def _copy(
     A streamed body (chunked: SSE above all) gets its prelude at once and every chunk as
     it comes. A sized body is coming now, not as a stream, so one chunk is read ahead:
     a small response, the usual API answer, then goes out as one write instead of three.
-    The first ``keep`` bytes are kept (the chunks themselves, no copy).
+    The chunks that hold the first ``keep`` bytes are kept (references, no copy).
     """
     first = b""
     if head.sized:
         first = next(chunks, None) or b""
         following = next(chunks, None) if first else None
         if following is None:
-            kept.append(first)
+            if keep:
+                kept.append(first)
             return stream.start(head.prelude, first, last=True)
         chunks = itertools.chain((following,), chunks)
     stream.start(head.prelude, first)
-    kept.append(first)
+    if keep:
+        kept.append(first)
     size = len(first)
     for chunk in chunks:
         stream.write(chunk)
