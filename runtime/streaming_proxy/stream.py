@@ -38,26 +38,39 @@ Trailers = Sequence[tuple[bytes, bytes]]
 class ChunkedWriter:
     """The chunked transfer coding of one body (RFC 9112 7.1), after h11's ChunkedWriter.
 
-    What one ``send`` is given leaves in one write: the message head with the first chunks,
-    a small body with its end. An empty chunk is never framed: its size, 0, would end the body.
+    Each call is one write; ``send_head`` puts the message head, the first chunks and, for a
+    small body, the end into the same one. An empty chunk is never framed: its size, 0, would
+    end the body.
     """
 
-    __slots__ = ("_head", "_sock")
+    __slots__ = ("_sock",)
 
-    def __init__(self, sock: socket.socket, head: bytes = b"") -> None:
+    def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
-        self._head = head  # the message head, sent with the first chunks
 
-    def send(self, *chunks: bytes | memoryview, end: Trailers | None = None) -> None:
-        """Send ``chunks``, then the last chunk with ``end``'s trailer fields if it is given."""
-        pieces: list[bytes | memoryview] = [self._head] if self._head else []
-        self._head = b""
+    def send_head(
+        self, head: bytes, *chunks: bytes | memoryview, end: Trailers | None = None
+    ) -> None:
+        """The message head and its first chunks, then the end if ``end`` (trailers) is given."""
+        pieces: list[bytes | memoryview] = [head]
         for data in chunks:
             if data:
                 pieces += (b"%x\r\n" % len(data), data, b"\r\n")
         if end is not None:
-            pieces.append(b"0\r\n" + b"".join(b"%s: %s\r\n" % field for field in end) + b"\r\n")
+            pieces.append(_last_chunk(end))
         send_all(self._sock, pieces)
+
+    def send_data(self, data: bytes | memoryview) -> None:
+        if data:
+            send_all(self._sock, (b"%x\r\n" % len(data), data, b"\r\n"))
+
+    def send_eom(self, trailers: Trailers = ()) -> None:
+        """The last chunk, with ``trailers`` (fields sent after the body)."""
+        self._sock.sendall(_last_chunk(trailers))
+
+
+def _last_chunk(trailers: Trailers) -> bytes:
+    return b"0\r\n" + b"".join(b"%s: %s\r\n" % field for field in trailers) + b"\r\n"
 
 
 class ResponseStream:
@@ -113,10 +126,11 @@ class ResponseStream:
         Runtime API's status is returned; otherwise body chunks may follow at once.
         """
         with self.lock:
-            self._writer = ChunkedWriter(self._connection.socket(), self._head)
+            self._writer = ChunkedWriter(self._connection.socket())
             self.started = True
             self.finished = last
-            self._writer.send(prelude + PRELUDE_DELIMITER, body, end=() if last else None)
+            framed = prelude + PRELUDE_DELIMITER
+            self._writer.send_head(self._head, framed, body, end=() if last else None)
             self.bytes_sent += len(body)
             self.last_write = time.monotonic()
             if body:
@@ -151,7 +165,7 @@ class ResponseStream:
     def _send_chunk(self, data: bytes | memoryview) -> None:
         if self._writer is None or self.finished:
             raise RuntimeApiError("the response stream is not open")
-        self._writer.send(data)
+        self._writer.send_data(data)
         self.last_write = time.monotonic()
 
     def finish(self, error_type: str | None = None, message: str = "") -> int:
@@ -166,7 +180,7 @@ class ResponseStream:
             if self._writer is None or self.finished:
                 raise RuntimeApiError("the response stream is not open")
             self.finished = True
-            self._writer.send(end=trailers)
+            self._writer.send_eom(trailers)
         return self._connection.read_response()[0]
 
     def abandon(self) -> str:

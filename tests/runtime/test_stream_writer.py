@@ -7,6 +7,7 @@ independent check that its chunks, its end and its trailers are what HTTP/1.1 sa
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 import h11
 from streaming_proxy.stream import ChunkedWriter
@@ -17,13 +18,11 @@ HEAD = (
 )
 
 
-def read_by_h11(*sends: tuple[tuple[bytes | memoryview, ...], dict[str, object]]) -> list[object]:
-    """The events h11 reads from what the writer sent, one ``send`` per item."""
+def read_by_h11(write: Callable[[ChunkedWriter], None]) -> list[object]:
+    """The events h11 reads from what ``write`` sent through a writer."""
     ours, theirs = socket.socketpair()
     with ours, theirs:
-        writer = ChunkedWriter(ours, HEAD)
-        for chunks, options in sends:
-            writer.send(*chunks, **options)
+        write(ChunkedWriter(ours))
         ours.shutdown(socket.SHUT_WR)
         received = b""
         while data := theirs.recv(65536):
@@ -37,11 +36,12 @@ def read_by_h11(*sends: tuple[tuple[bytes | memoryview, ...], dict[str, object]]
 
 
 def test_chunks_keep_their_boundaries_and_the_end_closes_the_body():
-    events = read_by_h11(
-        ((b'{"statusCode":200}' + b"\0" * 8, b"data: 1\n\n"), {}),
-        ((memoryview(b"data: 2\n\n"),), {}),
-        ((), {"end": ()}),
-    )
+    def write(writer: ChunkedWriter) -> None:
+        writer.send_head(HEAD, b'{"statusCode":200}' + b"\0" * 8, b"data: 1\n\n")
+        writer.send_data(memoryview(b"data: 2\n\n"))
+        writer.send_eom()
+
+    events = read_by_h11(write)
     request, *body, end = events
     assert isinstance(request, h11.Request) and request.target.endswith(b"/response")
     assert [(e.data, e.chunk_start, e.chunk_end) for e in body] == [
@@ -60,19 +60,31 @@ def test_error_trailers_arrive_with_the_end_of_the_body():
             b"eyJlcnJvclR5cGUiOiAiUnVudGltZS5TdHJlYW1FcnJvciJ9",
         ),
     ]
-    *_, end = read_by_h11(((b"partial",), {}), ((), {"end": trailers}))
+
+    def write(writer: ChunkedWriter) -> None:
+        writer.send_head(HEAD, b"partial")
+        writer.send_eom(trailers)
+
+    *_, end = read_by_h11(write)
     assert isinstance(end, h11.EndOfMessage)
     assert list(end.headers) == [(name.lower(), value) for name, value in trailers]
 
 
 def test_an_empty_chunk_does_not_end_the_body():
     """A zero-size chunk is the end of the body in HTTP/1.1: an empty write must send nothing."""
-    events = read_by_h11(((b"a", b"", memoryview(b"")), {}), ((b"b",), {"end": ()}))
+
+    def write(writer: ChunkedWriter) -> None:
+        writer.send_head(HEAD, b"a", b"", memoryview(b""))
+        writer.send_data(b"")
+        writer.send_data(b"b")
+        writer.send_eom()
+
+    events = read_by_h11(write)
     assert [type(e) for e in events] == [h11.Request, h11.Data, h11.Data, h11.EndOfMessage]
     assert b"".join(e.data for e in events if isinstance(e, h11.Data)) == b"ab"
 
 
 def test_head_body_and_end_from_one_send_read_as_one_response():
     """Head, prelude, body and end from one call: the runtime's answer to a small response."""
-    events = read_by_h11(((b"{}" + b"\0" * 8, b'{"ok":true}'), {"end": ()}))
+    events = read_by_h11(lambda w: w.send_head(HEAD, b"{}" + b"\0" * 8, b'{"ok":true}', end=()))
     assert [type(e) for e in events] == [h11.Request, h11.Data, h11.Data, h11.EndOfMessage]
