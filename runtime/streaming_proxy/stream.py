@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
-from streaming_proxy.errors import RequestError
+from streaming_proxy.errors import BodyBroke, RequestError
 from streaming_proxy.outcome import Outcome
 from streaming_proxy.responses import Head
 from streaming_proxy.runtime_api import (
@@ -25,7 +25,7 @@ from streaming_proxy.runtime_api import (
     checked_type,
     error_json,
 )
-from streaming_proxy.transport import BodyBroke, UpstreamResponse
+from streaming_proxy.transport import UpstreamResponse
 from streaming_proxy.watchdog import Watchdog
 
 PRELUDE_DELIMITER = b"\x00" * 8

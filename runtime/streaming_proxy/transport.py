@@ -21,7 +21,7 @@ from typing import NamedTuple, cast
 import h11
 import httpcore
 
-from streaming_proxy.errors import RequestError
+from streaming_proxy.errors import BodyBroke, RequestError
 from streaming_proxy.events import UpstreamRequest
 from streaming_proxy.settings import Settings
 from streaming_proxy.upstream import Upstream, UpstreamFailed, UpstreamStarting
@@ -73,15 +73,6 @@ _MAPPED = tuple(TRANSPORT_ERRORS)
 def answer_for(exc: Exception) -> Answer:
     """The first row of TRANSPORT_ERRORS that ``exc`` (one of ``_MAPPED``) falls under."""
     return next(answer for kind, answer in TRANSPORT_ERRORS.items() if isinstance(exc, kind))
-
-
-class BodyBroke(Exception):
-    """The upstream's body broke off: the stream ends with ``error_type`` and ``message``."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
 
 
 class UpstreamResponse:
