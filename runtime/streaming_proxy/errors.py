@@ -1,15 +1,25 @@
-"""Exceptions that carry an HTTP status and a message a user can act on."""
+"""The runtime's exceptions: each carries how it is reported (a Lambda error type or an HTTP
+status) and a message a user can act on."""
 
 from __future__ import annotations
 
 
-class InitError(Exception):
-    """Cold start cannot succeed; reported through /runtime/init/error, then the process exits."""
+class LambdaError(Exception):
+    """A failure reported to Lambda under an error type (``Runtime.*``)."""
 
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
+
+
+class InitError(LambdaError):
+    """Cold start cannot succeed; reported through /runtime/init/error, then the process exits."""
+
+
+class BodyBroke(LambdaError):
+    """The upstream's body broke off: a started response ends with this error's trailers, one
+    that had not started yet becomes a 502."""
 
 
 class RequestError(Exception):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -68,6 +69,23 @@ class UpstreamRequest:
             if key.lower() == name:
                 return value
         return None
+
+
+def from_invocation(
+    body: bytes, trace_id: str | None, base_path: str, upstream_host: bytes
+) -> UpstreamRequest:
+    """Map an invocation's event (JSON bytes), passing Lambda's trace id on to the upstream."""
+    try:
+        event = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        if isinstance(exc, UnicodeDecodeError):
+            raise BadEvent("event is not valid JSON: its bytes are not UTF-8") from None
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        raise BadEvent(f"event is not valid JSON: {reason}") from None
+    request = to_request(event, base_path, upstream_host)
+    if trace_id and request.header(b"x-amzn-trace-id") is None:
+        request.headers.append((b"X-Amzn-Trace-Id", trace_id.encode("latin-1", "replace")))
+    return request
 
 
 def to_request(event: Any, base_path: str, upstream_host: bytes) -> UpstreamRequest:

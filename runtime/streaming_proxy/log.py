@@ -1,8 +1,8 @@
 """JSON log lines on stdout, which Lambda ships to CloudWatch.
 
 A lock and a write loop keep lines from different threads whole. Callers pass fields, never
-header values, bodies or secret values. Some lines also carry CloudWatch metrics (metrics.py);
-those are written whatever the level.
+header values, bodies or secret values. Some lines also carry CloudWatch metrics (``emf``,
+built by metrics.py); those are written whatever the level.
 """
 
 from __future__ import annotations
@@ -25,18 +25,25 @@ def set_level(level: str) -> None:
     _threshold = _LEVELS.get(level, 20)
 
 
-def log(level: str, message: str, *, always: bool = False, **fields: Any) -> None:
-    """One JSON line; ``always`` bypasses LOG_LEVEL (the upstream's own output)."""
-    now = time.time()
-    emf = None if always else metrics.embedded(message, fields, now)
+def log(
+    level: str,
+    message: str,
+    *,
+    always: bool = False,
+    emf: metrics.Measured | None = None,
+    **fields: Any,
+) -> None:
+    """One JSON line; ``always`` bypasses LOG_LEVEL (the upstream's own output), and so do
+    the metrics in ``emf``."""
     if _LEVELS[level] < _threshold and not always and emf is None:
         return
+    now = time.time()
     record = {
         "timestamp": iso_time(now),
         "level": level,
         "message": message,
         **fields,
-        **(emf or {}),
+        **(metrics.document(emf, now) if emf else {}),
     }
     view = memoryview((json.dumps(record, separators=(",", ":"), default=str) + "\n").encode())
     with _lock:
@@ -44,16 +51,16 @@ def log(level: str, message: str, *, always: bool = False, **fields: Any) -> Non
             view = view[os.write(1, view) :]
 
 
-def info(message: str, **fields: Any) -> None:
-    log("INFO", message, **fields)
+def info(message: str, *, emf: metrics.Measured | None = None, **fields: Any) -> None:
+    log("INFO", message, emf=emf, **fields)
 
 
 def warning(message: str, **fields: Any) -> None:
     log("WARNING", message, **fields)
 
 
-def error(message: str, **fields: Any) -> None:
-    log("ERROR", message, **fields)
+def error(message: str, *, emf: metrics.Measured | None = None, **fields: Any) -> None:
+    log("ERROR", message, emf=emf, **fields)
 
 
 def iso_time(t: float) -> str:

@@ -42,11 +42,13 @@ def main() -> int:
         fetch = ColdStartFetch(settings)  # forks: must come before any thread is started
         secrets = fetch.result()
         if settings.fetches_anything:
+            elapsed_ms = round((time.monotonic() - started) * 1000, 1)
             log.info(
                 "config and secrets fetched",
+                emf=metrics.config_fetch(elapsed_ms),
                 configObject=bool(settings.config_bucket),
                 secrets=len(secrets),
-                elapsedMs=round((time.monotonic() - started) * 1000, 1),
+                elapsedMs=elapsed_ms,
             )
         upstream = Upstream(
             settings.upstream_command,
@@ -83,9 +85,11 @@ def main() -> int:
             upstream.stop()
         message = f"{type(exc).__name__} in the runtime during init (a bug: please report it)"
         return _fail_init(settings.runtime_api, "Runtime.InternalError", message, api)
+    init_ms = round((time.monotonic() - started) * 1000, 1)
     log.info(
         "init done" if ready else "init budget spent; the first invocation waits for the upstream",
-        initMs=round((time.monotonic() - started) * 1000, 1),
+        emf=metrics.cold_start("ready" if ready else "async", init_ms),
+        initMs=init_ms,
         concurrency=settings.max_concurrency,
         managedInstances=settings.managed_instances,
     )
@@ -114,7 +118,7 @@ def _serve(proxy: Proxy, api: RuntimeApiClient) -> None:
 def _fail_init(
     address: str | None, error_type: str, message: str, api: RuntimeApiClient | None = None
 ) -> int:
-    log.error("init failed", errorType=error_type, error=message)
+    log.error("init failed", emf=metrics.cold_start("failed"), errorType=error_type, error=message)
     if address:
         try:
             (api or RuntimeApiClient(address)).init_error(error_type, message)

@@ -1,29 +1,35 @@
 """CloudWatch metrics carried on the runtime's own log lines (Embedded Metric Format).
 
 CloudWatch Logs turns a JSON log line with an ``_aws`` block into metrics, so the figures that
-matter exist without any API call from the function and without an agent. Only the lines
-named in ``_BUILDERS`` carry metrics, built from numbers and labels the runtime chose (status
-class, durations, byte counts, outcomes): never a header value, a path or a secret. Lines that
-carry metrics are written at any LOG_LEVEL (log.py), or the metrics would vanish with them.
+matter exist without any API call from the function and without an agent. A line carries
+metrics when its writer passes one of the builders below to log.py, made from numbers and
+labels the runtime chose (status class, durations, byte counts, outcomes): never a header
+value, a path or a secret. Lines that carry metrics are written at any LOG_LEVEL (log.py), or
+the metrics would vanish with them.
 
-Per request (line ``request``): ``Requests`` (also by ``StatusClass``), ``UpstreamHeadersTime``,
-``ResponseBytes``, ``StreamDuration`` (to the end of the response, before any background hold)
-and ``MidStreamFailures`` (a response that had started and then broke: error trailers, a
-rejected or broken Runtime API stream). ``BackgroundHoldTime`` comes from ``background hold``.
-Per cold start: ``ConfigFetchTime`` (config object and secrets), ``UpstreamBootTime`` (also
-after a restart), ``InitDuration`` and ``ColdStarts`` by ``InitOutcome`` (ready, async,
-failed).
+Per request (``request``, a view of its Outcome): ``Requests`` (also by ``StatusClass``),
+``UpstreamHeadersTime``, ``ResponseBytes``, ``StreamDuration`` (to the end of the response,
+before any background hold) and ``MidStreamFailures`` (a response that had started and then
+broke: error trailers, a rejected or broken Runtime API stream). ``BackgroundHoldTime`` per
+background hold. Per cold start: ``ConfigFetchTime`` (config object and secrets),
+``UpstreamBootTime`` (also after a restart), ``InitDuration`` and ``ColdStarts`` by
+``InitOutcome`` (ready, async, failed).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streaming_proxy.outcome import Outcome
 
 #: The CloudWatch namespace of every runtime metric (components/contract.py states it too).
 NAMESPACE = "LibreChatLambda"
 _function = ["unknown"]
+
+#: What a line measures: metrics (value, unit) by name, and the labels it is counted by.
+Measured = tuple[dict[str, tuple[float, str]], dict[str, str]]
 
 
 def configure(function_name: str) -> None:
@@ -31,20 +37,10 @@ def configure(function_name: str) -> None:
     _function[0] = function_name
 
 
-def embedded(message: str, fields: Mapping[str, Any], timestamp: float) -> dict[str, Any] | None:
-    """The EMF members for a log line, or None when this line carries no metrics."""
-    build = _BUILDERS.get(message)
-    if build is None:
-        return None
-    metrics, labels = build(fields)
-    return document(metrics, labels, timestamp) if metrics else None
-
-
-def document(
-    metrics: Mapping[str, tuple[float, str]], labels: Mapping[str, str], timestamp: float
-) -> dict[str, Any]:
+def document(measured: Measured, timestamp: float) -> dict[str, Any]:
     """``_aws`` metadata plus the target members: metrics by FunctionName, and ``Requests`` /
     ``ColdStarts`` again by their label (one extra dimension set each, not a cross product)."""
+    metrics, labels = measured
     definitions = tuple((name, unit) for name, (_, unit) in metrics.items())
     return {
         "_aws": {
@@ -82,69 +78,37 @@ def _directives(
     return directives
 
 
-Built = tuple[dict[str, tuple[float, str]], dict[str, str]]
-
-
-def _request(fields: Mapping[str, Any]) -> Built:
-    status = fields.get("status")
+def request(outcome: Outcome) -> Measured:
     metrics: dict[str, tuple[float, str]] = {
         "Requests": (1, "Count"),
-        # A response that started (bytes logged) and then failed, or a broken Runtime API link.
-        "MidStreamFailures": (
-            int("error" in fields and ("bytes" in fields or "runtimeApi" in fields)),
-            "Count",
-        ),
+        "MidStreamFailures": (int(outcome.broke_mid_stream), "Count"),
     }
-    _number(metrics, "UpstreamHeadersTime", fields.get("upstreamHeadersMs"), "Milliseconds")
-    _number(metrics, "ResponseBytes", fields.get("bytes"), "Bytes")
-    _number(
-        metrics, "StreamDuration", fields.get("streamMs", fields.get("durationMs")), "Milliseconds"
-    )
-    status_class = f"{status // 100}xx" if isinstance(status, int) else "none"
-    return metrics, {"StatusClass": status_class}
+    if outcome.upstream_headers_ms is not None:
+        metrics["UpstreamHeadersTime"] = (outcome.upstream_headers_ms, "Milliseconds")
+    if outcome.bytes_sent is not None:
+        metrics["ResponseBytes"] = (outcome.bytes_sent, "Bytes")
+    streamed = outcome.duration_ms if outcome.stream_ms is None else outcome.stream_ms
+    if streamed is not None:
+        metrics["StreamDuration"] = (streamed, "Milliseconds")
+    status = outcome.status
+    return metrics, {"StatusClass": "none" if status is None else f"{status // 100}xx"}
 
 
-def _hold(fields: Mapping[str, Any]) -> Built:
-    metrics: dict[str, tuple[float, str]] = {}
-    _number(metrics, "BackgroundHoldTime", fields.get("waitedMs"), "Milliseconds")
-    return metrics, {}
+def background_hold(waited_ms: float) -> Measured:
+    return {"BackgroundHoldTime": (waited_ms, "Milliseconds")}, {}
 
 
-def _config_fetched(fields: Mapping[str, Any]) -> Built:
-    metrics: dict[str, tuple[float, str]] = {}
-    _number(metrics, "ConfigFetchTime", fields.get("elapsedMs"), "Milliseconds")
-    return metrics, {}
+def config_fetch(elapsed_ms: float) -> Measured:
+    return {"ConfigFetchTime": (elapsed_ms, "Milliseconds")}, {}
 
 
-def _upstream_healthy(fields: Mapping[str, Any]) -> Built:
-    metrics: dict[str, tuple[float, str]] = {}
-    _number(metrics, "UpstreamBootTime", fields.get("waitedMs"), "Milliseconds")
-    return metrics, {}
+def upstream_boot(waited_ms: float) -> Measured:
+    return {"UpstreamBootTime": (waited_ms, "Milliseconds")}, {}
 
 
-def _init(outcome: str) -> Callable[[Mapping[str, Any]], Built]:
-    def build(fields: Mapping[str, Any]) -> Built:
-        metrics: dict[str, tuple[float, str]] = {"ColdStarts": (1, "Count")}
-        _number(metrics, "InitDuration", fields.get("initMs"), "Milliseconds")
-        return metrics, {"InitOutcome": outcome}
-
-    return build
-
-
-def _number(metrics: dict[str, tuple[float, str]], name: str, value: object, unit: str) -> None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        metrics[name] = (value, unit)
-
-
-#: Log message -> the metrics its line carries. The messages are those main.py, proxy.py,
-#: upstream.py and background.py write; tests/runtime/test_metrics.py reads them through the
-#: real runtime, so a renamed message fails there.
-_BUILDERS: dict[str, Callable[[Mapping[str, Any]], Built]] = {
-    "request": _request,
-    "background hold": _hold,
-    "config and secrets fetched": _config_fetched,
-    "upstream healthy": _upstream_healthy,
-    "init done": _init("ready"),
-    "init budget spent; the first invocation waits for the upstream": _init("async"),
-    "init failed": _init("failed"),
-}
+def cold_start(outcome: str, init_ms: float | None = None) -> Measured:
+    """``outcome``: ready, async (init ended before the upstream was ready) or failed."""
+    metrics: dict[str, tuple[float, str]] = {"ColdStarts": (1, "Count")}
+    if init_ms is not None:
+        metrics["InitDuration"] = (init_ms, "Milliseconds")
+    return metrics, {"InitOutcome": outcome}

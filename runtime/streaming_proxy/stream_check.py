@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from streaming_proxy.errors import RequestError
 from streaming_proxy.events import UpstreamRequest
 from streaming_proxy.log import iso_time
-from streaming_proxy.runtime_api import ResponseStream
+from streaming_proxy.outcome import Outcome
+from streaming_proxy.responses import prelude
+from streaming_proxy.stream import ResponseStream, end
 
 #: (default, maximum) of each query parameter; the minimum is 1 event and 0 ms.
 LIMITS = {"n": (5, 20), "interval_ms": (200, 1000)}
@@ -31,11 +32,11 @@ HEADERS = [
 
 
 class StreamCheck:
-    """Serves the check on ``path`` (an empty path switches it off); ``head`` is its prelude."""
+    """Serves the check on ``path`` (an empty path switches it off)."""
 
-    def __init__(self, path: str, head: bytes) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
-        self.head = head
+        self.head = prelude(200, HEADERS)
 
     def handles(self, request: UpstreamRequest) -> bool:
         return bool(self.path) and request.path == self.path
@@ -45,7 +46,7 @@ class StreamCheck:
         request: UpstreamRequest,
         stream: ResponseStream,
         cutoff: float,
-        fields: dict[str, Any],
+        outcome: Outcome,
     ) -> None:
         """Send the events; a bad query or method raises RequestError before anything is sent."""
         if request.method != "GET":
@@ -61,12 +62,8 @@ class StreamCheck:
                 break
             pause.wait(interval_ms / 1000)
             stream.write(event(seq, count))
-        fields.update(status=200, bytes=stream.bytes_sent, streamCheckEvents=count)
-        accepted = stream.finish(*error) if error else stream.finish()
-        if error:
-            fields["error"] = f"{error[0]}: {error[1]}"
-        if accepted != 202:
-            fields.update(error=fields.get("error", "response not accepted"), runtimeApi=accepted)
+        outcome.stream_check_events = count
+        end(stream, outcome, 200, error)
 
 
 def parameters(target: str) -> tuple[int, int]:

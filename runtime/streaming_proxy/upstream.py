@@ -13,8 +13,9 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping
+from typing import IO
 
-from streaming_proxy import log
+from streaming_proxy import log, metrics
 from streaming_proxy.errors import InitError
 from streaming_proxy.readiness import Boot, http_get, librechat_version
 from streaming_proxy.settings import RUNTIME_ONLY
@@ -99,10 +100,10 @@ class Upstream:
             reader.start()
         self._stderr_reader = reader
 
-    def _forward(self, stream: object, name: str, boot: Boot) -> None:
+    def _forward(self, stream: IO[bytes], name: str, boot: Boot) -> None:
         """Forward the child's output line by line; keep the stderr tail for error messages."""
         tail = self._stderr_tail if name == "stderr" else None
-        for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
+        for raw in iter(stream.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if tail is not None:
                 tail.append(line)
@@ -132,9 +133,11 @@ class Upstream:
                     raise UpstreamFailed(self._exit_message(code), self._exit_summary(code))
                 if self._probe():
                     self.healthy = True
+                    waited_ms = round((self.waited + time.monotonic() - began) * 1000, 1)
                     log.info(
                         "upstream healthy",
-                        waitedMs=round((self.waited + time.monotonic() - began) * 1000, 1),
+                        emf=metrics.upstream_boot(waited_ms),
+                        waitedMs=waited_ms,
                         signal=self._boot.signal,
                     )
                     return True

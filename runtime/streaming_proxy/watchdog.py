@@ -21,12 +21,23 @@ import contextlib
 import socket
 import threading
 import time
+from typing import TYPE_CHECKING, NamedTuple
 
 from streaming_proxy import log
-from streaming_proxy.runtime_api import ResponseStream
+
+if TYPE_CHECKING:
+    from streaming_proxy.stream import ResponseStream
 
 KEEPALIVE_COMMENT = b": keep-alive\n\n"
 TICK = 0.05
+
+
+class Cut(NamedTuple):
+    """Why the watchdog ended a response: its status if nothing was sent yet, else its trailer."""
+
+    status: int
+    error_type: str
+    message: str
 
 
 class Watch:
@@ -61,9 +72,24 @@ class Watchdog:
             self._watches.add(watch)
         return watch
 
-    def unwatch(self, watch: Watch) -> None:
+    def unwatch(self, watch: Watch) -> Cut | None:
+        """Stop watching the response; returns why the watchdog cut it, if it did."""
         with self._lock:
             self._watches.discard(watch)
+        if watch.expired:
+            return Cut(
+                504,
+                "Runtime.Timeout",
+                "the invocation deadline came while the upstream was still sending; response ended",
+            )
+        if watch.idle:
+            return Cut(
+                502,
+                "Runtime.StreamError",
+                f"the upstream sent nothing for {self._idle_timeout:g} s (STREAM_IDLE_TIMEOUT); "
+                "response ended",
+            )
+        return None
 
     def _run(self) -> None:
         while True:

@@ -7,7 +7,7 @@ import base64
 import pytest
 from streaming_proxy.errors import BadEvent, RequestError
 from streaming_proxy.events import to_request
-from streaming_proxy.proxy import prelude
+from streaming_proxy.responses import prelude
 
 HOST = b"127.0.0.1:3080"
 
@@ -219,7 +219,7 @@ def test_only_the_first_host_header_is_sent():
 
 
 def test_keepalive_comments_only_go_into_uncompressed_event_streams():
-    from streaming_proxy.proxy import is_plain_sse
+    from streaming_proxy.responses import is_plain_sse
 
     assert is_plain_sse([(b"Content-Type", b"text/event-stream; charset=utf-8")])
     assert not is_plain_sse(

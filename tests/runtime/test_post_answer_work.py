@@ -85,7 +85,7 @@ def test_only_the_first_answer_of_a_new_saved_conversation_waits_for_a_title(bod
     request = UpstreamRequest(
         "POST", "/api/agents/chat/openAI", "/api/agents/chat/openAI", [], json.dumps(body).encode()
     )
-    assert rule.started_work(request, 200, STARTED) == Work("c-1", job=True, title=title)
+    assert rule.started_work(request, 200, [STARTED]) == Work("c-1", job=True, title=title)
 
 
 MANAGED = {"AWS_LAMBDA_INITIALIZATION_TYPE": "lambda-managed-instances"}

@@ -9,6 +9,7 @@ import threading
 
 import pytest
 from streaming_proxy.runtime_api import RuntimeApiClient, RuntimeApiError
+from streaming_proxy.stream import ResponseStream
 
 
 class OneShotServer:
@@ -72,7 +73,7 @@ def test_streamed_response_is_framed_with_prelude_and_chunks():
     server = OneShotServer([NEXT, ACCEPTED_CHUNKED])
     client = RuntimeApiClient(server.address)
     inv = client.next()
-    stream = client.stream(inv.request_id)
+    stream = ResponseStream(client.connection, inv.request_id)
     stream.start(b'{"statusCode":200}')
     stream.write(b"data: 1\n\n")
     assert stream.finish() == 202
@@ -91,7 +92,7 @@ def test_streamed_response_is_framed_with_prelude_and_chunks():
 def test_mid_stream_error_ends_with_trailers():
     server = OneShotServer([NEXT, b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"])
     client = RuntimeApiClient(server.address)
-    stream = client.stream(client.next().request_id)
+    stream = ResponseStream(client.connection, client.next().request_id)
     stream.start(b"{}")
     stream.finish("Runtime.StreamError", "upstream reset")
     tail = server.received.rsplit(b"\r\n0\r\n", 1)[1]
@@ -114,7 +115,7 @@ def test_non_200_next_raises():
 def test_keepalive_is_only_inserted_between_events():
     server = OneShotServer([NEXT, b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"])
     client = RuntimeApiClient(server.address)
-    stream = client.stream(client.next().request_id)
+    stream = ResponseStream(client.connection, client.next().request_id)
     stream.start(b"{}")
     stream.write(b"data: half an ev")
     assert not stream.write_if_idle(b": keep-alive\n\n", idle_since=float("inf"))

@@ -211,6 +211,18 @@ def test_sized_body_cut_short_before_anything_was_sent_is_a_clean_502(stack, gat
     assert gateway.get("/status/200").status_code == 200
 
 
+def test_a_post_whose_connection_dropped_unanswered_is_not_sent_again(gateway):
+    """Only idempotent methods are retried (transport.TRANSPORT_ERRORS): a chat POST sent twice
+    could start two answers."""
+    response = gateway.post("/blip", params={"id": "post-once", "s": 0})
+    assert response.status_code == 502
+    assert response.json()["message"] == (
+        "the upstream closed the connection or answered with something that is not valid "
+        "HTTP/1.1 (RemoteProtocolError)"
+    )
+    assert gateway.get("/blip", params={"id": "get-again", "s": 0}).text == "recovered"
+
+
 def test_http_api_v2_event_is_served(stack):
     event = {
         "version": "2.0",
