@@ -100,7 +100,7 @@ class Monitoring(pulumi.ComponentResource):
         # 2. Init failures from Lambda's own record: the runtime may not have run to say so.
         self.init_failure_namespace = pulumi.Output.concat(METRICS_NAMESPACE, "/", fn)
         self.init_failure_filter = aws.cloudwatch.LogMetricFilter(
-            f"{name}-init-failures",
+            f"{name}-init-failure-filter",
             log_group_name=args.log_group_name,
             pattern=INIT_FAILURE_PATTERN,
             metric_transformation={

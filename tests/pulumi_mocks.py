@@ -368,6 +368,9 @@ class PulumiMocks(Mocks):
 
     # -- engine hooks --------------------------------------------------------------------
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        # Outputs are kept by logical name: two resources sharing one would make every lookup
+        # by name depend on registration order (the engine allows it across types; we do not).
+        assert args.name not in self.outputs, f"two resources are named {args.name!r}"
         self.resources.append(args)
         outputs = dict(args.inputs)
         props = output_properties(args.typ)

@@ -49,6 +49,7 @@ def test_switching_the_endpoint_redeploys_the_stage(mocks: PulumiMocks) -> None:
     run_program(build)
     kept = trigger(mocks)
     mocks.resources.clear()
+    mocks.outputs.clear()
     run_program(lambda: build(disable_execute_api_endpoint=True))
     assert trigger(mocks) != kept
 
