@@ -10,12 +10,12 @@ import pulumi_aws as aws
 
 from components.api import STREAM_TIMEOUT_MS, StreamingApi, StreamingApiArgs
 from components.function import (
-    AwsContext,
     LambdaFunction,
     LambdaFunctionArgs,
     ManagedCompute,
     streaming_invoke_arn,
 )
+from components.function_policy import AwsContext
 from tests.pulumi_mocks import ACCOUNT_ID, DEFAULT_REGION, PulumiMocks, T, run_program
 
 STREAMING_URI_PREFIX = f"arn:aws:apigateway:{DEFAULT_REGION}:lambda:path/2021-11-15/functions/"

@@ -11,12 +11,12 @@ import pytest
 
 from components.config import RuntimeConfig
 from components.function import (
-    UNSCOPABLE_ACTIONS,
     LambdaFunction,
     LambdaFunctionArgs,
     ManagedCompute,
     function_name_for,
 )
+from components.function_policy import UNSCOPABLE_ACTIONS
 from components.naming import S3Location
 from tests.pulumi_mocks import (
     ACCOUNT_ID,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from components.config import ConfigError
-from components.function import UNSCOPABLE_ACTIONS
+from components.function_policy import UNSCOPABLE_ACTIONS
 from tests.pulumi_mocks import (
     ACCOUNT_ID,
     APIGATEWAY_REGIONAL_ZONE_IDS,
