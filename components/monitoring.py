@@ -1,5 +1,8 @@
 """Alarms, a dashboard and saved Logs Insights queries for the running service.
 
+(Over 400 lines on purpose: the alarm table, the dashboard and the queries read the same
+metrics, and keeping them together keeps their names in step.)
+
 Figures come from three places: Lambda's and API Gateway's own metrics (errors, throttles,
 concurrency, 5XX), the runtime's log lines in CloudWatch Embedded Metric Format (namespace
 `components.contract.METRICS_NAMESPACE`, dimension FunctionName: requests by status class,

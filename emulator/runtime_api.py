@@ -1,6 +1,8 @@
 """The Lambda Runtime API of one execution environment, server side (docs:
 lambda/latest/dg/runtimes-api.html).
 
+(A little over 400 lines: the endpoints of one Runtime API, which read best side by side.)
+
 Events are handed to waiting `/next` calls directly from the submitting thread (no queue
 hop), so the handed-out timestamp is taken right before the bytes leave; what the runtime
 answers is read by `emulator.responses`. An invocation that timed out answers the runtime's

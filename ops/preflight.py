@@ -1,5 +1,8 @@
 """Preflight: check, before a 10-minute `pulumi up`, everything it depends on in the account.
 
+(Over 400 lines on purpose: one small function per check, in the order they print, so the
+whole list an operator reads is one file.)
+
 `make preflight STACK=dev` reads `Pulumi.<stack>.yaml` through the program's own config
 parser, turns it into a small `Target` (the values the checks need) and checks each against
 the account with the caller's credentials: one line per check, `ok` or `PROBLEM` with the fix,

@@ -1,5 +1,8 @@
 """Trust and permission documents of the CI roles, as plain data.
 
+(Over 400 lines on purpose: the preview and deploy documents side by side, so a reviewer sees
+what one role may do and the other may not in one file.)
+
 Trust: GitHub's OIDC token is accepted only with the STS audience and one exact `sub` claim
 (`StringEquals`, no wildcards): `repo:<owner>/<repo>:pull_request` for a preview role,
 `repo:<owner>/<repo>:environment:<env>` for a deploy role.
