@@ -109,3 +109,25 @@ def test_the_runtime_emits_metrics_where_the_alarms_look():
 def test_ssm_secrets_round_trip_as_the_runtime_reads_them():
     env: dict[str, Any] = plain_environment(every_option())
     assert json.loads(env["SSM_SECRETS"]) == dict(settings.load({**env, **LAMBDA_ADDS}).ssm_secrets)
+
+
+def test_a_stack_that_sets_no_runtime_key_behaves_like_the_runtime_alone():
+    """The stack's `runtime.*` defaults and the runtime's own are one behaviour: the function
+    passes the former, `make local` runs on the latter."""
+    loaded = settings.load(LAMBDA_ADDS)
+    stack = RuntimeConfig()
+    assert (
+        stack.ready_timeout_seconds,
+        stack.sse_keepalive_seconds,
+        stack.stream_idle_timeout_seconds,
+        stack.title_wait_seconds,
+        stack.background_hold,
+        stack.log_level,
+    ) == (
+        loaded.ready_timeout,
+        loaded.sse_keepalive_interval,
+        loaded.stream_idle_timeout,
+        loaded.background_title_wait,
+        loaded.background_hold,
+        loaded.log_level,
+    )
