@@ -15,7 +15,7 @@ help:
 	@echo "make requirements - regenerate runtime/requirements.txt from uv.lock"
 	@echo "make check STACK=dev - the stack file, offline: valid, or every problem by key (and what CI needs)"
 	@echo "make preflight STACK=dev - check the account before pulumi up (one line per check)"
-	@echo "make smoke STACK=dev - prove the deployed stack answers and streams (or URL=...)"
+	@echo "make smoke STACK=dev - prove the deployed stack answers and streams (or URL=...; WAIT=120 s for /health)"
 	@echo "make docs   - regenerate docs/configuration.md's key table from the schema"
 	@echo "make e2e-librechat VERSION=v0.8.7 MODE=standard|managed - the real-LibreChat run"
 
@@ -95,9 +95,10 @@ check: sync
 preflight: sync
 	$(UV) run --frozen python -m ops.preflight --stack $(STACK)
 
-# After `pulumi up`: /health and the runtime's stream check through the public URL.
+# After `pulumi up`: /health and the runtime's stream check through the public URL
+# (WAIT=seconds /health may take, default 120; a name that does not resolve fails at once).
 smoke: sync
-	$(UV) run --frozen python -m ops.smoke $(if $(URL),--url $(URL),--stack $(STACK))
+	$(UV) run --frozen python -m ops.smoke $(if $(URL),--url $(URL),--stack $(STACK)) $(if $(WAIT),--wait $(WAIT))
 
 # docs/configuration.md's key table, generated from the schema in components/config/.
 docs: sync
