@@ -6,7 +6,8 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
 	@echo "make local  - local API Gateway + Lambda emulator with a demo upstream; curl -N the printed URL"
-	@echo "             (ENVIRONMENTS=N: up to N environments; MANAGED=N: Managed Instances, N per environment)"
+	@echo "             (ENVIRONMENTS=N: up to N environments; MANAGED=N: Managed Instances, N per environment;"
+	@echo "              PORT=8080; LOG=pretty: one short line per log record instead of JSON)"
 	@echo "make lint   - ruff, mypy (strict), hadolint, workflow schema, zizmor"
 	@echo "make typecheck - mypy --strict over $(TYPED)"
 	@echo "make fmt    - ruff's fixes and formatting, in place"
@@ -54,9 +55,11 @@ fmt: sync
 	$(UV) run --frozen ruff check --fix .
 	$(UV) run --frozen ruff format .
 
+# PORT= moves the gateway (default 8080); LOG=pretty prints one short line per runtime log line.
 local: sync
 	$(UV) run --frozen python -m emulator $(if $(ENVIRONMENTS),--max-environments $(ENVIRONMENTS)) \
-		$(if $(MANAGED),--managed-instances $(MANAGED))
+		$(if $(MANAGED),--managed-instances $(MANAGED)) $(if $(PORT),--port $(PORT)) \
+		$(if $(LOG),--log $(LOG))
 
 # Byte-compiled like the image, so imports at cold start cost what they cost in Lambda.
 bench: bootstrap
