@@ -11,7 +11,7 @@ help:
 	@echo "make lint   - ruff, mypy (strict), hadolint, workflow schema, zizmor"
 	@echo "make typecheck - mypy --strict over $(TYPED)"
 	@echo "make fmt    - ruff's fixes and formatting, in place"
-	@echo "make bench  - the runtime benchmark (prints figures)"
+	@echo "make bench  - the runtime benchmark: figures beside their targets (STRICT=1: fail on a miss)"
 	@echo "make bench-concurrency - 1/8/32/64 concurrent SSE streams through one Managed Instances environment"
 	@echo "make requirements - regenerate runtime/requirements.txt from uv.lock"
 	@echo "make check STACK=dev - the stack file, offline: valid, or every problem by key (and what CI needs)"
@@ -62,10 +62,11 @@ local: sync
 		$(if $(LOG),--log $(LOG))
 
 # Byte-compiled like the image, so imports at cold start cost what they cost in Lambda.
+# STRICT=1: exit non-zero when a figure misses its target (docs/decisions.md, the budget).
 bench: bootstrap
 	$(UV) sync --frozen --compile-bytecode
 	$(UV) run --frozen python -m compileall -q runtime emulator
-	$(UV) run --frozen python bench/bench_runtime.py
+	$(UV) run --frozen python bench/bench_runtime.py $(if $(STRICT),--strict)
 
 bench-concurrency: bootstrap
 	$(UV) sync --frozen --compile-bytecode
