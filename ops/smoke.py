@@ -55,7 +55,7 @@ def stack_url(stack: str) -> str:
 
 
 def check_resolves(base: str, report: Report) -> None:
-    """The URL's host must resolve; DNS is not what a cold start delays, so fail without retrying."""
+    """The URL's host must resolve: a cold start does not delay DNS, so fail without retrying."""
     parts = urlsplit(base)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise SmokeError(f"{base!r} is not an http(s) URL")
@@ -92,8 +92,9 @@ def check_health(client: httpx.Client, report: Report, wait: float) -> None:
 
 def check_streaming(
     client: httpx.Client, report: Report, path: str, count: int, interval_ms: int
-) -> None:
-    """Events `interval_ms` apart must arrive spread out, not all together."""
+) -> list[tuple[float, str]]:
+    """Events `interval_ms` apart must arrive spread out, not all together; returns each
+    event's arrival (monotonic seconds) with the runtime's clock when it sent it."""
     started = time.monotonic()
     first_byte: float | None = None
     arrivals: list[tuple[float, dict[str, object]]] = []
@@ -135,6 +136,7 @@ def check_streaming(
         f"ok    streaming: first event {spread * 1000:.0f} ms before the last "
         f"(sent {expected * 1000:.0f} ms apart)"
     )
+    return [(at, str(data.get("runtimeTime"))) for at, data in arrivals]
 
 
 def stream_check_event(path: str, seq: int, data: bytes) -> dict[str, Any]:
