@@ -1,7 +1,7 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench bench-concurrency requirements docs check preflight smoke e2e-librechat
+.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench bench-concurrency requirements docs check preflight smoke acceptance e2e-librechat
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
@@ -16,6 +16,7 @@ help:
 	@echo "make requirements - regenerate runtime/requirements.txt from uv.lock"
 	@echo "make check STACK=dev - the stack file, offline: valid, or every problem by key (and what CI needs)"
 	@echo "make preflight STACK=dev - check the account before pulumi up (one line per check)"
+	@echo "make acceptance STACK=dev - deploy a throwaway copy, prove it end to end, destroy it (MODEL=endpoint/model)"
 	@echo "make smoke STACK=dev - prove the deployed stack answers and streams (or URL=...; WAIT=120 s for /health)"
 	@echo "make docs   - regenerate docs/configuration.md's key table from the schema"
 	@echo "make e2e-librechat VERSION=v0.8.7 MODE=standard|managed - the real-LibreChat run"
@@ -103,6 +104,12 @@ preflight: sync
 # (WAIT=seconds /health may take, default 120; a name that does not resolve fails at once).
 smoke: sync
 	$(UV) run --frozen python -m ops.smoke $(if $(URL),--url $(URL),--stack $(STACK)) $(if $(WAIT),--wait $(WAIT))
+
+# A real deploy proven and removed (docs/acceptance.md): a throwaway copy of the stack through
+# the Pulumi Automation API (needs the Pulumi CLI, Docker and AWS credentials), destroyed at
+# the end whatever happened. MODEL=endpoint/model picks the model (default: the first listed).
+acceptance: sync
+	$(UV) run --frozen python -m ops.acceptance --stack $(STACK) $(if $(MODEL),--model $(MODEL))
 
 # docs/configuration.md's key table, generated from the schema in components/config/.
 docs: sync

@@ -309,7 +309,7 @@ def wait_for(
         ok, evidence = probe()
         if ok or time.monotonic() >= deadline:
             return ok, evidence
-        time.sleep(every)
+        time.sleep(min(every, max(wait / 10, 0.2)))
 
 
 def aws_checks(
