@@ -15,7 +15,7 @@ help:
 	@echo "make requirements - regenerate runtime/requirements.txt from uv.lock"
 	@echo "make preflight STACK=dev - check the account before pulumi up (one line per check)"
 	@echo "make smoke STACK=dev - prove the deployed stack answers and streams (or URL=...)"
-	@echo "make docs   - regenerate README.md's configuration table from the schema"
+	@echo "make docs   - regenerate README.md's configuration table and docs/runtime-variables.md"
 	@echo "make e2e-librechat VERSION=v0.8.7 MODE=standard|managed - the real-LibreChat run"
 
 bootstrap:
@@ -94,6 +94,8 @@ preflight: sync
 smoke: sync
 	$(UV) run --frozen python -m ops.smoke $(if $(URL),--url $(URL),--stack $(STACK))
 
-# README.md's configuration table, generated from the schema in components/config/.
+# README.md's configuration table, generated from the schema in components/config/, and the
+# runtime's variables page, from runtime/streaming_proxy/variables.py.
 docs: sync
 	$(UV) run --frozen python -m components.config.docs
+	cd runtime && $(UV) run --frozen python -m streaming_proxy.variables --markdown > ../docs/runtime-variables.md

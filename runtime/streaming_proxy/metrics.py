@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from streaming_proxy.outcome import Outcome
 
-#: The CloudWatch namespace of every runtime metric (components/contract.py states it too).
+#: The CloudWatch namespace of every runtime metric (components/monitoring.py alarms on it).
 NAMESPACE = "LibreChatLambda"
 _function = ["unknown"]
 

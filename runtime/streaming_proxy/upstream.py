@@ -18,7 +18,7 @@ from typing import IO
 from streaming_proxy import log, metrics
 from streaming_proxy.errors import InitError
 from streaming_proxy.readiness import Boot, http_get, librechat_version
-from streaming_proxy.settings import RUNTIME_ONLY
+from streaming_proxy.variables import RUNTIME_ONLY
 
 POLL_INTERVAL = 0.01
 _STDERR_TAIL_LINES = 20
