@@ -16,7 +16,7 @@ help:
 	@echo "make check STACK=dev - the stack file, offline: valid, or every problem by key (and what CI needs)"
 	@echo "make preflight STACK=dev - check the account before pulumi up (one line per check)"
 	@echo "make smoke STACK=dev - prove the deployed stack answers and streams (or URL=...)"
-	@echo "make docs   - regenerate docs/configuration.md's key table from the schema"
+	@echo "make docs   - regenerate docs/configuration.md's key table and docs/runtime-variables.md"
 	@echo "make e2e-librechat VERSION=v0.8.7 MODE=standard|managed - the real-LibreChat run"
 
 bootstrap:
@@ -99,6 +99,9 @@ preflight: sync
 smoke: sync
 	$(UV) run --frozen python -m ops.smoke $(if $(URL),--url $(URL),--stack $(STACK))
 
-# docs/configuration.md's key table, generated from the schema in components/config/.
+# docs/configuration.md's key table, generated from the schema in components/config/, and the
+# runtime's variables page, from runtime/streaming_proxy/variables.py.
 docs: sync
 	$(UV) run --frozen python -m components.config.docs
+	cd runtime && $(UV) run --frozen python -m streaming_proxy.variables --markdown > ../docs/runtime-variables.md
+	@echo "docs/runtime-variables.md: written from runtime/streaming_proxy/variables.py"
