@@ -18,7 +18,7 @@ help:
 	@echo "make preflight STACK=dev - check the account before pulumi up (one line per check)"
 	@echo "make acceptance STACK=dev - deploy a throwaway copy, prove it end to end, destroy it (MODEL=endpoint/model)"
 	@echo "make smoke STACK=dev - prove the deployed stack answers and streams (or URL=...; WAIT=120 s for /health)"
-	@echo "make docs   - regenerate docs/configuration.md's key table from the schema"
+	@echo "make docs   - regenerate docs/configuration.md's key table and docs/runtime-variables.md"
 	@echo "make e2e-librechat VERSION=v0.8.7 MODE=standard|managed - the real-LibreChat run"
 
 bootstrap:
@@ -111,6 +111,9 @@ smoke: sync
 acceptance: sync
 	$(UV) run --frozen python -m ops.acceptance --stack $(STACK) $(if $(MODEL),--model $(MODEL))
 
-# docs/configuration.md's key table, generated from the schema in components/config/.
+# docs/configuration.md's key table, generated from the schema in components/config/, and the
+# runtime's variables page, from runtime/streaming_proxy/variables.py.
 docs: sync
 	$(UV) run --frozen python -m components.config.docs
+	cd runtime && $(UV) run --frozen python -m streaming_proxy.variables --markdown > ../docs/runtime-variables.md
+	@echo "docs/runtime-variables.md: written from runtime/streaming_proxy/variables.py"
