@@ -102,6 +102,9 @@ function = LambdaFunction(
         reserved_concurrency=cfg.function.reserved_concurrency,
         provisioned_concurrency=cfg.function.provisioned_concurrency,
         managed=managed,
+        permissions_boundary=(
+            names.permissions_boundary_name(cfg.name) if cfg.function.permissions_boundary else None
+        ),
         tags=tags,
     ),
 )

@@ -117,18 +117,21 @@ class CapacityProvider(pulumi.ComponentResource):
         partition = aws.get_partition(opts=pulumi.InvokeOptions(parent=self)).partition
         tags = dict(args.tags)
 
-        # 1. The role Lambda assumes to run instances; AWS's managed policy is all it holds.
+        # 1. The role Lambda assumes to run instances; AWS's managed policy is all it holds, and
+        #    its permissions boundary too (the CI deploy roles require that boundary).
+        operator_policy_arn = f"arn:{partition}:iam::aws:policy/{OPERATOR_POLICY_NAME}"
         self.operator_role = aws.iam.Role(
             f"{name}-operator",
             name=names.operator_role_name(args.name),
             assume_role_policy=aws_rules.LAMBDA_TRUST_POLICY,
+            permissions_boundary=operator_policy_arn,
             tags=tags,
             opts=child,
         )
         operator_policy = aws.iam.RolePolicyAttachment(
             f"{name}-operator-policy",
             role=self.operator_role.name,
-            policy_arn=f"arn:{partition}:iam::aws:policy/{OPERATOR_POLICY_NAME}",
+            policy_arn=operator_policy_arn,
             opts=child,
         )
 

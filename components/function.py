@@ -106,6 +106,9 @@ class LambdaFunctionArgs:
     """Set: run on Lambda Managed Instances (no VPC config, reservation or provisioning here)."""
     log_group_name: str | None = None
     """None: `/aws/lambda/<function_name>`; set to keep one log group across a mode switch."""
+    permissions_boundary: str | None = None
+    """Name of the managed policy bounding the role (`names.permissions_boundary_name`, created
+    by ci/); the CI deploy roles may create the role only with it."""
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -213,6 +216,11 @@ class LambdaFunction(pulumi.ComponentResource):
             f"{name}-role",
             name=names.function_role_name(args.function_name),
             assume_role_policy=aws_rules.LAMBDA_TRUST_POLICY,
+            permissions_boundary=(
+                f"arn:{ctx.partition}:iam::{ctx.account}:policy/{args.permissions_boundary}"
+                if args.permissions_boundary
+                else None
+            ),
             tags=tags,
             opts=child,
         )

@@ -42,6 +42,12 @@ class FunctionConfig(Section):
         "environments; the API then calls the alias",
     )
 
+    permissions_boundary: bool = Field(
+        True,
+        description="the function's role carries the permissions boundary `<name>-boundary` "
+        "that ci/ creates, which the CI deploy roles require; false only for a stack deployed "
+        "without ci/'s roles",
+    )
     kms_key_arn: Annotated[str, rule(aws_rules.check_kms_key_arn)] | None = Field(
         None,
         description="customer-managed KMS key encrypting the function's environment: reading "

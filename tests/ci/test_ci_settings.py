@@ -18,8 +18,8 @@ def test_defaults_region_and_environment_from_the_stack() -> None:
     settings = parse(GOOD, default_region="eu-west-1")
     assert settings.oidc_provider_arn is None
     assert settings.stacks == (
-        StackTarget(
-            stack="dev",
+        StackTarget.of(
+            "dev",
             name="librechat-lambda-dev",
             region="eu-west-1",
             environment="dev",
@@ -80,4 +80,4 @@ def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(SettingsError) as caught:
         parse({"repository": "x", "stacks": {"dev": {"name": "n"}}}, default_region=None)
     assert len(caught.value.problems) == 2
-    assert "2 problem(s)" in str(caught.value)
+    assert "2 problems" in str(caught.value)
