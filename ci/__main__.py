@@ -1,6 +1,6 @@
 """librechat-lambda-ci: the AWS identities of librechat-lambda's GitHub workflows.
 
-Applied once per AWS account by an administrator (README, "Pull-request previews and
+Applied once per AWS account by an administrator (docs/deploying.md, "Pull-request previews and
 continuous deployment"): GitHub's OIDC provider and, per deployed stack of the main program,
 a preview role, a deploy role and the deploy role's permissions boundary for the roles it
 creates; and the repository's OIDC subject template. The role ARNs it exports go into the

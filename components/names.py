@@ -8,6 +8,8 @@ drift would otherwise show only as AccessDenied in `pulumi up`). `name` is alway
 
 from __future__ import annotations
 
+import re
+
 PROJECT = "librechat-lambda"
 #: The tag every resource of a stack carries, valued with the stack's `name`. Deploy roles may
 #: write only API Gateway REST APIs, certificates and topics carrying their own value, may set
@@ -16,6 +18,11 @@ SCOPE_TAG = f"{PROJECT}:name"
 #: Appended to a managed-instances function's name: AWS cannot move a function between modes,
 #: so a mode switch is a new function (components/function.py).
 MANAGED_SUFFIX = "-managed"
+
+
+def default_name(stack: str) -> str:
+    """The `name` of a stack whose config sets none: `librechat-<stack>`, as a name prefix."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"librechat-{stack}".lower())[:40].rstrip("-")
 
 
 def function_name(name: str, *, managed: bool) -> str:

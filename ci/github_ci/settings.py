@@ -7,19 +7,23 @@ Keys (namespace `librechat-lambda-ci:`):
 - `oidcProviderArn`: an existing IAM OIDC provider for token.actions.githubusercontent.com
   (one per account); unset, the program creates it.
 - `manageSubjectTemplate` (default true): set the repository's OIDC subject template
-  (`include_claim_keys`, see policies.py) with the GitHub provider; false when an organization
-  owner sets it by hand (docs/security.md), which `make preflight` then checks.
-- `stacks` (required): per deployed stack of the main program, a map of
-  `name` (required; the stack's `name` key, the physical name of its function, repository and
-  log groups), `region` (default `aws:region`), `environment` (the GitHub environment its
-  deployment runs in; default the stack's name), `branch` (the branch it deploys from; default
-  `main`), `accountId` (the AWS account the stack lives in: set, this program refuses to run
-  in another one, so each account's CI stack holds only its own stacks), `domain` (its
-  `domain.name`, if any) and `webAclArn` (its `api.webAclArn`, if any).
+  (`policies.SUBJECT_CLAIM_KEYS`) with the GitHub provider; false when an organization owner
+  sets it by hand (docs/security.md), which `make preflight` then checks.
+- `stacks`: per stack of the main program, what differs from its `Pulumi.<stack>.yaml`: a map
+  of `name` (the stack's `name` key, the physical name of its function, repository and log
+  groups), `region` (default the stack file's `aws:region`, else this stack's), `environment`
+  (the GitHub environment its deployment runs in; default the stack's name), `branch` (the
+  branch it deploys from; default `main`), `accountId` (the AWS account the stack lives in:
+  set, this program refuses to serve it from another account), `domain` (its `domain.name`, if
+  any) and `webAclArn` (its `api.webAclArn`, if any); or `false` for a stack another account's
+  stack of this program serves (one AWS account per stack: docs/security.md).
 
-The same schema base (`components.config.base.Section`) and the same AWS rules
-(`components.aws_rules`) as the main program's configuration: every problem is reported at
-once, each line naming the key.
+Every `Pulumi.<stack>.yaml` beside the main program is served, each entry's keys read from
+that file (`stack_files`), so a new stack file needs no edit here: only `pulumi up` in ci/.
+
+The same schema base (`components.config.base.Section`), AWS rules (`components.aws_rules`)
+and names (`components.names`) as the main program: every problem is reported at once, each
+line naming the key.
 """
 
 from __future__ import annotations
@@ -27,38 +31,43 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 import pulumi
+import yaml
 from pydantic import Field, ValidationError
 
-from components import aws_rules
+from components import aws_rules, names
 from components.config.base import Problem, Section, rule
 from components.config.errors import ConfigError, problems_of
 
 PROJECT = "librechat-lambda-ci"
-
-_REPOSITORY = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9_.-]+$")
-_OIDC_PROVIDER_ARN = re.compile(
-    r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
-)
-_STACK = re.compile(r"^[A-Za-z0-9_.-]+$")
-_ENVIRONMENT = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
-_BRANCH = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
+#: The main program: its directory holds the `Pulumi.<stack>.yaml` files this program serves.
+MAIN_PROGRAM = Path(__file__).resolve().parents[2]
 
 check_repository = aws_rules.matching(
-    _REPOSITORY, "{value!r} is not a GitHub repository; write owner/name"
+    re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9_.-]+$"),
+    "{value!r} is not a GitHub repository; write owner/name",
 )
 check_oidc_provider_arn = aws_rules.matching(
-    _OIDC_PROVIDER_ARN,
+    re.compile(
+        r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
+    ),
     "{value!r} is not the ARN of an IAM OIDC provider for token.actions.githubusercontent.com; "
     "unset it to have one created",
 )
-check_stack = aws_rules.matching(_STACK, "{value!r} is not a Pulumi stack name")
-check_environment = aws_rules.matching(_ENVIRONMENT, "{value!r} is not a GitHub environment name")
-check_branch = aws_rules.matching(_BRANCH, "{value!r} is not a branch name")
+check_stack = aws_rules.matching(
+    re.compile(r"^[A-Za-z0-9_.-]+$"), "{value!r} is not a Pulumi stack name"
+)
+check_environment = aws_rules.matching(
+    re.compile(r"^[A-Za-z0-9_.-]{1,255}$"), "{value!r} is not a GitHub environment name"
+)
+check_branch = aws_rules.matching(
+    re.compile(r"^[A-Za-z0-9._/-]{1,255}$"), "{value!r} is not a branch name"
+)
 
-#: Alias kept for the CI program's callers: a configuration error, every problem by key.
+#: The CI configuration's error: a `ConfigError`, every problem by key.
 SettingsError = ConfigError
 
 
@@ -76,7 +85,7 @@ class StackTarget(Section):
 
     @classmethod
     def of(cls, stack: str, **keys: Any) -> StackTarget:
-        """A target from Python names (tests, the program): `StackTarget.of("dev", name=...)`."""
+        """A target from Python names: `StackTarget.of("dev", name=..., web_acl_arn=...)`."""
         return cls.model_validate({"stack": stack, **{_camel(k): v for k, v in keys.items()}})
 
 
@@ -87,8 +96,8 @@ class CiSettings(Section):
     stacks: tuple[StackTarget, ...]
 
     def related_problems(self) -> Iterator[Problem]:
-        names = [t.name for t in self.stacks]
-        for duplicate in sorted({n for n in names if names.count(n) > 1}):
+        taken = [t.name for t in self.stacks]
+        for duplicate in sorted({n for n in taken if taken.count(n) > 1}):
             yield ("stacks", f"name {duplicate!r} is used by more than one stack")
 
 
@@ -109,34 +118,75 @@ def load() -> CiSettings:
             raw[key] = json.loads(value) if key in ("stacks", "manageSubjectTemplate") else value
         except json.JSONDecodeError:
             raw[key] = value
-    return parse(raw, default_region=pulumi.Config("aws").get("region"))
+    return parse(raw, pulumi.Config("aws").get("region"), main_stacks=stack_files())
 
 
-def parse(raw: Mapping[str, Any], default_region: str | None) -> CiSettings:
-    """Validate decoded configuration values (`load` minus `pulumi.Config`)."""
+def stack_files(root: Path = MAIN_PROGRAM) -> dict[str, dict[str, Any]]:
+    """Each `Pulumi.<stack>.yaml`'s `stacks` entry: the keys its CI roles need, from the file.
+
+    `name` defaults as the main program's does (`names.default_name`); `make check` validates
+    the file itself.
+    """
+    entries: dict[str, dict[str, Any]] = {}
+    for path in sorted(root.glob("Pulumi.*.yaml")):
+        stack = path.name.split(".")[1]
+        config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+        domain = config.get(f"{names.PROJECT}:domain") or {}
+        api = config.get(f"{names.PROJECT}:api") or {}
+        entry = {
+            "name": config.get(f"{names.PROJECT}:name", names.default_name(stack)),
+            "region": config.get("aws:region"),
+            "domain": domain.get("name") if domain.get("enabled", True) else None,
+            "webAclArn": api.get("webAclArn"),
+        }
+        entries[stack] = {k: v for k, v in entry.items() if v is not None}
+    return entries
+
+
+def parse(
+    raw: Mapping[str, Any],
+    default_region: str | None,
+    main_stacks: Mapping[str, Mapping[str, Any]] | None = None,
+) -> CiSettings:
+    """Validate decoded configuration values (`load` minus `pulumi.Config`).
+
+    With `main_stacks` (`stack_files()`), every one of them is served and `stacks` only
+    overrides their keys; without, `stacks` lists the stacks served.
+    """
     problems: list[str] = []
     stacks = raw.get("stacks")
-    targets: list[Any] = []
-    if isinstance(stacks, Mapping):
-        for stack, entry in stacks.items():
-            try:
-                check_stack(str(stack))
-            except ValueError as error:
-                problems.append(f"{PROJECT}:stacks.{stack} {error}")
+    if main_stacks is not None and (stacks is None or isinstance(stacks, Mapping)):
+        overrides = stacks or {}
+        for stack in sorted(set(overrides) - set(main_stacks)):
+            problems.append(
+                f"{PROJECT}:stacks.{stack} names no stack: there is no Pulumi.{stack}.yaml"
+            )
+        stacks = {}
+        for stack, entry in main_stacks.items():
+            override = overrides.get(stack, {})
+            if override is False:  # served by another account's stack of this program
                 continue
-            if not isinstance(entry, Mapping):
-                problems.append(f"{PROJECT}:stacks.{stack} must be a map with at least a name")
-                continue
-            defaults = {"region": default_region, "environment": str(stack)}
-            filled = {k: v for k, v in defaults.items() if v is not None} | dict(entry)
-            targets.append({"stack": str(stack), **filled})
+            stacks[stack] = {**entry, **override} if isinstance(override, Mapping) else override
+    targets: list[dict[str, Any]] = []
     if not isinstance(stacks, Mapping) or not stacks:
         problems.append(
             f"{PROJECT}:stacks must map each deployed stack to its name (and region, domain...)"
         )
-    data = {**raw, "stacks": targets}
+        stacks = {}
+    for stack, entry in stacks.items():
+        try:
+            check_stack(str(stack))
+        except ValueError as error:
+            problems.append(f"{PROJECT}:stacks.{stack} {error}")
+            continue
+        if not isinstance(entry, Mapping):
+            problems.append(f"{PROJECT}:stacks.{stack} must be a map with at least a name")
+            continue
+        defaults = {"region": default_region, "environment": str(stack)}
+        filled = {k: v for k, v in defaults.items() if v is not None} | dict(entry)
+        targets.append({"stack": str(stack), **filled})
     try:
-        settings = CiSettings.model_validate(data)
+        settings = CiSettings.model_validate({**raw, "stacks": targets})
     except ValidationError as error:
         problems += [
             f"{PROJECT}:{_by_stack(line, targets)}" for line in problems_of(error, CiSettings)
@@ -147,10 +197,9 @@ def parse(raw: Mapping[str, Any], default_region: str | None) -> CiSettings:
     return settings
 
 
-def _by_stack(line: str, targets: list[Any]) -> str:
+def _by_stack(line: str, targets: list[dict[str, Any]]) -> str:
     """`stacks[0].name ...` as `stacks.dev.name ...`: stacks are keyed by name in the file."""
     match = re.match(r"^stacks\[(\d+)\]", line)
-    if match is None or not isinstance(targets, list) or int(match.group(1)) >= len(targets):
+    if match is None or int(match.group(1)) >= len(targets):
         return line
-    stack = targets[int(match.group(1))].get("stack", match.group(1))
-    return f"stacks.{stack}{line[match.end() :]}"
+    return f"stacks.{targets[int(match.group(1))]['stack']}{line[match.end() :]}"

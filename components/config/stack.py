@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
@@ -71,8 +70,7 @@ class StackConfig(Section):
     def _default_name(cls, data: Any, info: ValidationInfo) -> Any:
         stack = (info.context or {}).get("stack")
         if isinstance(data, Mapping) and "name" not in data and stack:
-            name = re.sub(r"[^a-z0-9-]+", "-", f"librechat-{stack}".lower())[:40].rstrip("-")
-            return {**data, "name": name}
+            return {**data, "name": names.default_name(stack)}
         return data
 
     @model_validator(mode="after")
