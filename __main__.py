@@ -96,6 +96,7 @@ function = LambdaFunction(
         tracing=cfg.function.tracing,
         reserved_concurrency=cfg.function.reserved_concurrency,
         provisioned_concurrency=cfg.function.provisioned_concurrency,
+        snap_start=cfg.compute.snap_start,
         managed=managed,
         tags=tags,
     ),
