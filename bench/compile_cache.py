@@ -3,8 +3,9 @@
     PATH=/work/node24/bin:$PATH uv run --frozen --group e2e python -m bench.compile_cache \
         --librechat ../lcbuild/v0.8.7 [--runs 5]
 
-1. Fills a cache the way the image build does (runtime/fill-compile-cache.sh: LibreChat's start-up
-   graph, with no database reachable), with the `node` on PATH (the image runs Node 24.16 from v0.8.7).
+1. Fills a cache the way the image build does (runtime/fill-compile-cache.sh: LibreChat's
+   start-up graph, with no database reachable), with the `node` on PATH (the image runs Node
+   24.16 from LibreChat v0.8.7 on).
 2. Boots LibreChat against the end-to-end suite's services (MongoDB wire server, redis-server, the
    fake model) and times spawn -> `/health` 200 and -> `/readyz` 200, alternating two variants:
    `none` (no compile cache) and `baked` (the cache through runtime/preload/compile-cache.cjs, as
