@@ -1,7 +1,7 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench bench-concurrency requirements docs preflight smoke e2e-librechat
+.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench bench-concurrency requirements docs preflight smoke prune-versions e2e-librechat
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
@@ -15,6 +15,7 @@ help:
 	@echo "make requirements - regenerate runtime/requirements.txt from uv.lock"
 	@echo "make preflight STACK=dev - check the account before pulumi up (one line per check)"
 	@echo "make smoke STACK=dev - prove the deployed stack answers and streams (or URL=...)"
+	@echo "make prune-versions STACK=dev [KEEP=3] [DRY_RUN=1] - delete old published versions (SnapStart bills each)"
 	@echo "make docs   - regenerate docs/configuration.md's key table from the schema"
 	@echo "make e2e-librechat VERSION=v0.8.7 MODE=standard|managed - the real-LibreChat run"
 
@@ -92,6 +93,12 @@ preflight: sync
 # After `pulumi up`: /health and the runtime's stream check through the public URL.
 smoke: sync
 	$(UV) run --frozen python -m ops.smoke $(if $(URL),--url $(URL),--stack $(STACK))
+
+# After `pulumi up` with compute.snapStart: each published version's snapshot is billed while it
+# exists and Pulumi deletes none; keep the newest KEEP and those an alias needs.
+prune-versions: sync
+	$(UV) run --frozen python -m ops.prune_versions --stack $(STACK) $(if $(KEEP),--keep $(KEEP)) \
+		$(if $(DRY_RUN),--dry-run)
 
 # docs/configuration.md's key table, generated from the schema in components/config/.
 docs: sync
