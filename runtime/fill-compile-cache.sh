@@ -19,7 +19,7 @@ scratch=$(mktemp -d)
 # Port 9 refuses at once; one second of server selection instead of Mongoose's thirty.
 (cd "$api" && NODE_COMPILE_CACHE=$cache \
     MONGO_URI='mongodb://127.0.0.1:9/LibreChat?serverSelectionTimeoutMS=1000' \
-    LIBRECHAT_LOG_DIR=$scratch HOST=127.0.0.1 PORT=0 \
+    NODE_ENV=production LIBRECHAT_LOG_DIR=$scratch HOST=127.0.0.1 PORT=0 \
     timeout 300 node server/index.js >"$scratch/fill.log" 2>&1) || true
 modules=$(find "$cache" -type f | wc -l)
 if [ "$modules" -lt 100 ]; then
