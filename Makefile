@@ -1,10 +1,11 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench bench-concurrency requirements docs check preflight smoke prune-versions acceptance e2e-librechat
+.PHONY: help bootstrap sync test test-fast pytest lint typecheck fmt local bench bench-concurrency requirements docs check preflight smoke prune-versions acceptance e2e-librechat
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
+	@echo "make test-fast - the tests that start no process and no moto: the edit loop"
 	@echo "make local  - local API Gateway + Lambda emulator with a demo upstream; curl -N the printed URL"
 	@echo "             (ENVIRONMENTS=N: up to N environments; MANAGED=N: Managed Instances, N per environment;"
 	@echo "              PORT=8080; LOG=pretty: one short line per log record instead of JSON)"
@@ -31,8 +32,17 @@ sync: bootstrap
 
 test: sync lint pytest
 
+# The whole suite on every core. --dist loadfile keeps a file's tests on one worker, so a
+# module's fixtures (a runtime under the emulator, moto) start once. The coverage figure counts
+# the runtime's own processes ([tool.coverage.run] patch = subprocess); below the floor
+# ([tool.coverage.report] fail_under) the run fails.
 pytest: sync
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest -n auto --dist loadfile --cov --cov-report=term:skip-covered
+
+# The edit loop and the pre-commit hook: every test not marked slow (tests/conftest.py marks
+# each that starts a process or moto, and fails one that does so unmarked).
+test-fast: sync
+	$(UV) run --frozen pytest -m "not slow" -q -p no:cacheprovider
 
 # What the type checker covers (settings in pyproject.toml [tool.mypy]); ci/ is a program of its
 # own (another __main__), so it is checked on its own.

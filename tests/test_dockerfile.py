@@ -272,6 +272,7 @@ def hadolint_binary() -> str:
     return found
 
 
+@pytest.mark.slow  # runs hadolint
 def test_hadolint_catches_an_unpinned_package(tmp_path: Path) -> None:
     """Guards the guard: make lint's hadolint run really lints (DL3018 flags `apk add python3`)."""
     bad = tmp_path / "Dockerfile"
