@@ -423,3 +423,14 @@ def test_no_advice_with_redis_and_room_to_scale_or_on_managed_instances():
 def test_the_committed_stacks_need_no_advice(mocks: PulumiMocks, stack: str):
     set_all_config(cli_config(stack))
     assert list(load(stack=stack).advice()) == []
+
+
+def test_require_digest_refuses_a_tag_naming_the_key():
+    with pytest.raises(ConfigError) as caught:
+        parse(with_(image={"requireDigest": True}), stack="dev")
+    (problem,) = caught.value.problems
+    assert problem.startswith("librechat-lambda:image.baseImage ")
+    assert "names no digest" in problem
+    pinned = "ghcr.io/danny-avila/librechat-api@sha256:" + "ab" * 32
+    cfg = parse(with_(image={"requireDigest": True, "baseImage": pinned}), stack="dev")
+    assert cfg.image.base_image == pinned
