@@ -106,8 +106,14 @@ def tool(name: str) -> str:
     return found
 
 
-def test_the_four_workflows_exist() -> None:
-    assert all_workflows() == ["ci.yml", "deploy.yml", "preview.yml", "pulumi-up.yml"]
+def test_the_five_workflows_exist() -> None:
+    assert all_workflows() == [
+        "base-image-bump.yml",
+        "ci.yml",
+        "deploy.yml",
+        "preview.yml",
+        "pulumi-up.yml",
+    ]
 
 
 @pytest.mark.parametrize("name", all_workflows())
@@ -128,17 +134,23 @@ def test_permissions_are_empty_by_default_and_granted_per_job(name: str) -> None
     for job_name, job in workflow["jobs"].items():
         granted = job.get("permissions")
         assert granted is not None, f"{name}:{job_name} must declare its permissions"
+        # Only the bump workflow pushes (its branch) and it holds no cloud credential.
+        contents = "write" if name == "base-image-bump.yml" else "read"
         assert set(granted.items()) <= {
-            ("contents", "read"),
+            ("contents", contents),
             ("id-token", "write"),
             ("pull-requests", "write"),
         }, f"{name}:{job_name} asks for more than it needs: {granted}"
+        if contents == "write":
+            assert "id-token" not in granted, f"{name}:{job_name}: pushes, so no cloud tokens"
         uses_oidc = any(s.get("uses", "").startswith(OIDC_ACTION) for s in steps(job))
         calls_workflow = "uses" in job
         if granted.get("id-token") == "write":
             assert uses_oidc or calls_workflow, f"{name}:{job_name}: id-token without OIDC"
         if granted.get("pull-requests") == "write":
-            assert name == "preview.yml", f"{name}:{job_name}: only the preview comments"
+            assert name in ("preview.yml", "base-image-bump.yml"), (
+                f"{name}:{job_name}: only the preview comments and the bump opens its pull request"
+            )
 
 
 @pytest.mark.parametrize("name", all_workflows())
@@ -200,8 +212,8 @@ def test_no_workflow_references_a_secret() -> None:
     deploy = secrets_referenced(workflow_texts(DEPLOY_WORKFLOWS))
     assert preview == set(), f"the preview runs the pull request's code: no secrets ({preview})"
     assert deploy == set(), f"deployments get their tokens by OIDC ({deploy})"
-    assert secrets_referenced(workflow_texts(("ci.yml",))) == set()
-    workflows = set(PREVIEW_WORKFLOWS + DEPLOY_WORKFLOWS + ("ci.yml",))
+    assert secrets_referenced(workflow_texts(("ci.yml", "base-image-bump.yml"))) == set()
+    workflows = set(PREVIEW_WORKFLOWS + DEPLOY_WORKFLOWS + ("ci.yml", "base-image-bump.yml"))
     assert workflows == set(all_workflows()), "classify every workflow as preview or deploy"
 
 
@@ -352,3 +364,24 @@ def test_every_pulumi_up_is_followed_by_the_smoke_test() -> None:
     assert any("make smoke" in n for n in names[up + 1 :]), "no smoke test after pulumi up"
     smoke = next(s for s in steps(job) if "make smoke" in s.get("run", ""))
     assert "${{" not in smoke["run"], "inputs reach the shell through env, never inline"
+
+
+def test_the_bump_workflow_rewrites_a_moved_digest_and_leaves_tags_alone(tmp_path: Path) -> None:
+    """Its resolve step, run under bash with a stand-in `docker` answering a new digest."""
+    job = load("base-image-bump.yml")["jobs"]["bump"]
+    assert load("base-image-bump.yml")["on"]["schedule"]
+    script = next(s for s in steps(job) if s.get("id") == "resolve")["run"]
+    old, new = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    repo = "ghcr.io/danny-avila/librechat-api"
+    (tmp_path / "Pulumi.dev.yaml").write_text(f"config:\n  x:\n    baseImage: {repo}@{old} # v1\n")
+    (tmp_path / "Pulumi.prod.yaml").write_text(f"config:\n  x:\n    baseImage: {repo}:v1\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(f"#!/bin/sh\necho '\"{new}\"'\n")
+    (bin_dir / "docker").chmod(0o755)
+    output = tmp_path / "output"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "GITHUB_OUTPUT": str(output)}
+    subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, check=True)
+    assert (tmp_path / "Pulumi.dev.yaml").read_text().endswith(f"{repo}@{new} # v1\n")
+    assert (tmp_path / "Pulumi.prod.yaml").read_text().endswith(f"{repo}:v1\n")
+    assert output.read_text() == "changed=1\n"
