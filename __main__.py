@@ -101,6 +101,7 @@ function = LambdaFunction(
         tracing=cfg.function.tracing,
         reserved_concurrency=cfg.function.reserved_concurrency,
         provisioned_concurrency=cfg.function.provisioned_concurrency,
+        snap_start=cfg.compute.snap_start,
         managed=managed,
         permissions_boundary=(
             names.permissions_boundary_name(cfg.name) if cfg.function.permissions_boundary else None

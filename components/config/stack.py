@@ -13,7 +13,7 @@ from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, model_
 from components import aws_rules, names
 from components.config.api import ApiConfig
 from components.config.base import Problem, Section, TextMap, problems_error, rule, switchable
-from components.config.compute import ComputeConfig
+from components.config.compute import SNAP_START_MAX_EPHEMERAL_MB, ComputeConfig
 from components.config.domain import DomainConfig
 from components.config.environment import Environment
 from components.config.errors import ConfigError, problems_of
@@ -204,6 +204,7 @@ class StackConfig(Section):
                     f"is {fn.memory_mb}; standard Lambda takes at most "
                     f"{aws_rules.STANDARD_MEMORY_MB[1]} (more needs compute.mode managedInstances)",
                 )
+            yield from self._snap_start_problems()
             return
         mode = "with compute.mode managedInstances"
         if self.network is None:
@@ -248,6 +249,36 @@ class StackConfig(Section):
                 "compute.maxVcpus",
                 f"is {compute.max_vcpus}; compute.minEnvironments {compute.min_environments} "
                 f"of {fn.memory_mb} MB need {vcpus} vCPUs",
+            )
+
+    def _snap_start_problems(self) -> Iterator[Problem]:
+        """What SnapStart rules out (AWS: not with provisioned concurrency, EFS or more than
+        512 MB of /tmp), and deploy-time secrets, which every kept version would hold
+        (docs/compute-modes.md, SnapStart)."""
+        if not self.compute.snap_start:
+            return
+        fn = self.function
+        if fn.provisioned_concurrency:
+            yield (
+                "function.provisionedConcurrency",
+                "cannot be combined with compute.snapStart (Lambda refuses both on one version); "
+                "set it to 0 or turn compute.snapStart off",
+            )
+        if fn.ephemeral_storage_mb > SNAP_START_MAX_EPHEMERAL_MB:
+            yield (
+                "function.ephemeralStorageMb",
+                f"is {fn.ephemeral_storage_mb}; compute.snapStart allows at most "
+                f"{SNAP_START_MAX_EPHEMERAL_MB} MB of /tmp: set it to "
+                f"{SNAP_START_MAX_EPHEMERAL_MB}",
+            )
+        if self.secrets.mode == "deploy" and self.secrets.parameters:
+            yield (
+                "secrets.mode",
+                "must be runtime with compute.snapStart: in deploy mode every published version "
+                "keeps the secret values in its configuration (readable with "
+                "lambda:GetFunctionConfiguration) for as long as it exists, and SnapStart keeps "
+                "several; runtime mode keeps only parameter names there "
+                "(docs/compute-modes.md, SnapStart)",
             )
 
 
