@@ -65,7 +65,13 @@ def test_every_committed_stack_keeps_secret_values_out_of_function_and_state(
 
 def test_a_previewed_stack_refuses_deploy_mode_before_reading_any_secret(mocks: PulumiMocks):
     with pytest.raises(ConfigError) as caught:
-        run(mocks, "dev", secrets={"mode": "deploy"}, function={"kmsKeyArn": KEY})
+        run(
+            mocks,
+            "dev",
+            secrets={"mode": "deploy"},
+            function={"kmsKeyArn": KEY},
+            compute={"snapStart": False},
+        )
     (problem,) = caught.value.problems
     assert problem.startswith("librechat-lambda:secrets.mode is deploy, but pull requests preview")
     assert mocks.calls_to(C.SSM_PARAMETER) == []
@@ -73,7 +79,7 @@ def test_a_previewed_stack_refuses_deploy_mode_before_reading_any_secret(mocks: 
 
 def test_deploy_mode_needs_a_customer_managed_key_named_in_the_error(mocks: PulumiMocks):
     with pytest.raises(ConfigError) as caught:
-        run(mocks, "dev", previewed=False, secrets={"mode": "deploy"})
+        run(mocks, "dev", previewed=False, secrets={"mode": "deploy"}, compute={"snapStart": False})
     (problem,) = caught.value.problems
     assert problem.startswith("librechat-lambda:function.kmsKeyArn is required")
     assert [r for r in mocks.resources if r.custom] == []
@@ -81,7 +87,14 @@ def test_deploy_mode_needs_a_customer_managed_key_named_in_the_error(mocks: Pulu
 
 
 def test_deploy_mode_encrypts_the_environment_with_that_key(mocks: PulumiMocks):
-    run(mocks, "dev", previewed=False, secrets={"mode": "deploy"}, function={"kmsKeyArn": KEY})
+    run(
+        mocks,
+        "dev",
+        previewed=False,
+        secrets={"mode": "deploy"},
+        function={"kmsKeyArn": KEY},
+        compute={"snapStart": False},
+    )
     function = mocks.one(T.FUNCTION)
     assert plain(function.inputs)["kmsKeyArn"] == KEY
     assert is_secret_input(function.inputs["environment"])
