@@ -57,9 +57,13 @@ def test_every_committed_stack_keeps_secret_values_out_of_function_and_state(
         assert fake_ssm_value(parameter) not in recorded
 
 
+#: The dev stack uses SnapStart, which refuses deploy-time secrets (tests/test_snapstart_program.py).
+NO_SNAPSTART = {"snapStart": False}
+
+
 def test_deploy_mode_needs_a_customer_managed_key_named_in_the_error(mocks: PulumiMocks):
     with pytest.raises(ConfigError) as caught:
-        run(mocks, "dev", secrets={"mode": "deploy"})
+        run(mocks, "dev", secrets={"mode": "deploy"}, compute=NO_SNAPSTART)
     (problem,) = caught.value.problems
     assert problem.startswith("librechat-lambda:function.kmsKeyArn is required")
     assert [r for r in mocks.resources if r.custom] == []
@@ -67,7 +71,7 @@ def test_deploy_mode_needs_a_customer_managed_key_named_in_the_error(mocks: Pulu
 
 
 def test_deploy_mode_encrypts_the_environment_with_that_key(mocks: PulumiMocks):
-    run(mocks, "dev", secrets={"mode": "deploy"}, function={"kmsKeyArn": KEY})
+    run(mocks, "dev", secrets={"mode": "deploy"}, function={"kmsKeyArn": KEY}, compute=NO_SNAPSTART)
     function = mocks.one(T.FUNCTION)
     assert plain(function.inputs)["kmsKeyArn"] == KEY
     assert is_secret_input(function.inputs["environment"])
