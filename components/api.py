@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.naming import EndpointType
+from components.aws_rules import EndpointType
 
 #: API Gateway's maximum integration timeout in STREAM mode (15 minutes).
 STREAM_TIMEOUT_MS = 900_000

@@ -34,7 +34,7 @@ InvokeWithResponseStream take the qualifier `$LATEST.PUBLISHED`, PutFunctionScal
 it or a version number). Lambda sets `AWS_LAMBDA_MAX_CONCURRENCY` in the environment from
 `per_execution_environment_max_concurrency` (runtimes-custom.html), so the program does not.
 AWS cannot move a function between the modes, so the physical name carries the mode
-(`function_name_for`): switching is a new function, created before the old one is deleted.
+(`names.function_name`): switching is a new function, created before the old one is deleted.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
-from components import naming
+from components import aws_rules, names
+from components.aws_rules import LAMBDA_ENV_LIMIT_BYTES, Architecture, S3Location, environment_size
 from components.config import RuntimeConfig
 from components.contract import (
     CONFIG_PATH,
@@ -57,15 +58,12 @@ from components.contract import (
     UPSTREAM_PORT,
 )
 from components.function_policy import AwsContext, in_vpc, policy_statements
-from components.naming import LAMBDA_ENV_LIMIT_BYTES, Architecture, S3Location, environment_size
 
 #: Name of the alias the API invokes when versions are published (provisioned concurrency,
 #: SnapStart).
 ALIAS_NAME = "live"
 #: The version a managed-mode function publishes to and the API invokes.
 LATEST_PUBLISHED = "$LATEST.PUBLISHED"
-#: Appended to a managed-mode function's name: a mode switch is then a replacement.
-MANAGED_NAME_SUFFIX = "-managed"
 
 
 @dataclass(frozen=True)
@@ -79,11 +77,6 @@ class ManagedCompute:
     """Invocations one environment serves at once (Lambda sets AWS_LAMBDA_MAX_CONCURRENCY)."""
     min_environments: int
     max_environments: int
-
-
-def function_name_for(base: str, managed: bool) -> str:
-    """The function's physical name in a mode; the modes never share a function."""
-    return f"{base}{MANAGED_NAME_SUFFIX}" if managed else base
 
 
 @dataclass(frozen=True)
@@ -124,6 +117,9 @@ class LambdaFunctionArgs:
     """Set: run on Lambda Managed Instances (no VPC config, reservation or provisioning here)."""
     log_group_name: str | None = None
     """None: `/aws/lambda/<function_name>`; set to keep one log group across a mode switch."""
+    permissions_boundary: str | None = None
+    """Name of the managed policy bounding the role (`names.permissions_boundary_name`, created
+    by ci/); the CI deploy roles may create the role only with it."""
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -155,11 +151,6 @@ def plain_environment(args: LambdaFunctionArgs) -> dict[str, str]:
         env["SSM_SECRETS"] = json.dumps(dict(sorted(args.secrets.items())), separators=(",", ":"))
     env |= FIXED_ENVIRONMENT
     return env
-
-
-def function_role_name(function_name: str) -> str:
-    """The function's IAM role name (ci/github_ci/policies.py scopes deploy roles to it)."""
-    return f"{function_name}-function"
 
 
 def streaming_invoke_arn(ctx: AwsContext, target_arn: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -235,8 +226,13 @@ class LambdaFunction(pulumi.ComponentResource):
         # Named after the function, so that a deploy role can be scoped to exactly this role.
         self.role = aws.iam.Role(
             f"{name}-role",
-            name=function_role_name(args.function_name),
-            assume_role_policy=naming.LAMBDA_TRUST_POLICY,
+            name=names.function_role_name(args.function_name),
+            assume_role_policy=aws_rules.LAMBDA_TRUST_POLICY,
+            permissions_boundary=(
+                f"arn:{ctx.partition}:iam::{ctx.account}:policy/{args.permissions_boundary}"
+                if args.permissions_boundary
+                else None
+            ),
             tags=tags,
             opts=child,
         )

@@ -14,13 +14,13 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 
-from components import naming
+from components import aws_rules
 from components.config.base import Problem, Section, rule
 
 #: The most /tmp Lambda SnapStart allows, in MB (snapstart-activate).
 SNAP_START_MAX_EPHEMERAL_MB = 512
 
-InstanceType = Annotated[str, rule(naming.check_instance_type)]
+InstanceType = Annotated[str, rule(aws_rules.check_instance_type)]
 
 
 def _whole_number_text(value: object) -> object:
@@ -71,7 +71,7 @@ class ComputeConfig(Section):
     )
     allowed_instance_types: tuple[InstanceType, ...] = Field(
         (),
-        max_length=naming.MAX_INSTANCE_TYPES,
+        max_length=aws_rules.MAX_INSTANCE_TYPES,
         description="managed instances: EC2 types the capacity provider may launch, of "
         "`function.architecture`; empty: Lambda chooses",
         examples=["c7g.xlarge"],
@@ -90,7 +90,7 @@ class ComputeConfig(Section):
         description="managed instances: average CPU percent the fleet scales to "
         "(none: AWS scales automatically)",
     )
-    kms_key_arn: Annotated[str, rule(naming.check_kms_key_arn)] | None = Field(
+    kms_key_arn: Annotated[str, rule(aws_rules.check_kms_key_arn)] | None = Field(
         None, description="managed instances: customer-managed KMS key of the capacity provider"
     )
 
