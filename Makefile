@@ -1,7 +1,7 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench bench-concurrency requirements docs check preflight smoke acceptance e2e-librechat
+.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench bench-concurrency requirements docs check preflight smoke prune-versions acceptance e2e-librechat
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
@@ -18,6 +18,7 @@ help:
 	@echo "make preflight STACK=dev - check the account before pulumi up (one line per check)"
 	@echo "make acceptance STACK=dev - deploy a throwaway copy, prove it end to end, destroy it (MODEL=endpoint/model)"
 	@echo "make smoke STACK=dev - prove the deployed stack answers and streams (or URL=...; WAIT=120 s for /health)"
+	@echo "make prune-versions STACK=dev [KEEP=3] [DRY_RUN=1] - delete old published versions (SnapStart bills each)"
 	@echo "make docs   - regenerate docs/configuration.md's key table and docs/runtime-variables.md"
 	@echo "make e2e-librechat VERSION=v0.8.7 MODE=standard|managed - the real-LibreChat run"
 
@@ -104,6 +105,12 @@ preflight: sync
 # (WAIT=seconds /health may take, default 120; a name that does not resolve fails at once).
 smoke: sync
 	$(UV) run --frozen python -m ops.smoke $(if $(URL),--url $(URL),--stack $(STACK)) $(if $(WAIT),--wait $(WAIT))
+
+# After `pulumi up` with compute.snapStart: each published version's snapshot is billed while it
+# exists and Pulumi deletes none; keep the newest KEEP and those an alias needs.
+prune-versions: sync
+	$(UV) run --frozen python -m ops.prune_versions --stack $(STACK) $(if $(KEEP),--keep $(KEEP)) \
+		$(if $(DRY_RUN),--dry-run)
 
 # A real deploy proven and removed (docs/acceptance.md): a throwaway copy of the stack through
 # the Pulumi Automation API (needs the Pulumi CLI, Docker and AWS credentials), destroyed at
