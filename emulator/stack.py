@@ -49,7 +49,8 @@ class LocalStack:
     - `max_environments`: environments Lambda may start when every one is busy (reserved
       concurrency); beyond it invocations are throttled (API Gateway answers 500).
     - `managed_instances`: Lambda Managed Instances with that many concurrent invocations
-      per environment: never frozen, timeouts answered but not enforced, no init restart.
+      per environment: never frozen, a timed-out invocation answered 504 while the environment
+      keeps running, no init restart.
     - `port`: the gateway's port (0 picks a free one); each Runtime API picks its own.
     - `stage`: emulate a stage path prefix (`/{stage}/...`, stripped from `path`).
     - `idle_timeout`: cut a started stream that sent nothing for this long (None: never).
