@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from streaming_proxy import log, metrics
 from streaming_proxy.coldstart import ColdStartFetch
 from streaming_proxy.errors import InitError
 from streaming_proxy.runtime_api import RuntimeApiClient
-from streaming_proxy.settings import SettingsError, load
+from streaming_proxy.settings import SettingsError, load, relay_redis_url
 from streaming_proxy.upstream import Upstream, UpstreamFailed, upstream_env
 
 if TYPE_CHECKING:
@@ -49,6 +50,10 @@ def main() -> int:
                 configObject=bool(settings.config_bucket),
                 secrets=len(secrets),
                 elapsedMs=elapsed_ms,
+            )
+        if settings.stream_relay and not settings.stream_relay_redis:  # REDIS_URI from SSM
+            settings = replace(
+                settings, stream_relay_redis=relay_redis_url({**os.environ, **secrets})
             )
         upstream = Upstream(
             settings.upstream_command,

@@ -54,6 +54,11 @@ RUNTIME_ONLY = frozenset(
         "BACKGROUND_TITLE_WAIT",
         "STREAM_IDLE_TIMEOUT",
         "STREAM_CHECK_PATH",
+        "STREAM_RELAY",
+        "STREAM_RELAY_REDIS",
+        "STREAM_RELAY_RETENTION",
+        "STREAM_RELAY_MAX_EVENTS",
+        "STREAM_RELAY_HEARTBEAT",
         "LOG_LEVEL",
     }
 )
@@ -96,6 +101,11 @@ class Settings:
     managed_instances: bool
     stream_check_path: str
     function_name: str
+    stream_relay: bool
+    stream_relay_redis: str | None
+    stream_relay_retention: float
+    stream_relay_max_events: int
+    stream_relay_heartbeat: float
 
     @property
     def fetches_anything(self) -> bool:
@@ -186,6 +196,17 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             f"STREAM_CHECK_PATH={stream_check_path!r} must start with '/' (or be empty: off)"
         )
 
+    relay = (text("STREAM_RELAY", "on") or "on").lower()
+    if relay not in {"on", "off", "true", "false", "1", "0"}:
+        problems.append(f"STREAM_RELAY={relay!r} must be on or off")
+    relay_redis = relay_redis_url(env)
+    if relay_redis and not relay_redis.startswith(("redis://", "rediss://", "unix://")):
+        # The value is not quoted: a Redis URL may carry a password.
+        problems.append(
+            "STREAM_RELAY_REDIS (or LibreChat's REDIS_URI) must be a redis://, rediss:// "
+            "or unix:// URL"
+        )
+
     settings = Settings(
         runtime_api=runtime_api or "",
         max_concurrency=int(number("AWS_LAMBDA_MAX_CONCURRENCY", 1, 1, 1024)),
@@ -218,10 +239,26 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         or "AWS_LAMBDA_MAX_CONCURRENCY" in env,
         stream_check_path=stream_check_path,
         function_name=text("AWS_LAMBDA_FUNCTION_NAME", "local") or "local",
+        stream_relay=relay in {"on", "true", "1"},
+        stream_relay_redis=relay_redis,
+        stream_relay_retention=number("STREAM_RELAY_RETENTION", 1800.0, 60.0, 86400.0),
+        stream_relay_max_events=int(number("STREAM_RELAY_MAX_EVENTS", 20000, 100, 1_000_000)),
+        stream_relay_heartbeat=number("STREAM_RELAY_HEARTBEAT", 5.0, 1.0, 60.0),
     )
     if problems:
         raise SettingsError("Invalid runtime environment: " + "; ".join(problems))
     return settings
+
+
+def relay_redis_url(env: Mapping[str, str]) -> str | None:
+    """The stream relay's Redis: STREAM_RELAY_REDIS, else LibreChat's own when it uses Redis
+    (its job store must be shared for the stop button and reconnects to work anyway)."""
+    explicit = env.get("STREAM_RELAY_REDIS", "").strip()
+    if explicit:
+        return explicit
+    if env.get("USE_REDIS", "").strip().lower() == "true":
+        return env.get("REDIS_URI", "").strip() or None
+    return None
 
 
 def _host_of(url: str) -> str:
