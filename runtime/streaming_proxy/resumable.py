@@ -102,6 +102,7 @@ class Resumable:
         if response.status != 200 or length is None or length > _ANSWER_LIMIT:
             return response, None
         data = response.read()
+        response.close()  # its connection goes back to the pool for the question below
         answer = Prefetched(response, data)
         stream_id = _started_stream(data)
         if stream_id is None:
