@@ -1,7 +1,7 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench bench-concurrency requirements docs preflight smoke e2e-librechat
+.PHONY: help bootstrap sync test pytest redis-server lint typecheck fmt local bench bench-concurrency requirements docs preflight smoke e2e-librechat
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
@@ -27,8 +27,15 @@ sync: bootstrap
 
 test: sync lint pytest
 
-pytest: sync
+pytest: sync redis-server
 	$(UV) run --frozen pytest
+
+# The stream relay's tests run a real redis-server (Debian's); a clean machine gets it here.
+redis-server:
+	@command -v redis-server >/dev/null || { \
+		echo "installing redis-server (apt-get) for the stream relay's tests"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 
 # What the type checker covers (settings in pyproject.toml [tool.mypy]); ci/ is a program of its
 # own (another __main__), so it is checked on its own.

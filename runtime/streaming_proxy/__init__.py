@@ -61,6 +61,17 @@ BACKGROUND_TITLE_WAIT      20                                  seconds the hold 
 STREAM_CHECK_PATH          ``/_runtime/stream-check``          GET path the runtime answers itself with a paced
                                                                event stream (``n`` <= 20 events, ``interval_ms``
                                                                <= 1000 apart); empty = off (stream_check.py)
+STREAM_RELAY               on                                  carry resumable LibreChat streams (v0.8.2+) between
+                                                               environments through Redis (resumable.py); only
+                                                               where environments freeze, with a Redis; off = off
+STREAM_RELAY_REDIS         LibreChat's REDIS_URI when          Redis URL of the relay (redis://, rediss://,
+                           USE_REDIS=true                      unix://); REDIS_URI may come from SSM_SECRETS
+STREAM_RELAY_RETENTION     1800                                seconds a turn's events stay in Redis after their
+                                                               last write (60 to 86400)
+STREAM_RELAY_MAX_EVENTS    20000                               events kept per turn (approximate trimming, oldest
+                                                               first)
+STREAM_RELAY_HEARTBEAT     5                                   seconds without a sign of life from the holding
+                                                               environment before its reader ends the stream
 LOG_LEVEL                  INFO                                DEBUG logs every request, INFO too; WARNING less
                                                                (lines carrying metrics are always written)
 =========================  ==================================  ==============================================

@@ -240,6 +240,7 @@ class Handler(BaseHTTPRequestHandler):
         sent = 0
         if resume:
             events = self._shared_events(conversation, 0)
+            events = [e for e in events if b'"final": true' not in e]  # it follows the sync
             text = "".join(
                 json.loads(e.split(b"data: ", 1)[1])["data"]["text"]
                 for e in events

@@ -15,6 +15,7 @@ import time
 
 import httpx
 import pytest
+from conftest import free_port
 from test_readiness import librechat
 
 from emulator import LocalStack
@@ -29,7 +30,12 @@ def headers(user: str) -> dict[str, str]:
 
 def stack(tmp_path, redis_url: str, environments: int = 3, **extra: str) -> LocalStack:
     env = librechat(
-        tmp_path, "v0.8.7", STARTUP="0", TITLE_AFTER="0.1", USE_REDIS="true", REDIS_URI=redis_url,
+        tmp_path,
+        "v0.8.7",
+        STARTUP="0",
+        TITLE_AFTER="0.1",
+        USE_REDIS="true",
+        REDIS_URI=redis_url,
         **extra,
     )
     return LocalStack(env=env, max_environments=environments)
@@ -43,7 +49,10 @@ def post(st: LocalStack, user: str, conversation: str | None = None, **params: o
     # the stream GET then gets another environment, as on Lambda.
     params = {"tokens": 10, "delay": 150, "work": 0, **params}
     answer = httpx.post(
-        f"{st.url}/api/agents/chat/openAI", params=params, json=body, headers=headers(user),
+        f"{st.url}/api/agents/chat/openAI",
+        params=params,
+        json=body,
+        headers=headers(user),
         timeout=30,
     )
     assert answer.status_code == 200, answer.text
@@ -79,11 +88,12 @@ def test_first_answer_and_follow_ups_arrive_whole_from_another_environment(tmp_p
             assert tokens(events) == [f"t{i} " for i in range(10)], f"turn {turn}"
             assert [e for e in events if e.get("created")], "the created event came"
             finals = [e for e in events if e.get("final")]
-            assert len(finals) == 1 and finals[0]["responseMessage"]["text"] == "".join(f"t{i} " for i in range(10))
+            assert len(finals) == 1 and finals[0]["responseMessage"]["text"] == "".join(
+                f"t{i} " for i in range(10)
+            )
             conversation = stream_id
             time.sleep(0.3)  # both environments back in /next
         posts, gets = served(st, "POST", "/chat/openAI"), served(st, "GET", "/chat/stream/")
-        print("DIRS", posts, gets)
         assert all(p != g for p, g in zip(posts, gets, strict=True)), (posts, gets)
         assert st.wait_for_log('"relay":"redis"')
         # Turns never mix: each turn has its own Redis stream under the conversation's id.
@@ -131,3 +141,143 @@ def test_hostile_stream_ids_are_refused_before_they_reach_redis(tmp_path, redis_
         assert "is not a LibreChat stream id" in answer.json()["message"]
         assert redis_server.client.keys("lambda-relay:*") == []
         assert httpx.get(f"{st.url}/health", timeout=30).status_code == 200  # still serving
+
+
+class Reader(threading.Thread):
+    """Reads one stream in the background, recording each event as it comes."""
+
+    def __init__(self, st: LocalStack, stream_id: str, user: str, stop_after: int = 0) -> None:
+        super().__init__(daemon=True)
+        self.url = f"{st.url}/api/agents/chat/stream/{stream_id}"
+        self.user, self.stop_after = user, stop_after
+        self.events: list[dict] = []
+        self.error: Exception | None = None
+        self.ended_at: float | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            with httpx.stream("GET", self.url, headers=headers(self.user), timeout=30) as answer:
+                for line in answer.iter_lines():
+                    if line.startswith("data: "):
+                        self.events.append(json.loads(line[6:]))
+                    if self.stop_after and len(tokens(self.events)) >= self.stop_after:
+                        return  # the browser's connection drops
+        except httpx.HTTPError as exc:
+            self.error = exc
+        finally:
+            self.ended_at = time.monotonic()
+
+    def wait_tokens(self, n: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while len(tokens(self.events)) < n:
+            assert time.monotonic() < deadline, f"{len(tokens(self.events))} of {n} tokens came"
+            time.sleep(0.02)
+
+
+def test_the_stop_button_on_a_third_environment_ends_the_answer(tmp_path, redis_server):
+    with stack(tmp_path, redis_server.url).start(init_timeout=30) as st:
+        stream_id = post(st, "user-1", tokens=300, delay=100)
+        reader = Reader(st, stream_id, "user-1")
+        reader.wait_tokens(3)
+        abort = httpx.post(
+            f"{st.url}/api/agents/chat/abort",
+            json={"streamId": stream_id},
+            headers=headers("user-1"),
+            timeout=30,
+        )
+        assert abort.status_code == 200, abort.text
+        reader.join(30)
+        final = reader.events[-1]
+        assert final.get("final") and final["aborted"] is True
+        assert 3 <= len(tokens(reader.events)) < 300
+        (post_env,), (get_env,) = served(st, "POST", "/chat/openAI"), served(st, "GET", "/stream/")
+        (abort_env,) = served(st, "POST", "/chat/abort")
+        assert len({post_env, get_env, abort_env}) == 3
+
+
+def test_a_reconnect_continues_the_answer_without_doubling_it(tmp_path, redis_server):
+    """?resume=true is LibreChat's own: its sync event carries what was said so far."""
+    with stack(tmp_path, redis_server.url).start(init_timeout=30) as st:
+        stream_id = post(st, "user-1", tokens=20, delay=100)
+        first = Reader(st, stream_id, "user-1", stop_after=4)
+        first.join(30)
+        events = read(st, stream_id, "user-1", resume="true")
+        sync = events[0]
+        assert sync.get("sync") is True
+        said = sync["resumeState"]["aggregatedContent"][0]["text"]
+        assert said.startswith("t0 t1 t2 t3 ")
+        assert said + "".join(tokens(events)) == "".join(f"t{i} " for i in range(20))
+        assert events[-1].get("final")
+
+
+def test_an_environment_that_dies_mid_answer_ends_the_reader_cleanly(tmp_path, redis_server):
+    with stack(tmp_path, redis_server.url, STREAM_RELAY_HEARTBEAT="1").start(init_timeout=30) as st:
+        stream_id = post(st, "user-1", tokens=100, delay=100)
+        reader = Reader(st, stream_id, "user-1")
+        reader.wait_tokens(3)
+        (post_env,) = served(st, "POST", "/chat/openAI")
+        killed_at = time.monotonic()
+        st.environments[post_env - 1].sandbox.kill()  # Lambda ends it: runtime, LibreChat, all
+        reader.join(15)
+        assert not reader.is_alive(), "the reader still waits"
+        assert reader.error is None  # a clean end, not a broken connection
+        assert reader.ended_at - killed_at < 4  # the heartbeat (1 s) expired, then it ended
+        assert "stopped" in reader.events[-1]["error"]
+        assert len(tokens(reader.events)) < 100
+
+
+def test_retention_and_length_are_bounded(tmp_path, redis_server):
+    with stack(
+        tmp_path,
+        redis_server.url,
+        environments=2,
+        STREAM_RELAY_RETENTION="120",
+        STREAM_RELAY_MAX_EVENTS="100",
+    ).start(init_timeout=30) as st:
+        stream_id = post(st, "user-1", tokens=1000, delay=1)
+        pointer = f"lambda-relay:{{{stream_id}}}"
+        turn = f"{pointer}:{redis_server.client.hget(pointer, 'turn').decode()}"
+        deadline = time.monotonic() + 30
+        while not (redis_server.client.xrevrange(turn, count=1) or [(0, {})])[0][1].get(b"end"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert redis_server.client.xlen(turn) < 300  # trimmed near 100, whole nodes at a time
+        for key in (turn, pointer):
+            assert 0 < redis_server.client.ttl(key) <= 120
+
+
+def test_with_its_redis_down_the_relay_steps_aside_and_the_answer_still_comes(
+    tmp_path, redis_server
+):
+    """The relay's own Redis (STREAM_RELAY_REDIS) down: LibreChat's own transport serves."""
+    nobody = f"redis://127.0.0.1:{free_port()}/0"
+    with stack(tmp_path, redis_server.url, STREAM_RELAY_REDIS=nobody).start(init_timeout=30) as st:
+        stream_id = post(st, "user-1", tokens=5, delay=20)
+        events = read(st, stream_id, "user-1")
+        assert tokens(events) == [f"t{i} " for i in range(5)]
+        warning = json.loads(st.wait_for_log("turn not registered"))
+        assert warning["error"] == "ConnectionError"
+        assert httpx.get(f"{st.url}/health", timeout=30).status_code == 200
+
+
+def test_redis_failing_mid_answer_ends_the_stream_with_a_clear_error(tmp_path, redis_server):
+    from redis_server import RedisServer
+
+    relay_redis = RedisServer(tmp_path / "relay")
+    try:
+        with stack(tmp_path, redis_server.url, STREAM_RELAY_REDIS=relay_redis.url).start(
+            init_timeout=30
+        ) as st:
+            stream_id = post(st, "user-1", tokens=300, delay=50)
+            reader = Reader(st, stream_id, "user-1")
+            reader.wait_tokens(3)
+            relay_redis.stop()
+            reader.join(15)
+            assert not reader.is_alive()
+            assert len(tokens(reader.events)) < 300
+            line = json.loads(st.wait_for_log("the stream relay's Redis failed"))
+            assert line["error"].startswith("Runtime.StreamError")
+            assert httpx.get(f"{st.url}/health", timeout=30).status_code == 200
+    finally:
+        relay_redis.stop()
