@@ -126,9 +126,8 @@ def main() -> None:
         finally:
             redis.stop()
     base50 = pct(direct, 50)
-    print(
-        f"environments (POST->GET): {', '.join(f'{a}->{b}' for a, b in zip(posts, gets, strict=False))}"
-    )
+    pairs = ", ".join(f"{a}->{b}" for a, b in zip(posts, gets, strict=False))
+    print(f"environments (POST->GET): {pairs}")
     for name, values in (("direct (in-process)", direct), ("relay: first answer", first),
                          ("relay: follow-ups", follow)):  # fmt: skip
         if not values:
