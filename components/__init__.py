@@ -9,3 +9,13 @@
 - `api`: the REST API that streams the function's responses.
 - `domain`: the custom domain, certificate and DNS records.
 """
+
+import sys
+from pathlib import Path
+
+# The program reads the runtime's own declarations (runtime/streaming_proxy/variables.py, the
+# metrics namespace) instead of copying them: `runtime/` is a source root here as it is for
+# pytest and mypy (pyproject.toml), the one place the Pulumi program and ops/ learn it.
+_RUNTIME = str(Path(__file__).resolve().parent.parent / "runtime")
+if _RUNTIME not in sys.path:
+    sys.path.append(_RUNTIME)

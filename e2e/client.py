@@ -17,8 +17,7 @@ from typing import Any
 
 import httpx
 
-from e2e.fake_llm import CHAT_MARKER, MODEL
-from e2e.services import ENDPOINT
+from e2e.fake_llm import CHAT_MARKER, ENDPOINT, MODEL
 
 NO_PARENT = "00000000-0000-0000-0000-000000000000"
 TOKEN = re.compile(r"\bt(\d+)\b")
@@ -43,7 +42,7 @@ class Stream:
     stream_id: str | None = None
     events: int = 0
     synced: set[int] = field(default_factory=set)  # tokens a resume's sync event carried
-    doubled: set[int] = field(default_factory=set)  # tokens seen twice (sync or delta)
+    doubled: set[int] = field(default_factory=set)  # tokens on screen twice after a resume
 
     @property
     def answer_tokens(self) -> set[int]:
@@ -60,6 +59,8 @@ class Stream:
     def lost(self) -> set[int]:
         """Tokens of the answer the client never saw live (nor in a resume's sync)."""
         return self.answer_tokens - set(self.arrivals) - self.synced
+
+    delta_times: list[float] = field(default_factory=list)  # epoch seconds of each text delta
 
     @property
     def first_token_ms(self) -> float | None:
@@ -83,6 +84,12 @@ class LibreChat:
         )
         self.cookies: dict[str, str] = {}
         self.token: str | None = None
+        # What to chat with: the suite's fake model by default; ops/acceptance.py sets a model
+        # the deployed stack configures (and no marker, which only the fake model needs).
+        self.endpoint: str = ENDPOINT
+        self.endpoint_type: str | None = "custom"
+        self.model: str = MODEL
+        self.marker: str | None = CHAT_MARKER
         self.log: list[str] = []  # one line per request: method, path, status, ms
 
     def close(self) -> None:
@@ -171,8 +178,8 @@ class LibreChat:
         files: list[dict[str, Any]] | None = None,
         read: bool = True,
     ) -> Stream:
-        if not text.startswith(CHAT_MARKER):
-            text = f"{CHAT_MARKER}: {text}"
+        if self.marker and not text.startswith(self.marker):
+            text = f"{self.marker}: {text}"
         body: dict[str, Any] = {
             "text": text,
             "sender": "User",
@@ -182,9 +189,9 @@ class LibreChat:
             "conversationId": conversation_id,
             "messageId": str(uuid.uuid4()),
             "error": False,
-            "endpoint": ENDPOINT,
-            "endpointType": "custom",
-            "model": MODEL,
+            "endpoint": self.endpoint,
+            "endpointType": self.endpoint_type,
+            "model": self.model,
             "isTemporary": False,
             "isRegenerate": False,
             "isContinued": False,
@@ -193,7 +200,9 @@ class LibreChat:
         }  # fmt: skip
         if files:
             body["files"] = files
-        path = f"/api/agents/chat/{ENDPOINT}"
+        if body["endpointType"] is None:
+            del body["endpointType"]
+        path = f"/api/agents/chat/{self.endpoint}"
         headers = self._headers({"Content-Type": "application/json", "Accept": "*/*"})
         result.post_sent_at = sent_at = time.time()
         with self.http.stream("POST", path, content=json.dumps(body), headers=headers) as response:
@@ -328,7 +337,10 @@ class LibreChat:
         if data.get("created"):
             message = data.get("message") or {}
             result.conversation_id = message.get("conversationId") or result.conversation_id
-        for text in _delta_texts(data):
+        texts = _delta_texts(data)
+        if any(texts):
+            result.delta_times.append(now)
+        for text in texts:
             result.text += text
             for match in TOKEN.finditer(text):
                 n = int(match.group(1))

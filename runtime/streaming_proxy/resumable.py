@@ -41,8 +41,8 @@ from streaming_proxy.events import UpstreamRequest
 from streaming_proxy.outcome import Outcome
 from streaming_proxy.redis_stream import STREAM_ID, RedisError, RelayStore, Turn
 from streaming_proxy.responses import prelude
+from streaming_proxy.runtime_api import ResponseStream
 from streaming_proxy.settings import Settings
-from streaming_proxy.stream import ResponseStream, end
 from streaming_proxy.transport import Transport, UpstreamResponse
 from streaming_proxy.watchdog import Watchdog
 
@@ -270,7 +270,8 @@ class Resumable:
                 self._watchdog.unwatch(watch)
         if not stream.started:
             stream.start(prelude(200, _SSE_HEAD))
-        end(stream, outcome, status, error)
+        outcome.responded(status, stream.bytes_sent, error)
+        outcome.answered(stream.end(error))
 
     # -- both ----------------------------------------------------------------------------------
 
