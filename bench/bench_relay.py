@@ -72,7 +72,7 @@ def answer(
             now = time.time()
             receiving = receiving or now
             if line.startswith("data: ") and "on_message_delta" in line:
-                sent = json.loads(line[6:])["data"]["sentAt"]
+                sent = json.loads(line[6:])["sentAt"]
                 if sent >= receiving:
                     latencies.append((now - sent) * 1000)
     return stream_id, latencies

@@ -18,11 +18,16 @@ in a conversation reuse the stream id and lose tokens or their final event that 
   first entry with XREAD BLOCK. It ends on the end entry, when the producer's heartbeat
   expires (A died: an ``error`` event, then a clean end), or at its own deadline.
 
+A reconnect (``?resume=true``) gets LibreChat's own ``sync`` event first: the resume state
+B's LibreChat builds from its Redis job store (``BACKGROUND_STATUS_PATH`` answers it, with the
+caller's credentials). The relay then skips the turn's events up to as much text as that
+state holds and relays the rest, so nothing is said twice on screen (LibreChat's own
+cross-process resume lost tokens between the two on v0.8.7: docs/decisions.md).
+
 What stays LibreChat's: the stop button (``POST /chat/abort`` aborts the job through
 LibreChat's Redis job store from any environment; A's reader then gets the abort's final
-event like any other), and a reconnect (``?resume=true``: LibreChat's own sync event rebuilds
-the message from its job store, so nothing is doubled). A stream nobody registered (an older
-turn, a runtime without the relay) and any Redis failure fall back to LibreChat's own path.
+event like any other). A stream nobody registered (an older turn, a runtime without the
+relay) and any Redis failure fall back to LibreChat's own path.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from typing import NamedTuple
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from streaming_proxy import log
@@ -85,8 +91,10 @@ class Resumable:
         transport: Transport,
         watchdog: Watchdog,
         start_wait: float,
+        status_path: str = "/api/agents/chat/status/{id}",
     ) -> None:
         self.store = store
+        self._status_path = status_path
         self._transport = transport
         self._watchdog = watchdog
         self._start_wait = start_wait
@@ -194,8 +202,7 @@ class Resumable:
                 "stream id: letters, digits, '-' and '_' only, at most 128",
             )
         query = dict(parse_qsl(urlsplit(request.target).query))
-        if query.get("resume") == "true":
-            return False  # LibreChat's sync event rebuilds the message from its job store
+        resume = query.get("resume") == "true"
         try:
             current = self.store.current(stream_id)
         except RedisError as exc:
@@ -211,11 +218,40 @@ class Resumable:
         if user != owner:
             raise RequestError(403, "this stream belongs to another user")
         outcome.relay = "redis"
-        self._relay(turn, stream, cutoff, outcome)
+        sync = self._sync(request, stream_id, cutoff) if resume else None
+        self._relay(turn, stream, cutoff, outcome, sync)
         return True
 
-    def _relay(self, turn: Turn, stream: ResponseStream, cutoff: float, outcome: Outcome) -> None:
+    def _sync(self, request: UpstreamRequest, stream_id: str, cutoff: float) -> Sync:
+        """LibreChat's resume state of the job, from the status path, as a sync event."""
+        headers = [(k, v) for k, v in request.headers if k.lower() not in _BODY_HEADERS]
+        target = self._status_path.replace("{id}", quote(stream_id, safe="")).encode()
+        timeout = max(min(cutoff - time.monotonic(), 10.0), 0.01)
+        try:
+            status, body = self._transport.fetch(b"GET", target, headers, timeout)
+            data = json.loads(body) if status == 200 else None
+        except Exception:
+            data = None
+        state = data.get("resumeState") if isinstance(data, dict) else None
+        if not isinstance(state, dict):
+            return Sync(None, 0)  # nothing to rebuild from: the turn is replayed whole
+        event = {"sync": True, "resumeState": state, "pendingEvents": []}
+        said = sum(len(t) for t in _content_texts(state.get("aggregatedContent")))
+        return Sync(b"event: message\ndata: " + json.dumps(event).encode() + b"\n\n", said)
+
+    def _relay(
+        self,
+        turn: Turn,
+        stream: ResponseStream,
+        cutoff: float,
+        outcome: Outcome,
+        sync: Sync | None = None,
+    ) -> None:
         after = b"0"
+        first = (sync.event if sync else None) or b""  # a resume's sync event goes first
+        # After a sync, the events it stands for are not resent: every event until the text
+        # it holds is passed (its deltas), then from the first delta beyond it.
+        skipping, said = bool(first), sync.said if sync else 0
         status = 200
         error: tuple[str, str] | None = None
         start_by = time.monotonic() + self._start_wait
@@ -245,15 +281,22 @@ class Resumable:
                     after = entry_id
                     if b"h" in fields:
                         status, headers = _head(fields[b"h"])
-                        stream.start(prelude(status, headers))
+                        stream.start(prelude(status, headers), first)
                         watch = self._watchdog.watch(stream, cutoff, True, None)
                     elif b"e" in fields:
-                        events.append(fields[b"e"])
+                        event = fields[b"e"]
+                        if skipping and not _final(event):
+                            length = _delta_length(event)
+                            if not length or said > 0:
+                                said -= length
+                                continue
+                        skipping = False
+                        events.append(event)
                     elif b"end" in fields:
                         finished = True
                 if events:
                     if not stream.started:
-                        stream.start(prelude(200, _SSE_HEAD))
+                        stream.start(prelude(200, _SSE_HEAD), first)
                         watch = self._watchdog.watch(stream, cutoff, True, None)
                     stream.write(b"".join(events))
                 if finished:
@@ -269,7 +312,7 @@ class Resumable:
             if watch is not None:
                 self._watchdog.unwatch(watch)
         if not stream.started:
-            stream.start(prelude(200, _SSE_HEAD))
+            stream.start(prelude(200, _SSE_HEAD), first)
         outcome.responded(status, stream.bytes_sent, error)
         outcome.answered(stream.end(error))
 
@@ -295,6 +338,54 @@ class Resumable:
             data = None
         user = data.get("id") or data.get("_id") if isinstance(data, dict) else None
         return user if isinstance(user, str) and user else None
+
+
+class Sync(NamedTuple):
+    """A resume's first event (None: no state to send) and how much text it already holds."""
+
+    event: bytes | None
+    said: int
+
+
+def _content_texts(content: object) -> list[str]:
+    """The text of LibreChat content parts (``text`` and ``think``), in order."""
+    texts: list[str] = []
+    for part in content if isinstance(content, list) else []:
+        if isinstance(part, dict):
+            for key in ("text", "think"):
+                value = part.get(key)
+                if isinstance(value, dict):
+                    value = value.get("value")
+                if isinstance(value, str):
+                    texts.append(value)
+    return texts
+
+
+def _event_data(event: bytes) -> object:
+    for line in event.split(b"\n"):
+        if line.startswith(b"data:"):
+            try:
+                return json.loads(line[5:])
+            except ValueError:
+                return None
+    return None
+
+
+def _delta_length(event: bytes) -> int:
+    """How much text a streamed event adds (0 for events that are not text deltas)."""
+    if b"_delta" not in event:
+        return 0
+    data = _event_data(event)
+    if not isinstance(data, dict) or not str(data.get("event", "")).endswith("_delta"):
+        return 0
+    delta = (data.get("data") or {}).get("delta") if isinstance(data.get("data"), dict) else None
+    content = delta.get("content") if isinstance(delta, dict) else None
+    return sum(len(t) for t in _content_texts(content))
+
+
+def _final(event: bytes) -> bool:
+    data = _event_data(event) if b'"final"' in event else None
+    return isinstance(data, dict) and bool(data.get("final"))
 
 
 def _content_length(response: UpstreamResponse) -> int | None:
@@ -337,4 +428,6 @@ def resumable_for(settings: Settings, transport: Transport, watchdog: Watchdog) 
         s.stream_relay_max_events,
         s.stream_relay_heartbeat,
     )
-    return Resumable(store, transport, watchdog, start_wait=s.stream_relay_heartbeat * 2)
+    return Resumable(
+        store, transport, watchdog, s.stream_relay_heartbeat * 2, s.background_status_path
+    )

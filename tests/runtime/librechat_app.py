@@ -102,6 +102,16 @@ def sse(data: dict) -> bytes:
     return f"event: message\ndata: {json.dumps(data)}\n\n".encode()
 
 
+def said(events: list[bytes]) -> str:
+    """The answer's text so far (LibreChat's aggregated content), from its delta events."""
+    return "".join(
+        part["text"]
+        for e in events
+        if b"on_message_delta" in e
+        for part in json.loads(e.split(b"data: ", 1)[1])["data"]["delta"]["content"]
+    )
+
+
 def emit(conversation: str, event: bytes) -> None:
     with EVENTS_CHANGED:
         EVENTS[conversation].append(event)
@@ -127,8 +137,8 @@ def generate(conversation: str, body: dict, query: dict) -> None:
             break
         token = f"t{i} "
         text += token
-        delta = {"index": i, "text": token, "sentAt": time.time()}
-        emit(conversation, sse({"event": "on_message_delta", "data": delta}))
+        delta = {"id": "step-1", "delta": {"content": [{"type": "text", "text": token}]}}
+        emit(conversation, sse({"event": "on_message_delta", "data": delta, "sentAt": time.time()}))
     final = {"final": True, "aborted": aborted(conversation), "responseMessage": {"text": text}}
     emit(conversation, sse(final))
     if SHARED is not None:
@@ -195,9 +205,13 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 status = job[b"status"].decode()
                 created = int(job[b"createdAt"])
+                events = self._shared_events(path.rsplit("/", 1)[1], 0)
+                state = {"aggregatedContent": [{"type": "text", "text": said(events)}]}
                 self._json(
-                    200, {"active": status == "running", "status": status, "createdAt": created}
-                )
+                    200,
+                    {"active": status == "running", "status": status, "createdAt": created,
+                     "resumeState": state},
+                )  # fmt: skip
         elif path.startswith("/api/agents/chat/status/"):
             with LOCK:
                 running = JOBS.get(path.rsplit("/", 1)[1], False)
@@ -241,12 +255,7 @@ class Handler(BaseHTTPRequestHandler):
         if resume:
             events = self._shared_events(conversation, 0)
             events = [e for e in events if b'"final": true' not in e]  # it follows the sync
-            text = "".join(
-                json.loads(e.split(b"data: ", 1)[1])["data"]["text"]
-                for e in events
-                if b"on_message_delta" in e
-            )
-            state = {"aggregatedContent": [{"type": "text", "text": text}]}
+            state = {"aggregatedContent": [{"type": "text", "text": said(events)}]}
             self._chunk(sse({"sync": True, "resumeState": state, "pendingEvents": []}))
             sent = len(events)
         while True:

@@ -68,7 +68,12 @@ def read(st: LocalStack, stream_id: str, user: str, **params: str) -> list[dict]
 
 
 def tokens(events: list[dict]) -> list[str]:
-    return [e["data"]["text"] for e in events if e.get("event") == "on_message_delta"]
+    return [
+        part["text"]
+        for e in events
+        if e.get("event") == "on_message_delta"
+        for part in e["data"]["delta"]["content"]
+    ]
 
 
 def served(st: LocalStack, method: str, fragment: str) -> list[int | None]:
@@ -197,7 +202,8 @@ def test_the_stop_button_on_a_third_environment_ends_the_answer(tmp_path, redis_
 
 
 def test_a_reconnect_continues_the_answer_without_doubling_it(tmp_path, redis_server):
-    """?resume=true is LibreChat's own: its sync event carries what was said so far."""
+    """?resume=true: LibreChat's sync event (what was said so far, from its status path), then
+    the relay from the first token past it."""
     with stack(tmp_path, redis_server.url).start(init_timeout=30) as st:
         stream_id = post(st, "user-1", tokens=20, delay=100)
         first = Reader(st, stream_id, "user-1", stop_after=4)
@@ -209,6 +215,10 @@ def test_a_reconnect_continues_the_answer_without_doubling_it(tmp_path, redis_se
         assert said.startswith("t0 t1 t2 t3 ")
         assert said + "".join(tokens(events)) == "".join(f"t{i} " for i in range(20))
         assert events[-1].get("final")
+        deadline = time.monotonic() + 15  # the dropped read is logged when its relay ends
+        while len([line for line in st.logs if '"relay":"redis"' in line]) < 2:
+            assert time.monotonic() < deadline, "the resume did not go through the relay"
+            time.sleep(0.1)
 
 
 def test_an_environment_that_dies_mid_answer_ends_the_reader_cleanly(tmp_path, redis_server):
