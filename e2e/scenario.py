@@ -279,9 +279,10 @@ class Journey:
         return (holds[n] if n < len(holds) else None, gets[n] if n < len(gets) else None)
 
     def wait_for_hold(self, stream: Stream, timeout: float = 30.0) -> None:
-        """The hold's log line comes when the environment lets go of the POST."""
+        """The hold's log line comes when the environment lets go of the POST, the GET's when
+        its stream ended."""
         deadline = time.monotonic() + timeout
-        while self.environments(stream)[0] is None and time.monotonic() < deadline:
+        while None in self.environments(stream) and time.monotonic() < deadline:
             time.sleep(0.1)
 
     def follow_ups_both_ways(self, first: Stream) -> tuple[bool, str]:
