@@ -1,7 +1,7 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test test-fast pytest lint typecheck fmt local bench bench-concurrency requirements docs check preflight smoke prune-versions acceptance e2e-librechat
+.PHONY: help bootstrap sync test test-fast pytest redis-server lint typecheck fmt local bench bench-concurrency requirements docs check preflight smoke prune-versions acceptance e2e-librechat
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
@@ -36,13 +36,20 @@ test: sync lint pytest
 # module's fixtures (a runtime under the emulator, moto) start once. The coverage figure counts
 # the runtime's own processes ([tool.coverage.run] patch = subprocess); below the floor
 # ([tool.coverage.report] fail_under) the run fails.
-pytest: sync
+pytest: sync redis-server
 	$(UV) run --frozen pytest -n auto --dist loadfile --cov --cov-report=term:skip-covered
 
 # The edit loop and the pre-commit hook: every test not marked slow (tests/conftest.py marks
 # each that starts a process or moto, and fails one that does so unmarked).
 test-fast: sync
 	$(UV) run --frozen pytest -m "not slow" -q -p no:cacheprovider
+
+# The stream relay's tests run a real redis-server (Debian's); a clean machine gets it here.
+redis-server:
+	@command -v redis-server >/dev/null || { \
+		echo "installing redis-server (apt-get) for the stream relay's tests"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 
 # What the type checker covers (settings in pyproject.toml [tool.mypy]); ci/ is a program of its
 # own (another __main__), so it is checked on its own.

@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== LibreChat {args.version} directly (the baseline)", flush=True)
         summary["direct"] = direct_phase(root, services, out)
         print(f"== LibreChat {args.version} behind the emulator, {args.mode} mode", flush=True)
-        summary["front"] = front_phase(root, services, out, args)
+        baseline = percentile(summary["direct"].get("token_ms", []), 50)
+        summary["front"] = front_phase(root, services, out, args, baseline)
     except Exception as exc:  # the summary still says how far the run got
         summary["aborted"] = f"{type(exc).__name__}: {exc}"
         print(f"e2e: run aborted: {summary['aborted']}", file=sys.stderr)
@@ -265,7 +266,11 @@ class Emulator:
 
 
 def front_phase(
-    root: Path, services: Services, out: Path, args: argparse.Namespace
+    root: Path,
+    services: Services,
+    out: Path,
+    args: argparse.Namespace,
+    baseline_ms: float | None = None,
 ) -> dict[str, Any]:
     emulator = Emulator(root, services, out, args.mode, args.runtime_env)
     result: dict[str, Any] = {}
@@ -287,8 +292,9 @@ def front_phase(
             )
         result["warm_health_ms"] = warm_health(emulator.url)
         client = LibreChat(emulator.url)
-        journey = Journey(client, services.llm)
+        journey = Journey(client, services.llm, lines=emulator.lines, baseline_ms=baseline_ms)
         journey.run()
+        result["cells"] = journey.cells()  # the relay per answer kind and direction
         result["steps"] = [vars(s) for s in journey.steps]
         result["first_token_ms"] = [s.first_token_ms for s in journey.streams]
         result["token_ms"] = token_latencies(journey.streams, services.llm)
@@ -427,6 +433,9 @@ def figures(summary: dict[str, Any]) -> dict[str, Any]:
         "token_ms_p50_front": _round(f_p50),
         "relay_ms_p50": _round(f_p50 - d_p50) if d_p50 is not None and f_p50 is not None else None,
         "token_ms_p90_front": _round(percentile(f_tokens, 90)),
+        "relay_ms_p95": _round(percentile(f_tokens, 95) - d_p50)
+        if d_p50 is not None and f_tokens
+        else None,
     }
 
 
@@ -447,6 +456,8 @@ def report(summary: dict[str, Any], out: Path) -> int:
     print(line)
     for key, value in summary["figures"].items():
         print(f"  {key:24} {value}")
+    for name, cell in summary.get("front", {}).get("cells", {}).items():
+        print(f"  relay {name:30} {json.dumps(cell)}")
     print(f"  results: {out}")
     if summary.get("aborted"):
         failed.append(f"aborted ({summary['aborted']})")

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from types import FrameType
 from typing import Protocol
 
@@ -22,7 +23,7 @@ from streaming_proxy import log, metrics
 from streaming_proxy.coldstart import ColdStartFetch
 from streaming_proxy.errors import InitError, UpstreamFailed
 from streaming_proxy.runtime_api import Invocation, RuntimeApiClient
-from streaming_proxy.settings import Settings, SettingsError, load
+from streaming_proxy.settings import Settings, SettingsError, load, relay_redis_url
 from streaming_proxy.upstream import Upstream, upstream_env
 
 
@@ -59,6 +60,10 @@ def main(handler_factory: Callable[[], HandlerFactory]) -> int:
                 configObject=bool(settings.config_bucket),
                 secrets=len(secrets),
                 elapsedMs=elapsed_ms,
+            )
+        if settings.stream_relay and not settings.stream_relay_redis:  # REDIS_URI from SSM
+            settings = replace(
+                settings, stream_relay_redis=relay_redis_url({**os.environ, **secrets})
             )
         upstream = Upstream(
             settings.upstream_command,
