@@ -1,4 +1,5 @@
-"""Client of the Lambda Runtime API: the next event, init errors, and their connection.
+"""Client of the Lambda Runtime API: the next event, init and restore errors, SnapStart's
+restore/next, and their connection.
 
 Each worker owns one keep-alive connection to one known peer and makes four kinds of request,
 so the HTTP/1.1 framing is written by hand, here and in stream.py (the streamed response):
@@ -174,6 +175,22 @@ class RuntimeApiClient:
 
     def init_error(self, error_type: str, message: str) -> None:
         path = f"/{API_VERSION}/runtime/init/error"
+        self._post(path, error_json(error_type, message), checked_type(error_type))
+
+    def restore_next(self) -> None:
+        """SnapStart: block until Lambda restores this environment from its snapshot."""
+        request = (
+            f"GET /{API_VERSION}/runtime/restore/next HTTP/1.1\r\n"
+            f"Host: {self.connection.host}\r\n\r\n"
+        ).encode()
+        status, _, body = self.connection.exchange(request)
+        if status != 200:
+            detail = body[:300].decode("utf-8", "replace")
+            raise RuntimeApiError(f"Runtime API /restore/next answered {status}: {detail}")
+
+    def restore_error(self, error_type: str, message: str) -> None:
+        """SnapStart: the after-restore work failed (Lambda then ends the environment)."""
+        path = f"/{API_VERSION}/runtime/restore/error"
         self._post(path, error_json(error_type, message), checked_type(error_type))
 
 

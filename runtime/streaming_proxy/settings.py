@@ -21,6 +21,8 @@ DEFAULT_DIRS = "/tmp/librechat/uploads:/tmp/librechat/images:/tmp/librechat/logs
 # concurrent /next and /response requests up to" (docs.aws.amazon.com/lambda/latest/dg/
 # runtimes-api.html); standard Lambda sets neither.
 MANAGED_INSTANCES_INIT_TYPE = "lambda-managed-instances"
+# ... and what SnapStart sets (snapstart-runtime-hooks-custom.html): snapstart.py runs its steps.
+SNAP_START_INIT_TYPE = "snap-start"
 
 
 # What the upstream does not inherit: Lambda's Runtime API (a child could take other
@@ -96,6 +98,7 @@ class Settings:
     managed_instances: bool
     stream_check_path: str
     function_name: str
+    snap_start: bool
 
     @property
     def fetches_anything(self) -> bool:
@@ -218,6 +221,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         or "AWS_LAMBDA_MAX_CONCURRENCY" in env,
         stream_check_path=stream_check_path,
         function_name=text("AWS_LAMBDA_FUNCTION_NAME", "local") or "local",
+        snap_start=env.get("AWS_LAMBDA_INITIALIZATION_TYPE") == SNAP_START_INIT_TYPE,
     )
     if problems:
         raise SettingsError("Invalid runtime environment: " + "; ".join(problems))
