@@ -6,7 +6,8 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
 	@echo "make local  - local API Gateway + Lambda emulator with a demo upstream; curl -N the printed URL"
-	@echo "             (ENVIRONMENTS=N: up to N environments; MANAGED=N: Managed Instances, N per environment)"
+	@echo "             (ENVIRONMENTS=N: up to N environments; MANAGED=N: Managed Instances, N per environment;"
+	@echo "              SNAPSTART=1: SnapStart, each environment restored from its snapshot by its first request)"
 	@echo "make lint   - ruff, mypy (strict), hadolint, workflow schema, zizmor"
 	@echo "make typecheck - mypy --strict over $(TYPED)"
 	@echo "make fmt    - ruff's fixes and formatting, in place"
@@ -55,7 +56,7 @@ fmt: sync
 
 local: sync
 	$(UV) run --frozen python -m emulator $(if $(ENVIRONMENTS),--max-environments $(ENVIRONMENTS)) \
-		$(if $(MANAGED),--managed-instances $(MANAGED))
+		$(if $(MANAGED),--managed-instances $(MANAGED)) $(if $(SNAPSTART),--snapstart)
 
 # Byte-compiled like the image, so imports at cold start cost what they cost in Lambda.
 bench: bootstrap

@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(AWS_LAMBDA_MAX_CONCURRENCY=N), never frozen, timeouts not enforced",
     )
     p.add_argument(
+        "--snapstart",
+        action="store_true",
+        help="Lambda SnapStart: every environment inits, is frozen as its snapshot, and is "
+        "restored by the first invocation routed to it",
+    )
+    p.add_argument(
         "--idle-timeout",
         type=float,
         default=300.0,
@@ -120,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             idle_timeout=args.idle_timeout or None,
             max_environments=args.max_environments,
             managed_instances=args.managed_instances,
+            snapstart=args.snapstart,
             verbose=True,
         )
     except OSError as exc:

@@ -34,6 +34,7 @@ PRELOAD = PRELOAD_DIR / "snapstart.cjs"
 OPENSSL_CONFIG = PRELOAD_DIR / "openssl-snapstart.cnf"
 RESTORE_BUDGET = 10.0  # seconds Lambda allows restore plus after-restore work
 RESTORE_MARGIN = 0.5  # the part of it kept for reporting a failure in time
+HELLO_WAIT = 5.0  # seconds the preload's first line may take once the upstream is healthy
 BEFORE_TIMEOUT = 60.0  # before-snapshot work may take up to the function timeout or 130 s
 BEFORE_SNAPSHOT_ERROR = "Runtime.BeforeSnapshotError"
 AFTER_RESTORE_ERROR = "Runtime.AfterRestoreError"
@@ -72,8 +73,8 @@ class HookChannel:
     def call(self, step: str, timeout: float, error_type: str) -> dict[str, Any]:
         """Run one step in the upstream; its answer, or HookFailed naming what failed."""
         deadline = time.monotonic() + timeout
-        if self.hello is None:
-            self.hello = self._read(deadline, step, error_type)
+        if self.hello is None:  # written as the preload loads: long there if it is there
+            self.hello = self._read(min(deadline, time.monotonic() + HELLO_WAIT), step, error_type)
         try:
             self._ours.sendall(json.dumps({"step": step}).encode() + b"\n")
         except OSError as exc:
