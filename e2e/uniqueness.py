@@ -29,17 +29,20 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "runtime"))
-from streaming_proxy import snapstart  # noqa: E402
+from streaming_proxy import snapstart
 
 PROBE_DIR = Path(__file__).resolve().parent / "snapstart_probe"
 SEED_LINE = re.compile(rb"getrandom\(.*, (\d+), ")
 
 
-def environment(node: str, modules: Path, *, restore: bool, seed: str = "one-snapshot") -> dict[str, str]:
+def environment(
+    node: str, modules: Path, *, restore: bool, seed: str = "one-snapshot"
+) -> dict[str, str]:
     """One restored environment: its next value per source (after the steps if `restore`)."""
     channel = snapstart.HookChannel()
     env = {
@@ -64,7 +67,7 @@ def environment(node: str, modules: Path, *, restore: bool, seed: str = "one-sna
                                if process.stderr else "the probe failed")  # fmt: skip
         if restore:
             snapstart.before_snapshot(channel, timeout=30)
-            snapstart.after_restore(channel, deadline=_monotonic() + 10)
+            snapstart.after_restore(channel, deadline=time.monotonic() + 10)
         process.stdin.write(b"go\n")
         process.stdin.flush()
         line = process.stdout.readline()
@@ -75,12 +78,6 @@ def environment(node: str, modules: Path, *, restore: bool, seed: str = "one-sna
         if process.poll() is None:
             process.kill()
         channel.close()
-
-
-def _monotonic() -> float:
-    import time  # noqa: PLC0415
-
-    return time.monotonic()
 
 
 def prove(node: str, modules: Path) -> dict[str, Any]:
@@ -113,7 +110,10 @@ def openssl_state(node: str) -> dict[str, Any]:
     if strace is None:
         raise RuntimeError("strace is needed to watch OpenSSL's seeding (apt-get install strace)")
     out: dict[str, Any] = {}
-    for label, extra in (("default", []), ("snapstart", [f"--openssl-config={snapstart.OPENSSL_CONFIG}"])):
+    for label, extra in (
+        ("default", []),
+        ("snapstart", [f"--openssl-config={snapstart.OPENSSL_CONFIG}"]),
+    ):
         done = subprocess.run(
             [strace, "-f", "-e", "trace=getrandom", node, *extra, "-e", script],
             capture_output=True, check=True, timeout=60,
@@ -124,27 +124,39 @@ def openssl_state(node: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m e2e.uniqueness", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m e2e.uniqueness", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--modules", required=True, help="a node_modules directory (LibreChat's)")
     p.add_argument("--node", default="node")
     p.add_argument("--out", help="write the evidence as JSON here")
     args = p.parse_args(argv)
     sources = prove(args.node, Path(args.modules).resolve())
     openssl = openssl_state(args.node)
-    version = subprocess.run([args.node, "--version"], capture_output=True, text=True).stdout.strip()
-    failed = [n for n, s in sources.items()
-              if not (s["snapshot_shared"] and s["restored_differ"] and s["not_from_snapshot"])]  # fmt: skip
+    version = subprocess.run(
+        [args.node, "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    failed = [
+        name
+        for name, s in sources.items()
+        if not (s["snapshot_shared"] and s["restored_differ"] and s["not_from_snapshot"])
+    ]
     if not openssl["default"]["drbg_seeded"] or openssl["snapstart"]["drbg_seeded"]:
         failed.append("OpenSSL generator")
     print(f"== SnapStart uniqueness, Node {version}, {args.modules}")
     for name, s in sources.items():
         verdict = "fresh" if name not in failed else "NOT FRESH"
-        print(f"  [{verdict}] {name}: snapshot {s['control']} -> restored {s['restored'][0]} / {s['restored'][1]}")
-    print(f"  [{'NOT FRESH' if 'OpenSSL generator' in failed else 'fresh'}] OpenSSL generator: "
-          f"getrandom sizes default {openssl['default']['getrandom_sizes']}, "
-          f"SnapStart config {openssl['snapstart']['getrandom_sizes']} (a DRBG seed reads >= 32)")  # fmt: skip
+        a, b = s["restored"]
+        print(f"  [{verdict}] {name}: snapshot {s['control']} -> restored {a} / {b}")
+    verdict = "NOT FRESH" if "OpenSSL generator" in failed else "fresh"
+    print(
+        f"  [{verdict}] OpenSSL generator: getrandom sizes with the default config "
+        f"{openssl['default']['getrandom_sizes']}, with the SnapStart config "
+        f"{openssl['snapstart']['getrandom_sizes']} (seeding a DRBG reads >= 32 bytes)"
+    )
     if args.out:
-        Path(args.out).write_text(json.dumps({"node": version, "sources": sources, "openssl": openssl}, indent=2) + "\n")
+        evidence = {"node": version, "sources": sources, "openssl": openssl}
+        Path(args.out).write_text(json.dumps(evidence, indent=2) + "\n")
     return 1 if failed else 0
 
 
