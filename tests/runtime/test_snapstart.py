@@ -140,7 +140,6 @@ def test_restore_next_failure_ends_the_runtime_without_serving(failing_runtime_a
         check=False,
         text=True,
         timeout=60,
-        check=False,
         cwd=Path(__file__).parent,
     )
     assert done.returncode == 1
