@@ -16,7 +16,7 @@ help:
 	@echo "make requirements - regenerate runtime/requirements.txt from uv.lock"
 	@echo "make preflight STACK=dev - check the account before pulumi up (one line per check)"
 	@echo "make smoke STACK=dev - prove the deployed stack answers and streams (or URL=...)"
-	@echo "make docs   - regenerate README.md's configuration table from the schema"
+	@echo "make docs   - regenerate docs/configuration.md's key table from the schema"
 	@echo "make e2e-librechat VERSION=v0.8.7 MODE=standard|managed - the real-LibreChat run"
 
 bootstrap:
@@ -74,8 +74,7 @@ requirements: bootstrap
 	$(UV) export --only-group runtime --no-emit-project --frozen -o runtime/requirements.txt
 
 # The real-LibreChat end-to-end run (not part of `make test`): one cell of the supported-versions
-# matrix. LIBRECHAT_DIR is a built LibreChat checkout of VERSION (README: Supported LibreChat
-# versions); needs node, redis-server and chromium from Debian.
+# matrix. LIBRECHAT_DIR is a built LibreChat checkout of VERSION (docs/versions.md); needs node, redis-server and chromium from Debian.
 VERSION ?= v0.8.7
 MODE ?= standard
 LIBRECHAT_BUILDS ?= ../lcbuild
@@ -95,6 +94,6 @@ preflight: sync
 smoke: sync
 	$(UV) run --frozen python -m ops.smoke $(if $(URL),--url $(URL),--stack $(STACK))
 
-# README.md's configuration table, generated from the schema in components/config/.
+# docs/configuration.md's key table, generated from the schema in components/config/.
 docs: sync
 	$(UV) run --frozen python -m components.config.docs

@@ -1,12 +1,12 @@
 """Monthly compute cost of one LibreChat stack in each compute mode, from AWS's published prices.
 
-    uv run python -m bench.cost_modes        # prints the table in README "Choosing a compute mode"
+    uv run python -m bench.cost_modes        # prints the table in docs/compute-modes.md
 
 Standard Lambda bills every environment for the wall-clock time it serves: a chat answer is a
 long, mostly idle stream, and from LibreChat 0.8.2 on two environments are billed for it (the
-chat POST held until generation ends, and the GET that streams the answer from Redis; README
-"What it deploys", step 4). Lambda Managed Instances bill EC2 instance-hours plus a 15 %
-management fee whether busy or idle, and one environment serves many streams.
+chat POST held until generation ends, and the GET that streams the answer from Redis;
+docs/runtime.md, "Work after the answer"). Lambda Managed Instances bill EC2 instance-hours
+plus a 15 % management fee whether busy or idle, and one environment serves many streams.
 
 Model and its limits:
 - Both modes on arm64 (Graviton); API Gateway, NAT, logs and data transfer are left out: they
@@ -159,7 +159,7 @@ def breakeven_answers(answer_seconds: float) -> int:
 
 
 def table() -> str:
-    """The README's cost table, in Markdown."""
+    """docs/compute-modes.md's cost table, in Markdown."""
     rows = [
         "| Load | Answers / month | Avg answer | Peak streams | Standard "
         "| Managed instances (fleet) |",

@@ -1,6 +1,6 @@
 """librechat-lambda-ci: the AWS identities of librechat-lambda's GitHub workflows.
 
-Applied once per AWS account by an administrator (README, "Pull-request previews and
+Applied once per AWS account by an administrator (docs/deploying.md, "Pull-request previews and
 continuous deployment"): GitHub's OIDC provider and, per deployed stack of the main program,
 a preview role and a deploy role. The role ARNs it exports go into the repository's GitHub
 variables.

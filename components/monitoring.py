@@ -12,7 +12,7 @@ log metric filter for what the runtime cannot report itself: a cold start that f
 
 Every alarm treats missing data as not breaching (no traffic is not an incident) and notifies
 an SNS topic, created here (optionally with an email subscription) or given, on alarm and on
-recovery. README "Operating it" says what each alarm means and what to do.
+recovery. docs/operating.md says what each alarm means and what to do.
 """
 
 from __future__ import annotations

@@ -111,8 +111,8 @@ def _check_checkout(root: Path) -> str | None:
     for needed in ("api/server/index.js", "client/dist/index.html", "packages/api/dist"):
         if not (root / needed).exists():
             return (
-                f"{root} is not a built LibreChat checkout ({needed} is missing); see the "
-                "README section 'Supported LibreChat versions'"
+                f"{root} is not a built LibreChat checkout ({needed} is missing); see "
+                "docs/versions.md"
             )
     return None
 

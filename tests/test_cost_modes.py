@@ -1,5 +1,5 @@
-"""bench/cost_modes.py: the arithmetic behind the README's cost table, and the table in the
-README is the one the script prints."""
+"""bench/cost_modes.py: the arithmetic behind docs/compute-modes.md's cost table, and the table
+on that page is the one the script prints."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import pytest
 
 from bench import cost_modes
 from bench.cost_modes import Load, managed_fleet, managed_monthly, standard_monthly
-from tests.test_readme import README
+from tests.test_readme import ROOT
+
+PAGE = (ROOT / "docs" / "compute-modes.md").read_text()
 
 QUIET = Load("quiet", answers_per_month=1_000, answer_seconds=10, peak_streams=1,
              other_requests_per_month=0)  # fmt: skip
@@ -41,9 +43,9 @@ def test_every_price_names_its_source():
     assert set(cost_modes.INSTANCE_SIZES) <= set(cost_modes.PRICES)
 
 
-def test_the_readme_shows_the_table_the_script_prints():
-    assert cost_modes.table() in README
+def test_the_page_shows_the_table_the_script_prints():
+    assert cost_modes.table() in PAGE
 
 
-def test_the_readme_states_the_break_even_the_script_prints():
-    assert cost_modes.breakeven() in README.replace("\n", " ")
+def test_the_page_states_the_break_even_the_script_prints():
+    assert cost_modes.breakeven() in PAGE.replace("\n", " ")

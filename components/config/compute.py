@@ -1,4 +1,4 @@
-"""`compute`: standard Lambda, or Lambda Managed Instances (README "Choosing a compute mode").
+"""`compute`: standard Lambda, or Lambda Managed Instances (docs/compute-modes.md).
 
 The keys other than `mode` are read in `managedInstances` mode only. Their AWS limits are in
 the Lambda API reference (CapacityProviderScalingConfig, InstanceRequirements,
@@ -33,7 +33,7 @@ class ComputeConfig(Section):
         "standard",
         description="`standard`: one request per environment, scales to zero; "
         "`managedInstances`: Lambda Managed Instances, many streams per environment on EC2 "
-        "capacity in the VPC (see [Choosing a compute mode](#choosing-a-compute-mode))",
+        "capacity in the VPC (see [Choosing a compute mode](compute-modes.md))",
     )
     memory_per_vcpu_gib: MemoryPerVcpu = Field(
         2,
