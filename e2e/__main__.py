@@ -40,7 +40,7 @@ from e2e.services import Services, free_port
 E2E_DIR = Path(__file__).resolve().parent
 REPO_ROOT = E2E_DIR.parent
 MODES = ("standard", "managed", "snapstart")
-SNAPSHOTS = 2  # snapstart: environments snapshotted up front (a chat holds two at once)
+SNAPSHOTS = 4  # snapstart: environments snapshotted up front (two chats at once hold four)
 FROZEN_FOR = 5.0  # snapstart: seconds between cutting the connections and the first request
 ENVIRONMENTS = 8  # standard: environments Lambda may start; managed: invocations per environment
 # standard: environments kept initialized (provisioned concurrency): two chats at once hold 4.
