@@ -22,6 +22,7 @@ import pytest
 from conftest import HERE, runtime_env
 
 from emulator import LocalStack
+from emulator.sandbox import descendants, process_state
 
 APP = HERE / "snapstart_app" / "server.cjs"
 
@@ -45,6 +46,10 @@ def test_restore_reconnects_and_serves_with_fresh_randomness():
         assert stack.init_error is None
         env = stack.first
         assert env.snapshot_at is not None and env.sandbox.frozen  # the "snapshot"
+        assert env.process is not None
+        tree = [env.process.pid, *descendants(env.process.pid)]
+        assert len(tree) >= 2  # the runtime and its Node upstream
+        assert all(process_state(pid) == "T" for pid in tree)  # the whole tree is stopped
         before = stack.wait_for_log("before-snapshot done")
         assert json.loads(before)["closed"]["ioredis"] == 1
         first = state(stack)  # restores the environment
