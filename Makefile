@@ -1,7 +1,7 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench bench-concurrency requirements docs preflight smoke e2e-librechat
+.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench bench-concurrency requirements docs check preflight smoke e2e-librechat
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench  - the runtime benchmark (prints figures)"
 	@echo "make bench-concurrency - 1/8/32/64 concurrent SSE streams through one Managed Instances environment"
 	@echo "make requirements - regenerate runtime/requirements.txt from uv.lock"
+	@echo "make check STACK=dev - the stack file, offline: valid, or every problem by key (and what CI needs)"
 	@echo "make preflight STACK=dev - check the account before pulumi up (one line per check)"
 	@echo "make smoke STACK=dev - prove the deployed stack answers and streams (or URL=...)"
 	@echo "make docs   - regenerate docs/configuration.md's key table from the schema"
@@ -86,6 +87,11 @@ e2e-librechat: bootstrap
 	$(UV) run --frozen --group e2e python -m e2e --librechat $(LIBRECHAT_DIR) --version $(VERSION) --mode $(MODE) $(E2E_ARGS)
 
 STACK ?= dev
+# The stack file alone, offline (no AWS, no Pulumi backend): the program's schema, keys in a
+# wrong namespace, and what a person must give CI for the stack.
+check: sync
+	$(UV) run --frozen python -m ops.check --stack $(STACK)
+
 # Before `pulumi up`: what the stack needs from the account, with the caller's credentials.
 preflight: sync
 	$(UV) run --frozen python -m ops.preflight --stack $(STACK)

@@ -6,11 +6,15 @@ Keys (namespace `librechat-lambda-ci:`):
   (the `sub` claims compare case-sensitively).
 - `oidcProviderArn`: an existing IAM OIDC provider for token.actions.githubusercontent.com
   (one per account); unset, the program creates it.
-- `stacks` (required): per deployed stack of the main program, a map of
-  `name` (required; the stack's `name` key, the physical name of its function, repository and
-  log groups), `region` (default `aws:region`), `environment` (the GitHub environment its
-  deployment runs in; default the stack's name), `domain` (its `domain.name`, if any) and
-  `webAclArn` (its `api.webAclArn`, if any).
+- `stacks`: per stack of the main program, what differs from its `Pulumi.<stack>.yaml`: a map
+  of `name` (the stack's `name` key, the physical name of its function, repository and log
+  groups), `region` (default the stack file's `aws:region`, else this stack's), `environment`
+  (the GitHub environment its deployment runs in; default the stack's name), `domain` (its
+  `domain.name`, if any) and `webAclArn` (its `api.webAclArn`, if any); or `false` for a
+  stack another account's stack of this program serves.
+
+Every `Pulumi.<stack>.yaml` beside the main program is served, each entry's keys read from
+that file (`stack_files`), so a new stack file needs no edit here: only `pulumi up` in ci/.
 
 Every problem is reported at once, each line naming the key.
 """
@@ -21,11 +25,16 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
+import yaml
 
 PROJECT = "librechat-lambda-ci"
+#: The main program: its directory holds the `Pulumi.<stack>.yaml` files this program serves.
+MAIN_PROGRAM = Path(__file__).resolve().parents[2]
+MAIN_PROJECT = "librechat-lambda"
 
 _REPOSITORY = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9_.-]+$")
 _OIDC_PROVIDER_ARN = re.compile(
@@ -83,11 +92,43 @@ def load() -> CiSettings:
             "stacks": stacks,
         },
         default_region=pulumi.Config("aws").get("region"),
+        main_stacks=stack_files(),
     )
 
 
-def parse(raw: Mapping[str, Any], default_region: str | None) -> CiSettings:
-    """Validate decoded configuration values (`load` minus `pulumi.Config`)."""
+def stack_files(root: Path = MAIN_PROGRAM) -> dict[str, dict[str, Any]]:
+    """Each `Pulumi.<stack>.yaml`'s `stacks` entry: the keys its CI roles need, from the file.
+
+    `name` defaults as the main program's does (components/config/stack.py); `make check`
+    validates the file itself.
+    """
+    entries: dict[str, dict[str, Any]] = {}
+    for path in sorted(root.glob("Pulumi.*.yaml")):
+        stack = path.name.split(".")[1]
+        config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+        default_name = re.sub(r"[^a-z0-9-]+", "-", f"librechat-{stack}".lower())[:40].rstrip("-")
+        domain = config.get(f"{MAIN_PROJECT}:domain") or {}
+        api = config.get(f"{MAIN_PROJECT}:api") or {}
+        entry = {
+            "name": config.get(f"{MAIN_PROJECT}:name", default_name),
+            "region": config.get("aws:region"),
+            "domain": domain.get("name") if domain.get("enabled", True) else None,
+            "webAclArn": api.get("webAclArn"),
+        }
+        entries[stack] = {k: v for k, v in entry.items() if v is not None}
+    return entries
+
+
+def parse(
+    raw: Mapping[str, Any],
+    default_region: str | None,
+    main_stacks: Mapping[str, Mapping[str, Any]] | None = None,
+) -> CiSettings:
+    """Validate decoded configuration values (`load` minus `pulumi.Config`).
+
+    With `main_stacks` (`stack_files()`), every one of them is served and `stacks` only
+    overrides their keys; without, `stacks` lists the stacks served.
+    """
     problems: list[str] = []
 
     def problem(key: str, message: str) -> None:
@@ -110,6 +151,18 @@ def parse(raw: Mapping[str, Any], default_region: str | None) -> CiSettings:
 
     stacks = raw.get("stacks")
     targets: list[StackTarget] = []
+    if main_stacks is not None and (stacks is None or isinstance(stacks, Mapping)):
+        overrides = stacks or {}
+        for stack in sorted(set(overrides) - set(main_stacks)):
+            problem(f"stacks.{stack}", f"names no stack: there is no Pulumi.{stack}.yaml")
+        stacks = {}
+        for stack, entry in main_stacks.items():
+            override = overrides.get(stack)
+            if override is None:
+                override = {}
+            elif override is False:  # served by another account's stack of this program
+                continue
+            stacks[stack] = {**entry, **override} if isinstance(override, Mapping) else override
     if not isinstance(stacks, Mapping) or not stacks:
         problem("stacks", "must map each deployed stack to its name (and region, domain...)")
         stacks = {}

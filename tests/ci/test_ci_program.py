@@ -21,7 +21,7 @@ from github_ci.policies import (
     preview_policy,
     pull_request_subject,
 )
-from github_ci.settings import StackTarget
+from github_ci.settings import StackTarget, parse, stack_files
 from tests.ci.conftest import GET_OIDC_PROVIDER, OIDC_PROVIDER, ROLE_POLICY
 from tests.ci.iam_policy import ALLOW_EVERYTHING, decide
 from tests.pulumi_mocks import ACCOUNT_ID, C, PulumiMocks, T, plain, run_program
@@ -52,13 +52,10 @@ def run_ci(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def targets() -> list[StackTarget]:
-    stacks = ci_stack_file()["librechat-lambda-ci:stacks"]
-    return [
-        StackTarget(
-            stack=s, name=e["name"], region="eu-west-1", environment=s, domain=e.get("domain")
-        )
-        for s, e in stacks.items()
-    ]
+    """The stacks the committed CI stack serves: every Pulumi.<stack>.yaml, keys from the file."""
+    config = ci_stack_file()
+    raw = {"repository": config["librechat-lambda-ci:repository"]}
+    return list(parse(raw, config["aws:region"], main_stacks=stack_files()).stacks)
 
 
 def policy_of(mocks: PulumiMocks, name: str) -> dict[str, Any]:
@@ -82,15 +79,12 @@ def test_admin_creates_githubs_provider_and_two_roles_per_stack(
     assert provider["clientIdLists"] == ["sts.amazonaws.com"]
     assert admin["oidc_provider_arn"] == PROVIDER_ARN
     roles = sorted(plain(r.inputs)["name"] for r in ci_mocks.of_type(T.ROLE))
-    assert roles == [
-        "librechat-lambda-dev-deploy",
-        "librechat-lambda-dev-preview",
-        "librechat-lambda-prod-deploy",
-        "librechat-lambda-prod-preview",
-    ]
-    assert len(ci_mocks.of_type(ROLE_POLICY)) == 4
-    for stack in ("dev", "prod"):
-        role = f"arn:aws:iam::{ACCOUNT_ID}:role/librechat-lambda-{stack}"
+    names = {t.stack: t.name for t in targets()}
+    assert {"dev": "librechat-lambda-dev", "prod": "librechat-lambda-prod"}.items() <= names.items()
+    assert roles == sorted(f"{n}-{kind}" for n in names.values() for kind in ("deploy", "preview"))
+    assert len(ci_mocks.of_type(ROLE_POLICY)) == 2 * len(names)
+    for stack, name in names.items():
+        role = f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
         assert admin["preview_role_arns"][stack] == f"{role}-preview"
         assert admin["deploy_role_arns"][stack] == f"{role}-deploy"
 
@@ -151,18 +145,16 @@ def test_bad_configuration_fails_before_any_resource(ci_mocks: PulumiMocks) -> N
 
 
 def test_the_ci_stack_serves_exactly_the_main_programs_stacks() -> None:
-    """Names, regions and domains repeated in ci/Pulumi.admin.yaml match Pulumi.<stack>.yaml."""
-    ci = ci_stack_file()
-    entries = ci["librechat-lambda-ci:stacks"]
-    main_stacks = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
-    assert sorted(entries) == main_stacks
-    for stack, entry in entries.items():
+    """Names, regions and domains come from each Pulumi.<stack>.yaml, none repeated in ci/."""
+    assert "librechat-lambda-ci:stacks" not in ci_stack_file(), "derived from the stack files"
+    served = {t.stack: t for t in targets()}
+    assert sorted(served) == sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
+    for stack, target in served.items():
         main = stack_file(stack)
-        assert entry["name"] == main["librechat-lambda:name"], stack
-        assert entry.get("region", ci["aws:region"]) == main["aws:region"], stack
-        domain = main.get("librechat-lambda:domain", {}).get("name")
-        assert entry.get("domain") == domain, stack
-        assert entry.get("webAclArn") == main.get("librechat-lambda:api", {}).get("webAclArn")
+        assert target.name == main["librechat-lambda:name"], stack
+        assert target.region == main["aws:region"], stack
+        assert target.domain == main.get("librechat-lambda:domain", {}).get("name"), stack
+        assert target.web_acl_arn == main.get("librechat-lambda:api", {}).get("webAclArn")
 
 
 #: What each look-up of the main program calls in AWS (data sources of pulumi-aws).

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from github_ci.settings import SettingsError, StackTarget, parse
+from github_ci.settings import SettingsError, StackTarget, parse, stack_files
 
 GOOD: dict[str, Any] = {
     "repository": "aprochat/librechat-lambda",
@@ -81,3 +82,33 @@ def test_every_problem_is_reported_at_once() -> None:
         parse({"repository": "x", "stacks": {"dev": {"name": "n"}}}, default_region=None)
     assert len(caught.value.problems) == 2
     assert "2 problem(s)" in str(caught.value)
+
+
+def test_every_stack_file_is_served_with_its_own_keys_and_overrides(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        "config:\n  aws:region: eu-west-1\n  librechat-lambda:name: chat-dev\n"
+        "  librechat-lambda:domain:\n    name: chat.example.com\n"
+    )
+    (tmp_path / "Pulumi.new-one.yaml").write_text(
+        "config:\n  librechat-lambda:domain:\n    enabled: false\n    name: x.example.com\n"
+    )
+    (tmp_path / "Pulumi.elsewhere.yaml").write_text("config: {}\n")
+    raw = {
+        "repository": GOOD["repository"],
+        "stacks": {"dev": {"environment": "development"}, "elsewhere": False},
+    }
+    settings = parse(raw, default_region="us-east-1", main_stacks=stack_files(tmp_path))
+    assert settings.stacks == (
+        StackTarget("dev", "chat-dev", "eu-west-1", "development", "chat.example.com"),
+        StackTarget("new-one", "librechat-new-one", "us-east-1", "new-one", None),
+    )
+
+
+def test_an_override_for_a_stack_without_a_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  librechat-lambda:name: chat-dev\n")
+    raw = {"repository": GOOD["repository"], "stacks": {"staging": {"name": "x"}}}
+    with pytest.raises(SettingsError) as error:
+        parse(raw, default_region="eu-west-1", main_stacks=stack_files(tmp_path))
+    assert error.value.problems == [
+        "librechat-lambda-ci:stacks.staging names no stack: there is no Pulumi.staging.yaml"
+    ]
