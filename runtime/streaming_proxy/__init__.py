@@ -13,6 +13,8 @@ Variable                   Default                             Meaning
 =========================  ==================================  ==============================================
 AWS_LAMBDA_RUNTIME_API     (set by Lambda)                     host:port of the Runtime API
 AWS_LAMBDA_FUNCTION_NAME   (set by Lambda; ``local``)          FunctionName dimension of the runtime's metrics
+AWS_LAMBDA_INITIALIZATION_TYPE (set by Lambda)                 ``snap-start``: the SnapStart lifecycle (before-
+                                                               snapshot, restore/next, after-restore; snapstart.py)
 AWS_LAMBDA_MAX_CONCURRENCY 1                                   invocations served at once; Managed Instances set
                                                                it (and AWS_LAMBDA_INITIALIZATION_TYPE=lambda-
                                                                managed-instances): no freeze, so no background hold
