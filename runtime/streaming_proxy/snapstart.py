@@ -125,7 +125,12 @@ class HookChannel:
 def before_snapshot(channel: HookChannel, timeout: float = BEFORE_TIMEOUT) -> dict[str, Any]:
     """LibreChat is ready: close its connections (HookFailed: Runtime.BeforeSnapshotError)."""
     answer = channel.call("before", timeout, BEFORE_SNAPSHOT_ERROR)
-    log.info("SnapStart: before-snapshot done", closed=answer.get("closed"), ms=answer.get("ms"))
+    log.info(
+        "SnapStart: before-snapshot done",
+        primed=answer.get("primed"),
+        closed=answer.get("closed"),
+        ms=answer.get("ms"),
+    )
     return answer
 
 
