@@ -324,13 +324,17 @@ async function closeConnections() {
     const ended = ioredisEnded(client);
     client.disconnect(false);
     await withTimeout(ended, 'closing an ioredis client');
-    closed.push({ kind: 'ioredis', reopen: () => client.connect() });
+    // Its owner may reconnect it first (a retry on a timer that fired at restore).
+    closed.push({
+      kind: 'ioredis',
+      reopen: () => (['end', 'close'].includes(client.status) ? client.connect() : undefined),
+    });
     counts.ioredis++;
   }
   for (const client of live(clients.nodeRedis)) {
     if (!client.isOpen) continue;
     await withTimeout(client.disconnect(), 'closing a node-redis client');
-    closed.push({ kind: 'redis', reopen: () => client.connect() });
+    closed.push({ kind: 'redis', reopen: () => (client.isOpen ? undefined : client.connect()) });
     counts.redis++;
   }
   return counts;
