@@ -170,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.managed_instances
         else "standard Lambda, one invocation per environment"
         + ("" if args.no_freeze else ", frozen between invocations")
+        + (", SnapStart (each environment restored by its first request)" if args.snapstart else "")
     )
     print(f"emulator: {mode}; at most {args.max_environments} environment(s)", file=sys.stderr)
     # Wake up regularly: a signal that lands on another thread is only handled when the
