@@ -61,6 +61,14 @@ def test_restore_reconnects_and_serves_with_fresh_randomness():
         assert env.restore_error is None
 
 
+def test_a_client_its_owner_reconnected_first_is_left_alone():
+    with start(snap_env(FAKE_REDIS="owner-reconnects")) as stack:
+        assert stack.init_error is None
+        now = state(stack)
+        assert stack.first.restore_error is None
+        assert now["redisStatus"] == "ready" and now["redisConnects"] == 2  # the owner's only
+
+
 def test_before_snapshot_failure_is_an_init_error_naming_the_client():
     with start(snap_env(FAKE_REDIS="fail-close")) as stack:
         error = stack.init_error
