@@ -1,34 +1,48 @@
 """What the deployed function and its runtime (runtime/streaming_proxy) agree on.
 
-The function's environment is the runtime's only input (runtime/streaming_proxy/settings.py
-reads it); the image (runtime/Dockerfile) links LibreChat's writable paths into the
-directories below. tests/test_contract.py loads every committed stack's environment through
-the runtime's own `settings.load()`, and tests/test_dockerfile.py checks the image against
-these constants.
+The function's environment is the runtime's only input; the runtime declares each variable
+with its default once (runtime/streaming_proxy/variables.py), and the values below are taken
+from there. The image (runtime/Dockerfile) links LibreChat's writable paths into
+`WRITABLE_DIRS`; tests/test_dockerfile.py checks the image against them.
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from streaming_proxy.metrics import NAMESPACE as METRICS_NAMESPACE
+from streaming_proxy.variables import Env
+
+__all__ = [
+    "CONFIG_PATH",
+    "FIXED_ENVIRONMENT",
+    "LIBRECHAT_LOG_DIR",
+    "METRICS_NAMESPACE",
+    "SET_BY_PROGRAM",
+    "STREAM_CHECK_PATH",
+    "UPSTREAM_COMMAND",
+    "UPSTREAM_HEALTH_PATH",
+    "UPSTREAM_PORT",
+    "WRITABLE_DIRS",
+]
+
 #: How the runtime starts LibreChat (the API image's server entry point) and checks it.
-UPSTREAM_COMMAND = "node /app/api/server/index.js"
-UPSTREAM_PORT = 3080
-UPSTREAM_HEALTH_PATH = "/health"
+UPSTREAM_COMMAND = shlex.join(Env.UPSTREAM_COMMAND.default_value)
+UPSTREAM_PORT = Env.UPSTREAM_PORT.default_value
+UPSTREAM_HEALTH_PATH = Env.UPSTREAM_HEALTH_PATH.default_value
 #: Where the runtime writes the config object (and tells LibreChat to read it).
-CONFIG_PATH = "/tmp/librechat.yaml"  # noqa: S108 - Lambda's only writable directory
-#: LibreChat's log directory; the image links /app/api/logs and /app/logs here.
-LIBRECHAT_LOG_DIR = "/tmp/librechat/logs"  # noqa: S108
-#: Directories the runtime creates at cold start (its UPSTREAM_DIRS default): the image's
-#: symlinks for LibreChat's writable paths point into them, and Lambda's /tmp starts empty.
-WRITABLE_DIRS = ("/tmp/librechat/uploads", "/tmp/librechat/images", LIBRECHAT_LOG_DIR)  # noqa: S108
-#: The path the runtime answers itself with a paced event stream (its STREAM_CHECK_PATH
-#: default, runtime/streaming_proxy/stream_check.py); `make smoke` reads it after a deploy.
-STREAM_CHECK_PATH = "/_runtime/stream-check"
-#: The CloudWatch namespace of the metrics in the runtime's log lines (its metrics.NAMESPACE);
-#: components/monitoring.py alarms on them.
-METRICS_NAMESPACE = "LibreChatLambda"
+CONFIG_PATH = Env.CONFIG_PATH.default_value
+#: Directories the runtime creates at cold start: the image's symlinks for LibreChat's
+#: writable paths point into them, and Lambda's /tmp starts empty.
+WRITABLE_DIRS = Env.UPSTREAM_DIRS.default_value
+#: LibreChat's log directory (one of them); the image links /app/api/logs and /app/logs here.
+LIBRECHAT_LOG_DIR = next(d for d in WRITABLE_DIRS if d.endswith("/logs"))
+#: The path the runtime answers itself with a paced event stream; `make smoke` reads it.
+STREAM_CHECK_PATH = Env.STREAM_CHECK_PATH.default_value
+# METRICS_NAMESPACE: the CloudWatch namespace of the runtime's metrics; components/monitoring.py
+# alarms on them.
 
 #: Set on every function: production mode, and LibreChat's log directory on the writable /tmp.
 FIXED_ENVIRONMENT: Mapping[str, str] = MappingProxyType(

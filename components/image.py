@@ -35,7 +35,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from components.naming import PLATFORMS, Architecture
+from components.aws_rules import PLATFORMS, Architecture
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,7 @@ from typing import Any
 
 import httpx
 
-from e2e.fake_llm import CHAT_MARKER, MODEL
-from e2e.services import ENDPOINT
+from e2e.fake_llm import CHAT_MARKER, ENDPOINT, MODEL
 
 NO_PARENT = "00000000-0000-0000-0000-000000000000"
 TOKEN = re.compile(r"\bt(\d+)\b")
@@ -41,6 +40,7 @@ class Stream:
     conversation_id: str | None = None
     stream_id: str | None = None
     events: int = 0
+    delta_times: list[float] = field(default_factory=list)  # epoch seconds of each text delta
 
     @property
     def first_token_ms(self) -> float | None:
@@ -64,6 +64,12 @@ class LibreChat:
         )
         self.cookies: dict[str, str] = {}
         self.token: str | None = None
+        # What to chat with: the suite's fake model by default; ops/acceptance.py sets a model
+        # the deployed stack configures (and no marker, which only the fake model needs).
+        self.endpoint: str = ENDPOINT
+        self.endpoint_type: str | None = "custom"
+        self.model: str = MODEL
+        self.marker: str | None = CHAT_MARKER
         self.log: list[str] = []  # one line per request: method, path, status, ms
 
     def close(self) -> None:
@@ -151,8 +157,8 @@ class LibreChat:
         parent_message_id: str | None = None,
         files: list[dict[str, Any]] | None = None,
     ) -> Stream:
-        if not text.startswith(CHAT_MARKER):
-            text = f"{CHAT_MARKER}: {text}"
+        if self.marker and not text.startswith(self.marker):
+            text = f"{self.marker}: {text}"
         body: dict[str, Any] = {
             "text": text,
             "sender": "User",
@@ -162,9 +168,9 @@ class LibreChat:
             "conversationId": conversation_id,
             "messageId": str(uuid.uuid4()),
             "error": False,
-            "endpoint": ENDPOINT,
-            "endpointType": "custom",
-            "model": MODEL,
+            "endpoint": self.endpoint,
+            "endpointType": self.endpoint_type,
+            "model": self.model,
             "isTemporary": False,
             "isRegenerate": False,
             "isContinued": False,
@@ -173,7 +179,9 @@ class LibreChat:
         }  # fmt: skip
         if files:
             body["files"] = files
-        path = f"/api/agents/chat/{ENDPOINT}"
+        if body["endpointType"] is None:
+            del body["endpointType"]
+        path = f"/api/agents/chat/{self.endpoint}"
         headers = self._headers({"Content-Type": "application/json", "Accept": "*/*"})
         result.post_sent_at = sent_at = time.time()
         with self.http.stream("POST", path, content=json.dumps(body), headers=headers) as response:
@@ -274,7 +282,10 @@ class LibreChat:
         if data.get("created"):
             message = data.get("message") or {}
             result.conversation_id = message.get("conversationId") or result.conversation_id
-        for text in _delta_texts(data):
+        texts = _delta_texts(data)
+        if any(texts):
+            result.delta_times.append(now)
+        for text in texts:
             result.text += text
             for match in TOKEN.finditer(text):
                 result.arrivals.setdefault(int(match.group(1)), now)

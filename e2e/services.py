@@ -11,10 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from e2e.fake_llm import MODEL, FakeLlm
+from e2e.fake_llm import ENDPOINT, MODEL, FakeLlm
 from e2e.mongo_wire import MongoWireServer
-
-ENDPOINT = "e2e"  # the custom endpoint's name in librechat.yaml
 
 LIBRECHAT_YAML = """\
 version: 1.2.1

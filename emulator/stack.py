@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,8 @@ class LocalStack:
       a limit, as Lambda does (`init_limit_exceeded` records it; None disables).
     - `event_format`: "rest" (API Gateway REST, payload 1.0) or "function-url" (payload 2.0).
     - `wire`: record everything the runtimes send to the Runtime API (as h11 parses it).
-    - `verbose`: echo runtime logs and one line per request to stderr.
+    - `verbose`: echo runtime logs and one line per request to stderr (each runtime log line
+      through `log_formatter` when given: `make local LOG=pretty`).
     """
 
     def __init__(
@@ -83,11 +84,13 @@ class LocalStack:
         max_environments: int = 1,
         managed_instances: int | None = None,
         wire: WireLog | None = None,
+        log_formatter: Callable[[str], str] | None = None,
         snapstart: bool = False,
     ) -> None:
         self.runtime_command = list(runtime_command or DEFAULT_RUNTIME_COMMAND)
         self.function_timeout = function_timeout
         self.verbose = verbose
+        self._log_formatter = log_formatter
         self.invocations: list[Invocation] = []
         self.logs: list[str] = []
         self._env = self._runtime_env(env or {})
@@ -303,7 +306,8 @@ class LocalStack:
             self.logs.append(line)
             self._log_cond.notify_all()
         if self.verbose:
-            print(f"{env.label}{line}" if env.label else line, file=sys.stderr, flush=True)
+            shown = self._log_formatter(line) if self._log_formatter is not None else line
+            print(f"{env.label}{shown}" if env.label else shown, file=sys.stderr, flush=True)
 
     def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
         """The first runtime log line containing `text`; TimeoutError if none comes."""

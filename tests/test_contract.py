@@ -1,6 +1,6 @@
-"""The deploy/runtime contract: the environment every committed stack gives its function loads
-cleanly in the runtime's own `settings.load()`, with the values both sides agree on
-(components/contract.py)."""
+"""The deploy/runtime contract round trip: the environment every committed stack gives its
+function loads cleanly in the runtime's own `settings.load()`, with the stack's values. (The
+defaults both sides use are declared once, in runtime/streaming_proxy/variables.py.)"""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from streaming_proxy import settings
 
 from components import contract
+from components.aws_rules import S3Location
 from components.config import RuntimeConfig
 from components.function import LambdaFunctionArgs, plain_environment
-from components.naming import S3Location
 from tests.pulumi_mocks import PulumiMocks, T, plain, run_main
 from tests.stack_files import STACKS, cli_config, stack_file
 
@@ -88,46 +88,6 @@ def test_the_variables_the_program_sets_are_the_ones_stacks_may_not_set():
     assert added == set(contract.SET_BY_PROGRAM)
 
 
-def test_the_runtime_defaults_are_the_contract_values():
-    """The runtime falls back to its own defaults (e.g. UPSTREAM_DIRS, which the function does
-    not set): they must be the values the image and the deploy side rely on."""
-    loaded = settings.load(LAMBDA_ADDS)
-    assert loaded.upstream_dirs == contract.WRITABLE_DIRS
-    assert loaded.upstream_command == tuple(shlex.split(contract.UPSTREAM_COMMAND))
-    assert loaded.upstream_port == contract.UPSTREAM_PORT
-    assert loaded.health_path == contract.UPSTREAM_HEALTH_PATH
-    assert loaded.config_path == contract.CONFIG_PATH
-    assert loaded.stream_check_path == contract.STREAM_CHECK_PATH  # what make smoke calls
-
-
-def test_the_runtime_emits_metrics_where_the_alarms_look():
-    from streaming_proxy import metrics
-
-    assert metrics.NAMESPACE == contract.METRICS_NAMESPACE
-
-
 def test_ssm_secrets_round_trip_as_the_runtime_reads_them():
     env: dict[str, Any] = plain_environment(every_option())
     assert json.loads(env["SSM_SECRETS"]) == dict(settings.load({**env, **LAMBDA_ADDS}).ssm_secrets)
-
-
-def test_a_stack_that_sets_no_runtime_key_behaves_like_the_runtime_alone():
-    """The stack's `runtime.*` defaults and the runtime's own are one behaviour: the function
-    passes the former, `make local` runs on the latter."""
-    loaded = settings.load(LAMBDA_ADDS)
-    stack = RuntimeConfig()
-    assert (
-        stack.ready_timeout_seconds,
-        stack.sse_keepalive_seconds,
-        stack.stream_idle_timeout_seconds,
-        stack.title_wait_seconds,
-        stack.background_hold,
-        stack.log_level,
-    ) == (
-        loaded.ready_timeout,
-        loaded.sse_keepalive_interval,
-        loaded.stream_idle_timeout,
-        loaded.background_title_wait,
-        loaded.background_hold,
-        loaded.log_level,
-    )

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from pydantic import Field
 
-from components import naming
+from components import aws_rules
 from components.config.base import Section, rule
 
 
 class ImageConfig(Section):
-    base_image: Annotated[str, rule(naming.check_image_ref)] = Field(
+    base_image: Annotated[str, rule(aws_rules.check_image_ref)] = Field(
         description="LibreChat API image the function image is built on (`BASE_IMAGE` build "
         "argument)",
         examples=["ghcr.io/danny-avila/librechat-api:v0.8.2-rc1"],

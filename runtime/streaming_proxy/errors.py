@@ -46,3 +46,18 @@ class RequestError(Exception):
 class BadEvent(RequestError):
     def __init__(self, message: str) -> None:
         super().__init__(400, message)
+
+
+class UpstreamFailed(Exception):
+    """The upstream exited or did not become healthy in time; the message says which.
+
+    ``summary`` leaves out the upstream's stderr, which belongs in the log, not in a response.
+    """
+
+    def __init__(self, message: str, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or message
+
+
+class UpstreamStarting(UpstreamFailed):
+    """The invocation's deadline came while the upstream was still starting."""

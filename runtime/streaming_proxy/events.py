@@ -22,23 +22,10 @@ from typing import Any
 from urllib.parse import quote
 
 from streaming_proxy.errors import BadEvent, RequestError
+from streaming_proxy.http11 import HOP_BY_HOP
 
-# Connection-level headers a proxy must not forward (RFC 9110 §7.6.1), plus Content-Length,
-# which is recomputed from the decoded body.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-# X-Forwarded-Host and -Proto describe the request API Gateway received; a client's are dropped.
+# Content-Length is recomputed from the decoded body; X-Forwarded-Host and -Proto describe the
+# request API Gateway received, so a client's are dropped.
 _REQUEST_DROP = HOP_BY_HOP | {"content-length", "x-forwarded-host", "x-forwarded-proto"}
 # A proxy has no business tunnelling (CONNECT) or reflecting requests (TRACE).
 _REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})

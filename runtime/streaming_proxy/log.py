@@ -11,9 +11,14 @@ import json
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
-from streaming_proxy import metrics
+
+class Metrics(Protocol):
+    """Metrics a line carries (metrics.Measured): the members that make it an EMF document."""
+
+    def document(self, timestamp: float) -> dict[str, Any]: ...
+
 
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 _threshold = 20
@@ -30,7 +35,7 @@ def log(
     message: str,
     *,
     always: bool = False,
-    emf: metrics.Measured | None = None,
+    emf: Metrics | None = None,
     **fields: Any,
 ) -> None:
     """One JSON line; ``always`` bypasses LOG_LEVEL (the upstream's own output), and so do
@@ -43,7 +48,7 @@ def log(
         "level": level,
         "message": message,
         **fields,
-        **(metrics.document(emf, now) if emf else {}),
+        **(emf.document(now) if emf else {}),
     }
     view = memoryview((json.dumps(record, separators=(",", ":"), default=str) + "\n").encode())
     with _lock:
@@ -51,7 +56,7 @@ def log(
             view = view[os.write(1, view) :]
 
 
-def info(message: str, *, emf: metrics.Measured | None = None, **fields: Any) -> None:
+def info(message: str, *, emf: Metrics | None = None, **fields: Any) -> None:
     log("INFO", message, emf=emf, **fields)
 
 
@@ -59,7 +64,7 @@ def warning(message: str, **fields: Any) -> None:
     log("WARNING", message, **fields)
 
 
-def error(message: str, *, emf: metrics.Measured | None = None, **fields: Any) -> None:
+def error(message: str, *, emf: Metrics | None = None, **fields: Any) -> None:
     log("ERROR", message, emf=emf, **fields)
 
 

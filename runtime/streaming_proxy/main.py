@@ -14,21 +14,31 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from streaming_proxy import log, metrics, snapstart
 from streaming_proxy.coldstart import ColdStartFetch
-from streaming_proxy.errors import InitError
-from streaming_proxy.runtime_api import RuntimeApiClient
+from streaming_proxy.errors import InitError, UpstreamFailed
+from streaming_proxy.runtime_api import Invocation, RuntimeApiClient
 from streaming_proxy.settings import Settings, SettingsError, load
-from streaming_proxy.upstream import Upstream, UpstreamFailed, upstream_env
-
-if TYPE_CHECKING:
-    from streaming_proxy.proxy import Proxy
+from streaming_proxy.upstream import Upstream, upstream_env
 
 
-def main() -> int:
+class Handler(Protocol):
+    """Serves one invocation and never raises (proxy.Proxy)."""
+
+    def handle(self, api: RuntimeApiClient, inv: Invocation) -> None: ...
+
+
+#: Makes the handler once init is done (proxy.Proxy).
+HandlerFactory = Callable[[Settings, Upstream], Handler]
+
+
+def main(handler_factory: Callable[[], HandlerFactory]) -> int:
+    """Init, then serve; ``handler_factory`` is called (and imports the request path) while
+    the upstream boots rather than before it starts."""
     started = time.monotonic()
     try:
         settings = load()
@@ -72,8 +82,7 @@ def main() -> int:
             upstream.start((snap.child_fd,), snap.upstream_env(os.environ))
             snap.spawned()
         _stop_upstream_on_sigterm(upstream)
-        # Imported while the upstream boots rather than before it starts.
-        from streaming_proxy.proxy import Proxy  # noqa: PLC0415
+        make_handler = handler_factory()
 
         # SnapStart: the snapshot must hold a ready LibreChat; init may take up to 130 s.
         init_until = started + (settings.ready_timeout if snap else settings.init_budget)
@@ -102,11 +111,11 @@ def main() -> int:
         managedInstances=settings.managed_instances,
     )
 
-    proxy = Proxy(settings, upstream)
+    handler = make_handler(settings, upstream)
     for n in range(settings.max_concurrency):
         client = api if n == 0 else RuntimeApiClient(settings.runtime_api)
         threading.Thread(
-            target=_serve, args=(proxy, client), name=f"worker-{n}", daemon=True
+            target=_serve, args=(handler, client), name=f"worker-{n}", daemon=True
         ).start()
     _wait_for_signals()
     return 1
@@ -155,9 +164,9 @@ def _snap_start(
     return 0
 
 
-def _serve(proxy: Proxy, api: RuntimeApiClient) -> None:
+def _serve(handler: Handler, api: RuntimeApiClient) -> None:
     """The event loop of one worker: ask for an event, serve it, repeat."""
-    handle = proxy.handle
+    handle = handler.handle
     try:
         while True:
             handle(api, api.next())

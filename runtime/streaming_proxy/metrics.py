@@ -19,17 +19,25 @@ background hold. Per cold start: ``ConfigFetchTime`` (config object and secrets)
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from streaming_proxy.outcome import Outcome
 
-#: The CloudWatch namespace of every runtime metric (components/contract.py states it too).
+#: The CloudWatch namespace of every runtime metric (components/monitoring.py alarms on it).
 NAMESPACE = "LibreChatLambda"
 _function = ["unknown"]
 
-#: What a line measures: metrics (value, unit) by name, and the labels it is counted by.
-Measured = tuple[dict[str, tuple[float, str]], dict[str, str]]
+
+class Measured(NamedTuple):
+    """What a line measures: metrics (value, unit) by name, and the labels it is counted by."""
+
+    metrics: dict[str, tuple[float, str]]
+    labels: dict[str, str]
+
+    def document(self, timestamp: float) -> dict[str, Any]:
+        """The line's members that make it an EMF document (log.py adds them)."""
+        return document(self, timestamp)
 
 
 def configure(function_name: str) -> None:
@@ -91,19 +99,19 @@ def request(outcome: Outcome) -> Measured:
     if streamed is not None:
         metrics["StreamDuration"] = (streamed, "Milliseconds")
     status = outcome.status
-    return metrics, {"StatusClass": "none" if status is None else f"{status // 100}xx"}
+    return Measured(metrics, {"StatusClass": "none" if status is None else f"{status // 100}xx"})
 
 
 def background_hold(waited_ms: float) -> Measured:
-    return {"BackgroundHoldTime": (waited_ms, "Milliseconds")}, {}
+    return Measured({"BackgroundHoldTime": (waited_ms, "Milliseconds")}, {})
 
 
 def config_fetch(elapsed_ms: float) -> Measured:
-    return {"ConfigFetchTime": (elapsed_ms, "Milliseconds")}, {}
+    return Measured({"ConfigFetchTime": (elapsed_ms, "Milliseconds")}, {})
 
 
 def upstream_boot(waited_ms: float) -> Measured:
-    return {"UpstreamBootTime": (waited_ms, "Milliseconds")}, {}
+    return Measured({"UpstreamBootTime": (waited_ms, "Milliseconds")}, {})
 
 
 def cold_start(outcome: str, init_ms: float | None = None) -> Measured:
@@ -111,4 +119,4 @@ def cold_start(outcome: str, init_ms: float | None = None) -> Measured:
     metrics: dict[str, tuple[float, str]] = {"ColdStarts": (1, "Count")}
     if init_ms is not None:
         metrics["InitDuration"] = (init_ms, "Milliseconds")
-    return metrics, {"InitOutcome": outcome}
+    return Measured(metrics, {"InitOutcome": outcome})

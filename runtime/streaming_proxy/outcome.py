@@ -26,6 +26,18 @@ class Outcome:
     stream_ms: float | None = None  # until the response ended, when background work followed
     duration_ms: float | None = None
 
+    def responded(self, status: int, bytes_sent: int, error: tuple[str, str] | None) -> None:
+        """A response went out: its status, body bytes and the error that ended it, if any."""
+        self.status, self.bytes_sent = status, bytes_sent
+        if error:
+            self.error = f"{error[0]}: {error[1]}"
+
+    def answered(self, runtime_api_status: int) -> None:
+        """What the Runtime API answered to the whole response (202: accepted)."""
+        if runtime_api_status != 202:
+            self.error = self.error or "response not accepted"
+            self.runtime_api = runtime_api_status
+
     def elapsed_ms(self, digits: int = 2) -> float:
         return round((time.monotonic() - self.started) * 1000, digits)
 

@@ -3,7 +3,7 @@
 1. events.py maps the event to an HTTP request;
 2. transport.py sends it to the upstream and reads the response head;
 3. responses.py maps that head to API Gateway's prelude;
-4. stream.py relays the body into the Runtime API's response stream;
+4. stream.py relays the body into the Runtime API's response stream (runtime_api.py);
 5. background.py holds the invocation while work the answer started still runs (its rule
    is asked beforehand only whether the start of the answer is to be kept for it).
 
@@ -20,9 +20,9 @@ from streaming_proxy import events, log, metrics, responses
 from streaming_proxy.background import CAPTURE_LIMIT, BackgroundRule
 from streaming_proxy.errors import RequestError
 from streaming_proxy.outcome import Outcome
-from streaming_proxy.runtime_api import Invocation, RuntimeApiClient
+from streaming_proxy.runtime_api import Invocation, ResponseStream, RuntimeApiClient
 from streaming_proxy.settings import Settings
-from streaming_proxy.stream import ResponseStream, relay
+from streaming_proxy.stream import relay
 from streaming_proxy.stream_check import StreamCheck
 from streaming_proxy.transport import Transport
 from streaming_proxy.upstream import Upstream
@@ -43,7 +43,7 @@ class Proxy:
         started = time.monotonic()
         cutoff = started + (inv.deadline_ms / 1000 - time.time()) - self.settings.deadline_margin
         outcome = Outcome(inv.request_id, started)
-        stream = ResponseStream(api.connection, inv.request_id)
+        stream = api.response_stream(inv.request_id)
         try:
             self._serve(inv, stream, cutoff, outcome)
         except RequestError as exc:

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from collections.abc import Sequence
 from pathlib import Path
+
+from streaming_proxy.http11 import Connection, ProtocolError, request_head
 
 READY_PATH = "/readyz"
 _LIBRECHAT_PACKAGES = {"@librechat/backend", "LibreChat"}
@@ -82,19 +83,20 @@ def startup_lines(version: str | None) -> tuple[str, ...]:
 
 
 def http_get(host: str, port: int, path: str) -> tuple[int, bytes] | None:
-    """Status and body of a one-off GET (status 0: not HTTP), or None if nothing answered."""
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
+    """Status and body of a one-off GET (status 0: not HTTP), or None if nothing answered; on
+    the runtime's one HTTP/1.1 client (http11.py)."""
+    connection = Connection(f"{host}:{port}", "the upstream", timeout=1.0)
+    request = request_head("GET", path, connection.host, (("Connection", "close"),))
     try:
-        with socket.create_connection((host, port), timeout=1.0) as sock:
-            sock.sendall(request)
-            response = b""
-            while len(response) < 65536 and (data := sock.recv(65536)):
-                response += data  # read to the end so the server is not cut off mid-write
+        connection.socket().sendall(request)
+        status, _, body = connection.read_response()  # once: a probe is not retried
+    except ProtocolError:
+        return 0, b""
     except OSError:
         return None
-    if not response.startswith((b"HTTP/1.1 ", b"HTTP/1.0 ")) or not response[9:12].isdigit():
-        return 0, b""
-    return int(response[9:12]), response.partition(b"\r\n\r\n")[2]
+    finally:
+        connection.close()
+    return status, body
 
 
 class Boot:

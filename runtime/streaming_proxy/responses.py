@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 
 from streaming_proxy.errors import RequestError
-from streaming_proxy.events import HOP_BY_HOP
+from streaming_proxy.http11 import HOP_BY_HOP
 
 # API Gateway needs the 8 NUL delimiter within the first 16 KB of the stream.
 MAX_PRELUDE = 16 * 1024 - 8

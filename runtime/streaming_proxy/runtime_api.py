@@ -1,28 +1,32 @@
-"""Client of the Lambda Runtime API: the next event, init and restore errors, SnapStart's
-restore/next, and their connection.
+"""Client of the Lambda Runtime API, all of it: the next event, the streamed response, the
+init error, and SnapStart's restore/next and restore error; one keep-alive connection per
+worker (http11.Connection).
 
-Each worker owns one keep-alive connection to one known peer and makes four kinds of request,
-so the HTTP/1.1 framing is written by hand, here and in stream.py (the streamed response):
-h11's general state machine measured ~150 us per invocation on the hot path, most of the
-runtime's turnaround budget. tests/runtime/test_stream_writer.py checks the chunked framing
-against h11.
+Lambda's response streaming is one chunked POST per invocation: the prelude (responses.py)
+and 8 NUL bytes, then the body as it comes, then the end, which carries error trailers on a
+failure after the start (httpx cannot send trailers, encode/httpx#1149). Every body chunk
+goes out as soon as it is read, with one vectored ``sendmsg`` and no copy; nothing buffers.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
-import socket
+import threading
 import time
 from dataclasses import dataclass
 
+from streaming_proxy.http11 import ChunkedWriter, Connection, ProtocolError, Trailers, request_head
+
 API_VERSION = "2018-06-01"
-_RECV = 256 * 1024
-_MAX_HEAD = 64 * 1024
+PRELUDE_DELIMITER = b"\x00" * 8
+ERROR_TYPE_TRAILER = b"Lambda-Runtime-Function-Error-Type"
+ERROR_BODY_TRAILER = b"Lambda-Runtime-Function-Error-Body"
 _ERROR_TYPE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 
 
-class RuntimeApiError(ConnectionError):
+class RuntimeApiError(ProtocolError):
     """The Runtime API answered unexpectedly or went away."""
 
 
@@ -34,121 +38,25 @@ class Invocation:
     body: bytes
 
 
-class Connection:
-    """A worker's keep-alive connection to the Runtime API, and the one owner of its socket.
-
-    It opens on first use and again after ``close``. A streamed response holds on to the
-    socket it started on (ResponseStream), so a broken stream never continues on a new one.
-    """
-
-    __slots__ = ("_address", "_buf", "_sock", "host")
-
-    def __init__(self, address: str) -> None:
-        host, _, port = address.rpartition(":")
-        self._address = (host or "127.0.0.1", int(port))
-        self.host = address  # for the Host header
-        self._sock: socket.socket | None = None
-        self._buf = bytearray()
-
-    def socket(self) -> socket.socket:
-        if self._sock is None:
-            sock = socket.create_connection(self._address)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._sock = sock
-            self._buf.clear()
-        return self._sock
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-
-    def exchange(self, request: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
-        """Send a whole request and read its response, reconnecting once if the link broke."""
-        for attempt in (1, 2):
-            try:
-                self.socket().sendall(request)
-                return self.read_response()
-            except (OSError, ValueError):
-                self.close()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def read_response(self, timeout: float | None = None) -> tuple[int, dict[bytes, bytes], bytes]:
-        """Read one response: status, headers (lower-case names), body; ``timeout`` bounds
-        each read (the socket is closed afterwards)."""
-        if timeout is not None:
-            self.socket().settimeout(timeout)
-        while (end := self._buf.find(b"\r\n\r\n")) < 0:
-            if len(self._buf) > _MAX_HEAD:
-                raise RuntimeApiError("the Runtime API sent a response head over 64 KB")
-            self._fill()
-        lines = bytes(self._buf[:end]).split(b"\r\n")
-        del self._buf[: end + 4]
-        parts = lines[0].split(b" ", 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise RuntimeApiError(
-                f"the Runtime API sent a malformed status line: {lines[0][:80]!r}"
-            )
-        headers: dict[bytes, bytes] = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            headers[name.strip().lower()] = value.strip()
-        if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
-            body = self._read_chunked()
-        else:
-            length = int(headers.get(b"content-length", b"0"))
-            while len(self._buf) < length:
-                self._fill()
-            body = bytes(self._buf[:length])
-            del self._buf[:length]
-        if headers.get(b"connection", b"").lower() == b"close":
-            self.close()
-        return int(parts[1]), headers, body
-
-    def _read_chunked(self) -> bytes:
-        body = bytearray()
-        while True:
-            while (eol := self._buf.find(b"\r\n")) < 0:
-                self._fill()
-            size = int(bytes(self._buf[:eol]).split(b";", 1)[0], 16)
-            del self._buf[: eol + 2]
-            if size == 0:  # skip trailers up to the empty line
-                while (end := self._buf.find(b"\r\n")) != 0:
-                    if end > 0:
-                        del self._buf[: end + 2]
-                    else:
-                        self._fill()
-                del self._buf[:2]
-                return bytes(body)
-            while len(self._buf) < size + 2:
-                self._fill()
-            body += self._buf[:size]
-            del self._buf[: size + 2]
-
-    def _fill(self) -> None:
-        data = self.socket().recv(_RECV)
-        if not data:
-            raise RuntimeApiError("the Runtime API closed the connection")
-        self._buf += data
-
-
 class RuntimeApiClient:
-    """The protocol steps of one worker: the next event, an init error; its connection's owner."""
+    """The protocol steps of one worker: the next event, an init error, SnapStart's restore
+    steps; its connection's owner."""
 
     def __init__(self, address: str) -> None:
-        self.connection = Connection(address)
-        self._next_request = (
-            f"GET /{API_VERSION}/runtime/invocation/next HTTP/1.1\r\nHost: {address}\r\n\r\n"
-        ).encode()
+        self.connection = Connection(address, "the Runtime API")
+        self._next_request = request_head("GET", f"/{API_VERSION}/runtime/invocation/next", address)
 
     def _post(self, path: str, body: bytes, error_type: str) -> None:
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: {self.connection.host}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            f"Lambda-Runtime-Function-Error-Type: {error_type}\r\n\r\n"
-        ).encode()
+        head = request_head(
+            "POST",
+            path,
+            self.connection.host,
+            (
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("Lambda-Runtime-Function-Error-Type", error_type),
+            ),
+        )
         status, _, answer = self.connection.exchange(head + body)
         if status >= 300:
             detail = answer[:300].decode("utf-8", "replace")
@@ -173,17 +81,18 @@ class RuntimeApiClient:
             body=body,
         )
 
+    def response_stream(self, request_id: str) -> ResponseStream:
+        """The invocation's response, streamed (nothing is sent before ``start``)."""
+        return ResponseStream(self.connection, request_id)
+
     def init_error(self, error_type: str, message: str) -> None:
         path = f"/{API_VERSION}/runtime/init/error"
         self._post(path, error_json(error_type, message), checked_type(error_type))
 
     def restore_next(self) -> None:
         """SnapStart: block until Lambda restores this environment from its snapshot."""
-        request = (
-            f"GET /{API_VERSION}/runtime/restore/next HTTP/1.1\r\n"
-            f"Host: {self.connection.host}\r\n\r\n"
-        ).encode()
-        status, _, body = self.connection.exchange(request)
+        path = f"/{API_VERSION}/runtime/restore/next"
+        status, _, body = self.connection.exchange(request_head("GET", path, self.connection.host))
         if status != 200:
             detail = body[:300].decode("utf-8", "replace")
             raise RuntimeApiError(f"Runtime API /restore/next answered {status}: {detail}")
@@ -201,3 +110,139 @@ def error_json(error_type: str, message: str) -> bytes:
 def checked_type(error_type: str) -> str:
     """Error types travel in header fields: keep them to a safe token."""
     return error_type if _ERROR_TYPE.match(error_type) else "Runtime.Error"
+
+
+_STREAM_HEADERS = (
+    ("Lambda-Runtime-Function-Response-Mode", "streaming"),
+    ("Transfer-Encoding", "chunked"),
+    ("Content-Type", "application/vnd.awslambda.http-integration-response"),
+    ("Trailer", "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body"),
+)
+
+
+class ResponseStream:
+    """One streamed response: prelude, 8 NULs, body chunks, then the end or error trailers.
+
+    ``write`` may be called from the watchdog thread (SSE keep-alives) as well as the worker,
+    so every write holds the lock; ``write_if_idle`` inserts a comment only where it splits
+    no event. The socket is bound at
+    ``start``: a stream never reconnects, so bytes of a broken stream cannot land on a new
+    connection as a bogus request.
+    """
+
+    __slots__ = (
+        "_connection",
+        "_head",
+        "_tail",
+        "_writer",
+        "bytes_sent",
+        "finished",
+        "last_write",
+        "lock",
+        "started",
+    )
+
+    def __init__(self, connection: Connection, request_id: str) -> None:
+        self._connection = connection
+        self._writer: ChunkedWriter | None = None
+        self.lock = threading.Lock()
+        self._head = request_head(
+            "POST", f"/{API_VERSION}/runtime/invocation/{request_id}/response", connection.host,
+            _STREAM_HEADERS,
+        )  # fmt: skip
+        self.started = False
+        self.finished = False
+        self.bytes_sent = 0
+        self.last_write = time.monotonic()
+        self._tail = b"\n\n"
+
+    @property
+    def at_event_boundary(self) -> bool:
+        """Whether the bytes so far end an SSE event (a comment here splits nothing)."""
+        return self._tail.endswith((b"\n\n", b"\r\n\r\n", b"\r\r"))
+
+    def start(self, prelude: bytes, body: bytes = b"", *, last: bool = False) -> int | None:
+        """Send the request head, the prelude chunk and ``body``, in one write.
+
+        With ``last`` the end goes out in the same write (a small response whole) and the
+        Runtime API's status is returned; otherwise body chunks may follow at once.
+        """
+        with self.lock:
+            self._writer = ChunkedWriter(self._connection.socket())
+            self.started = True
+            self.finished = last
+            framed = prelude + PRELUDE_DELIMITER
+            self._writer.send_head(self._head, framed, body, end=() if last else None)
+            self.bytes_sent += len(body)
+            self.last_write = time.monotonic()
+            if body:
+                self._tail = (self._tail + body[-4:])[-4:]
+        if last:
+            return self._connection.read_response()[0]
+        return None
+
+    def write(self, data: bytes | memoryview) -> None:
+        if not data:
+            return
+        with self.lock:
+            self._send_chunk(data)
+            self.bytes_sent += len(data)
+            self._tail = (self._tail + bytes(data[-4:]))[-4:]
+
+    def write_if_idle(self, data: bytes, idle_since: float) -> bool:
+        """Write ``data`` unless something was written since ``idle_since`` or an event is open.
+
+        Never waits for the lock: a worker stuck writing must not stall the watchdog.
+        """
+        if not self.lock.acquire(blocking=False):
+            return False
+        try:
+            if self.finished or self.last_write > idle_since or not self.at_event_boundary:
+                return False
+            self._send_chunk(data)
+            return True
+        finally:
+            self.lock.release()
+
+    def _send_chunk(self, data: bytes | memoryview) -> None:
+        if self._writer is None or self.finished:
+            raise RuntimeApiError("the response stream is not open")
+        self._writer.send_data(data)
+        self.last_write = time.monotonic()
+
+    def end(self, error: tuple[str, str] | None) -> int:
+        """End the body, with ``error``'s (type, message) trailers if given; the status."""
+        return self.finish(*error) if error else self.finish()
+
+    def finish(self, error_type: str | None = None, message: str = "") -> int:
+        """End the body (with error trailers when ``error_type`` is set); returns the status."""
+        trailers: Trailers = ()
+        if error_type:
+            trailers = (
+                (ERROR_TYPE_TRAILER, checked_type(error_type).encode()),
+                (ERROR_BODY_TRAILER, base64.b64encode(error_json(error_type, message))),
+            )
+        with self.lock:
+            if self._writer is None or self.finished:
+                raise RuntimeApiError("the response stream is not open")
+            self.finished = True
+            self._writer.send_eom(trailers)
+        return self._connection.read_response()[0]
+
+    def abandon(self) -> str:
+        """The stream broke: say what the Runtime API answered, if anything, and drop the link.
+
+        Lambda answers an oversized or late response with an error status before closing;
+        without reading it, that would look like a bare connection reset.
+        """
+        with self.lock:
+            self.finished = True
+            detail = "no answer"
+            if self._writer is not None:
+                try:
+                    status, _, body = self._connection.read_response(timeout=0.2)
+                    detail = f"{status} {body[:200].decode('utf-8', 'replace')}"
+                except (OSError, ValueError):
+                    pass
+            self._connection.close()
+            return detail

@@ -21,7 +21,7 @@ from streaming_proxy.events import UpstreamRequest
 from streaming_proxy.log import iso_time
 from streaming_proxy.outcome import Outcome
 from streaming_proxy.responses import prelude
-from streaming_proxy.stream import ResponseStream, end
+from streaming_proxy.runtime_api import ResponseStream
 
 #: (default, maximum) of each query parameter; the minimum is 1 event and 0 ms.
 LIMITS = {"n": (5, 20), "interval_ms": (200, 1000)}
@@ -63,7 +63,8 @@ class StreamCheck:
             pause.wait(interval_ms / 1000)
             stream.write(event(seq, count))
         outcome.stream_check_events = count
-        end(stream, outcome, 200, error)
+        outcome.responded(200, stream.bytes_sent, error)
+        outcome.answered(stream.end(error))
 
 
 def parameters(target: str) -> tuple[int, int]:

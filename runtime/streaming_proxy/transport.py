@@ -16,19 +16,28 @@ import socket
 import time
 from collections.abc import Iterable, Iterator
 from types import TracebackType
-from typing import NamedTuple, cast
+from typing import NamedTuple, Protocol, cast
 
 import h11
 import httpcore
 
-from streaming_proxy.errors import BodyBroke, RequestError
+from streaming_proxy.errors import BodyBroke, RequestError, UpstreamFailed, UpstreamStarting
 from streaming_proxy.events import UpstreamRequest
 from streaming_proxy.settings import Settings
-from streaming_proxy.upstream import Upstream, UpstreamFailed, UpstreamStarting
 
 # Node closes idle keep-alive connections after 5 s; retire ours before that.
 KEEPALIVE_EXPIRY = 4.0
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+class Upstream(Protocol):
+    """What the transport needs of the upstream's lifecycle (upstream.Upstream)."""
+
+    def ensure_ready(self, until: float, ready_timeout: float) -> None:
+        """Return once it answers; raise UpstreamStarting / UpstreamFailed if it cannot."""
+
+    def mark_unhealthy(self) -> None:
+        """A request could not reach it."""
 
 
 class Answer(NamedTuple):

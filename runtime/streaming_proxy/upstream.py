@@ -16,27 +16,12 @@ from collections.abc import Mapping
 from typing import IO
 
 from streaming_proxy import log, metrics
-from streaming_proxy.errors import InitError
+from streaming_proxy.errors import InitError, UpstreamFailed, UpstreamStarting
 from streaming_proxy.readiness import Boot, http_get, librechat_version
-from streaming_proxy.settings import RUNTIME_ONLY
+from streaming_proxy.variables import RUNTIME_ONLY
 
 POLL_INTERVAL = 0.01
 _STDERR_TAIL_LINES = 20
-
-
-class UpstreamFailed(Exception):
-    """The upstream exited or did not become healthy in time; the message says which.
-
-    ``summary`` leaves out the upstream's stderr, which belongs in the log, not in a response.
-    """
-
-    def __init__(self, message: str, summary: str | None = None) -> None:
-        super().__init__(message)
-        self.summary = summary or message
-
-
-class UpstreamStarting(UpstreamFailed):
-    """The invocation's deadline came while the upstream was still starting."""
 
 
 class Upstream:

@@ -21,15 +21,25 @@ import contextlib
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 from streaming_proxy import log
 
-if TYPE_CHECKING:
-    from streaming_proxy.stream import ResponseStream
-
 KEEPALIVE_COMMENT = b": keep-alive\n\n"
 TICK = 0.05
+
+
+class Watched(Protocol):
+    """What the watchdog reads of a response (runtime_api.ResponseStream): the upstream's
+    bytes so far, when anything was last written, and a write that splits no event."""
+
+    @property
+    def bytes_sent(self) -> int: ...
+
+    @property
+    def last_write(self) -> float: ...
+
+    def write_if_idle(self, data: bytes, idle_since: float) -> bool: ...
 
 
 class Cut(NamedTuple):
@@ -44,7 +54,7 @@ class Watch:
     __slots__ = ("cutoff", "expired", "idle", "last_bytes", "last_event", "sock", "sse", "stream")
 
     def __init__(
-        self, stream: ResponseStream, cutoff: float, sse: bool, sock: socket.socket | None
+        self, stream: Watched, cutoff: float, sse: bool, sock: socket.socket | None
     ) -> None:
         self.stream = stream
         self.cutoff = cutoff
@@ -64,9 +74,7 @@ class Watchdog:
         self._watches: set[Watch] = set()
         threading.Thread(target=self._run, name="watchdog", daemon=True).start()
 
-    def watch(
-        self, stream: ResponseStream, cutoff: float, sse: bool, sock: socket.socket | None
-    ) -> Watch:
+    def watch(self, stream: Watched, cutoff: float, sse: bool, sock: socket.socket | None) -> Watch:
         watch = Watch(stream, cutoff, sse and self._interval > 0, sock)
         with self._lock:
             self._watches.add(watch)

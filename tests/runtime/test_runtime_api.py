@@ -8,8 +8,7 @@ import socket
 import threading
 
 import pytest
-from streaming_proxy.runtime_api import RuntimeApiClient, RuntimeApiError
-from streaming_proxy.stream import ResponseStream
+from streaming_proxy.runtime_api import ResponseStream, RuntimeApiClient, RuntimeApiError
 
 
 class OneShotServer:
