@@ -28,8 +28,11 @@ from streaming_proxy import log
 from streaming_proxy.errors import LambdaError
 
 HOOK_FD_VAR = "SNAPSTART_HOOK_FD"
-# In the image /opt/streaming-proxy/preload (next to the package), here runtime/preload.
-PRELOAD_DIR = Path(__file__).resolve().parent.parent / "preload"
+# runtime/Dockerfile copies runtime/preload/ to IMAGE_PRELOAD_DIR; from a checkout (the
+# emulator, the tests) it sits next to the package.
+IMAGE_PRELOAD_DIR = Path("/opt/librechat-preload")
+_CHECKOUT_PRELOAD_DIR = Path(__file__).resolve().parent.parent / "preload"
+PRELOAD_DIR = IMAGE_PRELOAD_DIR if IMAGE_PRELOAD_DIR.is_dir() else _CHECKOUT_PRELOAD_DIR
 PRELOAD = PRELOAD_DIR / "snapstart.cjs"
 OPENSSL_CONFIG = PRELOAD_DIR / "openssl-snapstart.cnf"
 RESTORE_BUDGET = 10.0  # seconds Lambda allows restore plus after-restore work

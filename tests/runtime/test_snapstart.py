@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import pytest
 from conftest import HERE, runtime_env
+from streaming_proxy import snapstart
 
 from emulator import LocalStack
 from emulator.sandbox import descendants, process_state
@@ -39,6 +40,13 @@ def state(stack: LocalStack) -> dict[str, object]:
     result = stack.invoke({"httpMethod": "GET", "path": "/state", "headers": {}})
     assert result.error is None, result.error
     return json.loads(result.body)
+
+
+def test_the_image_puts_the_preload_where_the_runtime_looks():
+    dockerfile = (HERE.parent.parent / "runtime" / "Dockerfile").read_text()
+    assert f"COPY preload/ {snapstart.IMAGE_PRELOAD_DIR}/" in dockerfile
+    assert (HERE.parent.parent / "runtime" / "preload" / snapstart.PRELOAD.name).is_file()
+    assert (HERE.parent.parent / "runtime" / "preload" / snapstart.OPENSSL_CONFIG.name).is_file()
 
 
 def test_restore_reconnects_and_serves_with_fresh_randomness():
