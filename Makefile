@@ -8,7 +8,8 @@ help:
 	@echo "make test-fast - the tests that start no process and no moto: the edit loop"
 	@echo "make local  - local API Gateway + Lambda emulator with a demo upstream; curl -N the printed URL"
 	@echo "             (ENVIRONMENTS=N: up to N environments; MANAGED=N: Managed Instances, N per environment;"
-	@echo "              PORT=8080; LOG=pretty: one short line per log record instead of JSON)"
+	@echo "              PORT=8080; LOG=pretty: one short line per log record instead of JSON;"
+	@echo "              SNAPSTART=1: SnapStart, each environment restored from its snapshot by its first request)"
 	@echo "make lint   - ruff, mypy (strict), hadolint, workflow schema, zizmor"
 	@echo "make typecheck - mypy --strict over $(TYPED)"
 	@echo "make fmt    - ruff's fixes and formatting, in place"
@@ -78,7 +79,7 @@ fmt: sync
 local: sync
 	$(UV) run --frozen python -m emulator $(if $(ENVIRONMENTS),--max-environments $(ENVIRONMENTS)) \
 		$(if $(MANAGED),--managed-instances $(MANAGED)) $(if $(PORT),--port $(PORT)) \
-		$(if $(LOG),--log $(LOG))
+		$(if $(LOG),--log $(LOG)) $(if $(SNAPSTART),--snapstart)
 
 # Byte-compiled like the image, so imports at cold start cost what they cost in Lambda.
 # STRICT=1: exit non-zero when a figure misses its target (docs/decisions.md, the budget).
