@@ -23,6 +23,8 @@ MODULES = 120  # the fill refuses fewer than 100 cached modules
 #: A private mount namespace in which the cache directory ($0) is remounted read-only.
 READ_ONLY = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
 
+pytestmark = pytest.mark.slow  # real Node processes: not for make test-fast
+
 
 @pytest.fixture
 def app(tmp_path: Path) -> Path:

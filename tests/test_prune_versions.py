@@ -17,6 +17,8 @@ from ops.prune_versions import prune, published_versions
 REGION = "eu-west-1"  # the dev stack's
 FUNCTION = "librechat-lambda-dev"
 
+pytestmark = pytest.mark.slow  # moto: not for make test-fast
+
 
 @pytest.fixture
 def lam(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
