@@ -1,13 +1,15 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test pytest redis-server lint typecheck fmt local bench bench-concurrency requirements docs check preflight smoke acceptance e2e-librechat
+.PHONY: help bootstrap sync test test-fast pytest redis-server lint typecheck fmt local bench bench-concurrency requirements docs check preflight smoke prune-versions acceptance e2e-librechat
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
+	@echo "make test-fast - the tests that start no process and no moto: the edit loop"
 	@echo "make local  - local API Gateway + Lambda emulator with a demo upstream; curl -N the printed URL"
 	@echo "             (ENVIRONMENTS=N: up to N environments; MANAGED=N: Managed Instances, N per environment;"
-	@echo "              PORT=8080; LOG=pretty: one short line per log record instead of JSON)"
+	@echo "              PORT=8080; LOG=pretty: one short line per log record instead of JSON;"
+	@echo "              SNAPSTART=1: SnapStart, each environment restored from its snapshot by its first request)"
 	@echo "make lint   - ruff, mypy (strict), hadolint, workflow schema, zizmor"
 	@echo "make typecheck - mypy --strict over $(TYPED)"
 	@echo "make fmt    - ruff's fixes and formatting, in place"
@@ -18,6 +20,7 @@ help:
 	@echo "make preflight STACK=dev - check the account before pulumi up (one line per check)"
 	@echo "make acceptance STACK=dev - deploy a throwaway copy, prove it end to end, destroy it (MODEL=endpoint/model)"
 	@echo "make smoke STACK=dev - prove the deployed stack answers and streams (or URL=...; WAIT=120 s for /health)"
+	@echo "make prune-versions STACK=dev [KEEP=3] [DRY_RUN=1] - delete old published versions (SnapStart bills each)"
 	@echo "make docs   - regenerate docs/configuration.md's key table and docs/runtime-variables.md"
 	@echo "make e2e-librechat VERSION=v0.8.7 MODE=standard|managed - the real-LibreChat run"
 
@@ -30,8 +33,17 @@ sync: bootstrap
 
 test: sync lint pytest
 
+# The whole suite on every core. --dist loadfile keeps a file's tests on one worker, so a
+# module's fixtures (a runtime under the emulator, moto) start once. The coverage figure counts
+# the runtime's own processes ([tool.coverage.run] patch = subprocess); below the floor
+# ([tool.coverage.report] fail_under) the run fails.
 pytest: sync redis-server
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest -n auto --dist loadfile --cov --cov-report=term:skip-covered
+
+# The edit loop and the pre-commit hook: every test not marked slow (tests/conftest.py marks
+# each that starts a process or moto, and fails one that does so unmarked).
+test-fast: sync
+	$(UV) run --frozen pytest -m "not slow" -q -p no:cacheprovider
 
 # The stream relay's tests run a real redis-server (Debian's); a clean machine gets it here.
 redis-server:
@@ -67,7 +79,7 @@ fmt: sync
 local: sync
 	$(UV) run --frozen python -m emulator $(if $(ENVIRONMENTS),--max-environments $(ENVIRONMENTS)) \
 		$(if $(MANAGED),--managed-instances $(MANAGED)) $(if $(PORT),--port $(PORT)) \
-		$(if $(LOG),--log $(LOG))
+		$(if $(LOG),--log $(LOG)) $(if $(SNAPSTART),--snapstart)
 
 # Byte-compiled like the image, so imports at cold start cost what they cost in Lambda.
 # STRICT=1: exit non-zero when a figure misses its target (docs/decisions.md, the budget).
@@ -111,6 +123,12 @@ preflight: sync
 # (WAIT=seconds /health may take, default 120; a name that does not resolve fails at once).
 smoke: sync
 	$(UV) run --frozen python -m ops.smoke $(if $(URL),--url $(URL),--stack $(STACK)) $(if $(WAIT),--wait $(WAIT))
+
+# After `pulumi up` with compute.snapStart: each published version's snapshot is billed while it
+# exists and Pulumi deletes none; keep the newest KEEP and those an alias needs.
+prune-versions: sync
+	$(UV) run --frozen python -m ops.prune_versions --stack $(STACK) $(if $(KEEP),--keep $(KEEP)) \
+		$(if $(DRY_RUN),--dry-run)
 
 # A real deploy proven and removed (docs/acceptance.md): a throwaway copy of the stack through
 # the Pulumi Automation API (needs the Pulumi CLI, Docker and AWS credentials), destroyed at

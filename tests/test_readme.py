@@ -14,6 +14,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
+from components.config import docs
 from components.config.docs import CONFIGURATION_PAGE, with_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,3 +120,21 @@ def test_stacks_named_in_the_stacks_table_exist() -> None:
     named = set(re.findall(r"^\| `[\w-]+` \| `(Pulumi\.[\w-]+\.yaml)` \|", ALL_TEXT, re.MULTILINE))
     assert named, "docs/deploying.md's stacks table is gone"
     assert all((ROOT / name).exists() for name in named), named
+
+
+def test_make_docs_says_what_it_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = tmp_path / "docs" / "configuration.md"
+    page.parent.mkdir()
+    stale = "intro\n" + docs.BEGIN + "\n| old |\n" + docs.END + "\nafter\n"
+    page.write_text(stale)
+    monkeypatch.setattr(docs, "ROOT", tmp_path)
+    monkeypatch.setattr(docs, "CONFIGURATION_PAGE", page)
+    docs.main()
+    docs.main()
+    first, second = capsys.readouterr().out.splitlines()
+    keys = len(list(docs.rows()))
+    assert first == f"docs/configuration.md: rewrote the configuration table ({keys} keys)"
+    assert second == f"docs/configuration.md: the configuration table is up to date ({keys} keys)"
+    assert page.read_text() == docs.with_table(stale)

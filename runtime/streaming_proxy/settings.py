@@ -20,6 +20,8 @@ __all__ = ["MANAGED_INSTANCES_INIT_TYPE", "RUNTIME_ONLY", "Settings", "SettingsE
 # concurrent /next and /response requests up to" (docs.aws.amazon.com/lambda/latest/dg/
 # runtimes-api.html); standard Lambda sets neither.
 MANAGED_INSTANCES_INIT_TYPE = "lambda-managed-instances"
+# ... and what SnapStart sets (snapstart-runtime-hooks-custom.html): snapstart.py runs its steps.
+SNAP_START_INIT_TYPE = "snap-start"
 
 
 class SettingsError(ValueError):
@@ -61,6 +63,7 @@ class Settings:
     stream_relay_retention: float
     stream_relay_max_events: int
     stream_relay_heartbeat: float
+    snap_start: bool
 
     @property
     def fetches_anything(self) -> bool:
@@ -138,6 +141,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         stream_relay_retention=read(Env.STREAM_RELAY_RETENTION),
         stream_relay_max_events=read(Env.STREAM_RELAY_MAX_EVENTS),
         stream_relay_heartbeat=read(Env.STREAM_RELAY_HEARTBEAT),
+        snap_start=Env.AWS_LAMBDA_INITIALIZATION_TYPE.read(env, problems) == SNAP_START_INIT_TYPE,
     )
     if problems:
         raise SettingsError("Invalid runtime environment: " + "; ".join(problems))

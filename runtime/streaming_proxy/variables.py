@@ -300,7 +300,8 @@ class Env:
         "no freeze, so no background hold",
     )  # fmt: skip
     AWS_LAMBDA_INITIALIZATION_TYPE = Variable(
-        None, Text(), "`lambda-managed-instances` on Managed Instances (set by Lambda)",
+        None, Text(), "`lambda-managed-instances` on Managed Instances, `snap-start` under "
+        "SnapStart: the runtime then runs its [SnapStart lifecycle](snapstart.md) (set by Lambda)",
         to_upstream=True,
     )  # fmt: skip
     _HANDLER = Variable(None, Text(), "set by Lambda; not read")

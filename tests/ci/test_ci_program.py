@@ -13,6 +13,7 @@ import pytest
 import yaml
 from pulumi.runtime import set_all_config
 
+from components.names import SCOPE_TAG
 from github_ci.policies import (
     Account,
     deploy_policy,
@@ -196,8 +197,12 @@ def test_the_preview_role_allows_every_lookup_the_main_program_makes(
     assert not denied, f"pulumi preview -s {stack} would be denied {denied}"
 
 
-def main_program_resources(mocks: PulumiMocks, stack: str) -> dict[str, list[str]]:
-    """ARNs of what `pulumi up -s <stack>` creates that a deploy role must be allowed to manage."""
+Request = tuple[str, dict[str, Any]]
+
+
+def main_program_resources(mocks: PulumiMocks, stack: str) -> dict[str, list[Request]]:
+    """ARNs of what `pulumi up -s <stack>` creates that a deploy role must be allowed to manage,
+    each with the request's condition keys (the role's boundary, the API's tags)."""
     mocks.zones = {"sandbox.data.apro.is": "ZSANDBOX", "data.apro.is": "ZDATA"}
     set_all_config(cli_config(stack))
 
@@ -220,7 +225,21 @@ def main_program_resources(mocks: PulumiMocks, stack: str) -> dict[str, list[str
             for x in mocks.of_type(T.FUNCTION_SCALING_CONFIG)
         ],
     }
-    return {
+    roles = [
+        (
+            f"arn:aws:iam::{a}:role/{plain(x.inputs)['name']}",
+            {"iam:PermissionsBoundary": plain(x.inputs).get("permissionsBoundary")},
+        )
+        for x in mocks.of_type(T.ROLE)
+    ]
+    apis = [
+        (
+            f"arn:aws:apigateway:{r}::/restapis",
+            {f"aws:RequestTag/{SCOPE_TAG}": plain(x.inputs)["tags"][SCOPE_TAG]},
+        )
+        for x in mocks.of_type(T.REST_API)
+    ]
+    plain_arns = {
         **{action: arns for action, arns in managed.items() if arns},
         "lambda:CreateFunction": [
             f"arn:aws:lambda:{r}:{a}:function:{n}" for n in names[T.FUNCTION]
@@ -228,9 +247,13 @@ def main_program_resources(mocks: PulumiMocks, stack: str) -> dict[str, list[str
         "ecr:CreateRepository": [
             f"arn:aws:ecr:{r}:{a}:repository/{n}" for n in names[T.ECR_REPOSITORY]
         ],
-        "iam:CreateRole": [f"arn:aws:iam::{a}:role/{n}" for n in names[T.ROLE]],
         "logs:CreateLogGroup": [f"arn:aws:logs:{r}:{a}:log-group:{n}" for n in names[T.LOG_GROUP]],
         "apigateway:PATCH": [f"arn:aws:apigateway:{r}::/domainnames/{d}" for d in domains],
+    }
+    return {
+        **{action: [(arn, {}) for arn in arns] for action, arns in plain_arns.items()},
+        "iam:CreateRole": roles,
+        "apigateway:POST": apis,
     }
 
 
@@ -243,10 +266,12 @@ def test_each_deploy_role_manages_its_own_stacks_resources_and_not_the_others(
     assert all(resources.values()), resources
     own = next(t for t in targets() if t.stack == stack)
     other = next(t for t in targets() if t.stack != stack)
-    for action, arns in resources.items():
-        for arn in arns:
-            assert decide([deploy_policy(own, ACCOUNT)], action, arn) == "Allow", (action, arn)
-            assert decide([deploy_policy(other, ACCOUNT)], action, arn) == "ImplicitDeny", arn
+    for action, requests in resources.items():
+        for arn, context in requests:
+            own_decision = decide([deploy_policy(own, ACCOUNT)], action, arn, context)
+            assert own_decision == "Allow", (action, arn, context)
+            other_decision = decide([deploy_policy(other, ACCOUNT)], action, arn, context)
+            assert other_decision != "Allow", (action, arn)
 
 
 def test_the_prod_deploy_role_may_attach_only_the_operator_policy_to_the_operator_role(
@@ -259,8 +284,10 @@ def test_the_prod_deploy_role_may_attach_only_the_operator_policy_to_the_operato
     (attachment,) = mocks.of_type(T.ROLE_POLICY_ATTACHMENT)
     inputs = plain(attachment.inputs)
     operator = f"arn:aws:iam::{ACCOUNT_ID}:role/{inputs['role']}"
-    managed_policy = {"iam:PolicyARN": inputs["policyArn"]}
-    admin = {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"}
+    (role,) = [r for r in mocks.of_type(T.ROLE) if plain(r.inputs)["name"] == inputs["role"]]
+    bounded = {"iam:PermissionsBoundary": plain(role.inputs)["permissionsBoundary"]}
+    managed_policy = {"iam:PolicyARN": inputs["policyArn"], **bounded}
+    admin = {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess", **bounded}
     assert decide([policy], "iam:AttachRolePolicy", operator, managed_policy) == "Allow"
     assert decide([policy], "iam:AttachRolePolicy", operator, admin) == "ImplicitDeny"
     assert decide([policy], "iam:PutRolePolicy", operator) == "ImplicitDeny"

@@ -19,8 +19,8 @@ def test_defaults_region_and_environment_from_the_stack() -> None:
     settings = parse(GOOD, default_region="eu-west-1")
     assert settings.oidc_provider_arn is None
     assert settings.stacks == (
-        StackTarget(
-            stack="dev",
+        StackTarget.of(
+            "dev",
             name="librechat-lambda-dev",
             region="eu-west-1",
             environment="dev",
@@ -81,7 +81,7 @@ def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(SettingsError) as caught:
         parse({"repository": "x", "stacks": {"dev": {"name": "n"}}}, default_region=None)
     assert len(caught.value.problems) == 2
-    assert "2 problem(s)" in str(caught.value)
+    assert "2 problems" in str(caught.value)
 
 
 def test_every_stack_file_is_served_with_its_own_keys_and_overrides(tmp_path: Path) -> None:
@@ -99,8 +99,16 @@ def test_every_stack_file_is_served_with_its_own_keys_and_overrides(tmp_path: Pa
     }
     settings = parse(raw, default_region="us-east-1", main_stacks=stack_files(tmp_path))
     assert settings.stacks == (
-        StackTarget("dev", "chat-dev", "eu-west-1", "development", "chat.example.com"),
-        StackTarget("new-one", "librechat-new-one", "us-east-1", "new-one", None),
+        StackTarget.of(
+            "dev",
+            name="chat-dev",
+            region="eu-west-1",
+            environment="development",
+            domain="chat.example.com",
+        ),
+        StackTarget.of(
+            "new-one", name="librechat-new-one", region="us-east-1", environment="new-one"
+        ),
     )
 
 
