@@ -29,6 +29,9 @@ from emulator.http11 import free_port
 from ops import acceptance
 from ops.acceptance import AcceptanceError, Steps, run, throwaway_config
 
+#: Every test here starts a process (or moto): make test-fast leaves them out.
+pytestmark = pytest.mark.slow
+
 HERE = Path(__file__).resolve().parent
 REGION = "eu-west-1"
 LIBRECHAT_STAND_IN = f"{sys.executable} {HERE / 'librechat_api_upstream.py'}"

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+#: Every test here starts a process (or moto): make test-fast leaves them out.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 FILL = ROOT / "runtime" / "fill-compile-cache.sh"
 PRELOAD = ROOT / "runtime" / "preload" / "compile-cache.cjs"

@@ -85,6 +85,7 @@ def test_snapstart_refuses_deploy_time_secrets_and_says_why():
         compute=SNAP,
         function={**SMALL_TMP, "kmsKeyArn": KMS_KEY},
         secrets={"mode": "deploy", "parameters": {"JWT_SECRET": "/app/jwt"}},
+        pullRequestPreviews=False,  # a previewed stack refuses deploy mode on its own account
     )
     assert problem.startswith("librechat-lambda:secrets.mode must be runtime with")
     assert "every published version keeps the secret values" in problem
@@ -92,7 +93,8 @@ def test_snapstart_refuses_deploy_time_secrets_and_says_why():
 
 def test_snapstart_takes_deploy_mode_without_parameters_and_runtime_secrets():
     for secrets in ({"mode": "deploy"}, {"mode": "runtime", "parameters": {"A_B": "/a/b"}}):
-        cfg = parse(with_(compute=SNAP, function=SMALL_TMP, secrets=secrets), stack="dev")
+        raw = with_(compute=SNAP, function=SMALL_TMP, secrets=secrets, pullRequestPreviews=False)
+        cfg = parse(raw, stack="dev")
         assert cfg.compute.snap_start
 
 

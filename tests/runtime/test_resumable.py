@@ -20,6 +20,9 @@ from test_readiness import librechat
 
 from emulator import LocalStack
 
+#: Every test here starts a process (or moto): make test-fast leaves them out.
+pytestmark = pytest.mark.slow
+
 NO_PARENT = "00000000-0000-0000-0000-000000000000"
 UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"
 

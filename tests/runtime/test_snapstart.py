@@ -25,6 +25,9 @@ from streaming_proxy import snapstart
 from emulator import LocalStack
 from emulator.sandbox import descendants, process_state
 
+#: Every test here starts a process (or moto): make test-fast leaves them out.
+pytestmark = pytest.mark.slow
+
 APP = HERE / "snapstart_app" / "server.cjs"
 
 
