@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import pulumi
 
+from components import names
 from components.api import StreamingApi, StreamingApiArgs
 from components.capacity_provider import CapacityProvider, CapacityProviderArgs
-from components.config import PROJECT, load
+from components.config import load
 from components.domain import CustomDomain, CustomDomainArgs
 from components.function import (
     LambdaFunction,
     LambdaFunctionArgs,
     ManagedCompute,
-    function_name_for,
 )
 from components.image import ContainerImage, ContainerImageArgs
 from components.monitoring import Monitoring, MonitoringArgs
@@ -25,15 +25,20 @@ from components.network import resolve_network
 cfg = load()
 for advice in cfg.advice():
     pulumi.log.warn(advice)
-tags = {"Project": PROJECT, "Stack": pulumi.get_stack(), **cfg.tags}
-function_name = function_name_for(cfg.name, managed=cfg.compute.managed)
+tags = {
+    "Project": names.PROJECT,
+    "Stack": pulumi.get_stack(),
+    **cfg.tags,
+    names.SCOPE_TAG: cfg.name,
+}
+function_name = names.function_name(cfg.name, managed=cfg.compute.managed)
 
 image = ContainerImage(
     "image",
     ContainerImageArgs(
         base_image=cfg.image.base_image,
         architecture=cfg.function.architecture,
-        repository_name=cfg.name,
+        repository_name=names.repository_name(cfg.name),
         lambda_function_name=function_name,
         keep_last_images=cfg.image.keep_last_images,
         force_delete=cfg.image.force_delete,
@@ -74,7 +79,7 @@ function = LambdaFunction(
     LambdaFunctionArgs(
         image_uri=image.image_uri,
         function_name=function_name,
-        log_group_name=f"/aws/lambda/{cfg.name}",
+        log_group_name=names.function_log_group(cfg.name),
         architecture=cfg.function.architecture,
         memory_mb=cfg.function.memory_mb,
         timeout_seconds=cfg.function.timeout_seconds,
@@ -96,7 +101,11 @@ function = LambdaFunction(
         tracing=cfg.function.tracing,
         reserved_concurrency=cfg.function.reserved_concurrency,
         provisioned_concurrency=cfg.function.provisioned_concurrency,
+        snap_start=cfg.compute.snap_start,
         managed=managed,
+        permissions_boundary=(
+            names.permissions_boundary_name(cfg.name) if cfg.function.permissions_boundary else None
+        ),
         tags=tags,
     ),
 )

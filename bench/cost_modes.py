@@ -1,18 +1,27 @@
 """Monthly compute cost of one LibreChat stack in each compute mode, from AWS's published prices.
 
-    uv run python -m bench.cost_modes        # prints the table in README "Choosing a compute mode"
+    uv run python -m bench.cost_modes        # prints the table in docs/compute-modes.md
 
 Standard Lambda bills every environment for the wall-clock time it serves: a chat answer is a
 long, mostly idle stream, and from LibreChat 0.8.2 on two environments are billed for it (the
-chat POST held until generation ends, and the GET that streams the answer from Redis; README
-"What it deploys", step 4). Lambda Managed Instances bill EC2 instance-hours plus a 15 %
-management fee whether busy or idle, and one environment serves many streams.
+chat POST held until generation ends, and the GET that streams the answer from Redis;
+docs/runtime.md, "Work after the answer"). SnapStart adds a cache charge for every published
+version kept and a charge per restore. Provisioned concurrency bills the environments kept
+initialized all month and discounts the duration. Lambda Managed Instances bill EC2
+instance-hours plus a 15 % management fee whether busy or idle, and one environment serves many
+streams.
 
 Model and its limits:
-- Both modes on arm64 (Graviton); API Gateway, NAT, logs and data transfer are left out: they
-  do not depend on the mode. Free tiers, Savings Plans and provisioned concurrency are left out.
+- Every mode on arm64 (Graviton); API Gateway, NAT, logs and data transfer are left out: they
+  do not depend on the mode. Free tiers and Savings Plans are left out, and so is the init of
+  a standard cold start (billed as duration; a SnapStart restore replaces it).
 - Standard: GB-seconds = (answers x billed environments per answer x answer seconds + other
   requests x their seconds) x function memory; plus requests (both legs of an answer count).
+- SnapStart: standard, plus the cache of the versions `make prune-versions` keeps, all month,
+  plus one restore per `ANSWERS_PER_RESTORE` answers (Lambda publishes no idle lifetime of an
+  environment: a deliberately pessimistic guess).
+- Provisioned: two environments per stream at the peak kept initialized all month (an upper
+  bound, like managed: a schedule could lower it at night), the duration at its discounted rate.
 - Managed: enough environments for the peak, never fewer than AWS's 3, held all month (an upper
   bound: the fleet shrinks after quiet periods, never to zero); each environment is the
   `compute.*` defaults (1 vCPU, 2 GiB, 32 streams). Lambda keeps 1 vCPU and 1 GiB of every
@@ -27,8 +36,10 @@ import math
 from dataclasses import dataclass
 
 from components.config import ComputeConfig, FunctionConfig
+from ops.prune_versions import DEFAULT_KEEP
 
 HOURS_PER_MONTH = 730
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 
 
 @dataclass(frozen=True)
@@ -40,7 +51,9 @@ class Price:
 
 #: Every price, with where it was read. All are US East (N. Virginia) list prices, read on
 #: 2026-11-29 from the stored copies named; eu-west-1 (the committed stacks' region) has the same
-#: Lambda prices and EC2 prices a few percent higher.
+#: Lambda prices and EC2 prices a few percent higher. The SnapStart prices were read on
+#: 2026-12-04 (design.md §9); the arm64 provisioned-concurrency ones are x86's less 20 %, as the
+#: page lists them, not re-read since.
 LAMBDA_PRICING = "https://aws.amazon.com/lambda/pricing/"
 EC2_PRICING = "https://aws.amazon.com/ec2/pricing/on-demand/ (Linux)"
 PRICES = {
@@ -48,6 +61,20 @@ PRICES = {
         0.0000133334, "per GB-second (arm64, first 7.5 billion GB-s a month)", LAMBDA_PRICING
     ),
     "lambda_request": Price(0.20 / 1e6, "per request ($0.20 per million)", LAMBDA_PRICING),
+    "snapstart_cache_gb_second": Price(
+        0.0000015046,
+        "per GB-second, SnapStart cache of each version while it exists",
+        LAMBDA_PRICING,
+    ),
+    "snapstart_restore_gb": Price(0.0001398, "per GB restored, SnapStart restore", LAMBDA_PRICING),
+    "lambda_arm_provisioned_gb_second": Price(
+        0.0000033334, "per GB-second configured, provisioned concurrency (arm64)", LAMBDA_PRICING
+    ),
+    "lambda_arm_provisioned_duration_gb_second": Price(
+        0.0000077778,
+        "per GB-second of duration on provisioned environments (arm64)",
+        LAMBDA_PRICING,
+    ),
     "lmi_request": Price(
         0.20 / 1e6, "per request, Managed Instances ($0.20 per million)", LAMBDA_PRICING
     ),
@@ -80,6 +107,10 @@ MANAGED_MIN_ENVIRONMENTS = _COMPUTE.min_environments
 #: Standard mode, LibreChat >= 0.8.2: environments billed for one answer (the held POST and the
 #: streaming GET).
 STANDARD_ENVIRONMENTS_PER_ANSWER = 2
+#: SnapStart: versions whose cache is billed all month (`make prune-versions` keeps this many).
+SNAPSTART_VERSIONS = DEFAULT_KEEP
+#: SnapStart: answers per restore (a new environment), a pessimistic guess (see the docstring).
+ANSWERS_PER_RESTORE = 5
 
 
 @dataclass(frozen=True)
@@ -114,6 +145,44 @@ def standard_monthly(load: Load) -> float:
     requests += load.other_requests_per_month
     return seconds * STANDARD_MEMORY_GB * price("lambda_arm_gb_second") + requests * price(
         "lambda_request"
+    )
+
+
+def snapstart_cache_monthly(versions: int = SNAPSTART_VERSIONS) -> float:
+    """The SnapStart cache of `versions` published versions, in USD a month."""
+    return versions * STANDARD_MEMORY_GB * SECONDS_PER_MONTH * price("snapstart_cache_gb_second")
+
+
+def restore_cost() -> float:
+    return STANDARD_MEMORY_GB * price("snapstart_restore_gb")
+
+
+def snapstart_monthly(load: Load) -> float:
+    """Standard, the kept versions' cache and the restores, in USD a month."""
+    restores = load.answers_per_month / ANSWERS_PER_RESTORE
+    return standard_monthly(load) + snapstart_cache_monthly() + restores * restore_cost()
+
+
+def provisioned_environments(load: Load) -> int:
+    return load.peak_streams * STANDARD_ENVIRONMENTS_PER_ANSWER
+
+
+def provisioned_per_environment() -> float:
+    """One environment kept initialized all month, in USD."""
+    return STANDARD_MEMORY_GB * SECONDS_PER_MONTH * price("lambda_arm_provisioned_gb_second")
+
+
+def provisioned_monthly(load: Load) -> float:
+    """Enough provisioned environments for the peak all month, duration at the discounted rate
+    and requests, in USD a month."""
+    answer_seconds = load.answers_per_month * STANDARD_ENVIRONMENTS_PER_ANSWER * load.answer_seconds
+    seconds = answer_seconds + load.other_requests_per_month * load.other_seconds
+    requests = load.answers_per_month * STANDARD_ENVIRONMENTS_PER_ANSWER
+    requests += load.other_requests_per_month
+    return (
+        provisioned_environments(load) * provisioned_per_environment()
+        + seconds * STANDARD_MEMORY_GB * price("lambda_arm_provisioned_duration_gb_second")
+        + requests * price("lambda_request")
     )
 
 
@@ -159,17 +228,19 @@ def breakeven_answers(answer_seconds: float) -> int:
 
 
 def table() -> str:
-    """The README's cost table, in Markdown."""
+    """docs/compute-modes.md's cost table, in Markdown."""
     rows = [
-        "| Load | Answers / month | Avg answer | Peak streams | Standard "
-        "| Managed instances (fleet) |",
-        "|---|---:|---:|---:|---:|---|",
+        "| Load | Answers / month | Avg answer | Peak streams | Standard | SnapStart "
+        "| Provisioned (peak) | Managed instances (fleet) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for load in LOADS:
         instance, count, _ = managed_fleet(load)
         rows.append(
             f"| {load.name} | {load.answers_per_month:,} | {load.answer_seconds:g} s "
             f"| {load.peak_streams} | ${standard_monthly(load):,.0f} "
+            f"| ${snapstart_monthly(load):,.0f} "
+            f"| ${provisioned_monthly(load):,.0f} ({provisioned_environments(load)}) "
             f"| ${managed_monthly(load):,.0f} ({count} x {instance}, "
             f"{managed_environments(load)} environments) |"
         )
@@ -183,6 +254,16 @@ def breakeven() -> str:
     )
 
 
+def snapstart() -> str:
+    return (
+        f"SnapStart adds ${snapstart_cache_monthly(1):,.2f} a month for every published version "
+        f"kept at {STANDARD_MEMORY_GB:g} GB (${snapstart_cache_monthly():,.2f} for the "
+        f"{SNAPSTART_VERSIONS} that make prune-versions keeps) and ${1000 * restore_cost():,.2f} "
+        f"per 1,000 restores; provisioned concurrency keeping {STANDARD_MEMORY_GB:g} GB "
+        f"environments initialized costs ${provisioned_per_environment():,.2f} a month for each."
+    )
+
+
 def sources() -> str:
     return "\n".join(f"- `{key}`: ${p.usd:.10g} {p.unit}; {p.source}" for key, p in PRICES.items())
 
@@ -191,5 +272,7 @@ if __name__ == "__main__":
     print(table())
     print()
     print(breakeven())
+    print()
+    print(snapstart())
     print()
     print(sources())

@@ -1,7 +1,7 @@
 """Pulumi components of librechat-lambda, one AWS concern per module.
 
 - `config/`: the stack configuration schema (one module per section), validated up front.
-- `naming`: AWS naming and ARN rules, shared by the configuration and the components.
+- `aws_rules`: AWS naming and ARN rules, shared by the configuration and the components.
 - `contract`: what the function and its runtime agree on (commands, paths, variables).
 - `network`: the function's subnets and security groups, given or looked up.
 - `image`: ECR repository and the single-platform runtime image, pinned by digest.

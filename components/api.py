@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.naming import EndpointType
+from components.aws_rules import EndpointType
 
 #: API Gateway's maximum integration timeout in STREAM mode (15 minutes).
 STREAM_TIMEOUT_MS = 900_000
@@ -73,7 +73,8 @@ class StreamingApiArgs:
     (which covers the alias); the plain invoke ARN fails."""
     stage_name: str
     qualifier: pulumi.Input[str] | None = None
-    """Alias name when the API targets an alias (provisioned concurrency), else None."""
+    """Alias or version the API invokes (provisioned concurrency, SnapStart, managed mode), else
+    None; the permission then names it."""
     endpoint_type: EndpointType = "REGIONAL"
     binary_media_types: Sequence[str] = field(default_factory=lambda: ["*/*"])
     """`*/*` passes every request body through unaltered (base64 with `isBase64Encoded`)."""

@@ -15,7 +15,7 @@ The provider's name carries a digest of the settings AWS can only change by repl
 (instance requirements, network, KMS key; AWS::Lambda::CapacityProvider "Update requires:
 Replacement"): a change gives a new name, so Pulumi creates the new provider, moves the function
 to it and deletes the old one, instead of failing on a name that is still taken. The values are
-checked by the stack configuration (components/config/compute.py, components/naming.py).
+checked by the stack configuration (components/config/compute.py, components/aws_rules.py).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import cast
 import pulumi
 import pulumi_aws as aws
 
-from components import naming
-from components.naming import Architecture
+from components import aws_rules, names
+from components.aws_rules import Architecture
 
 #: The AWS managed policy that is the operator role's whole permission.
 OPERATOR_POLICY_NAME = "AWSLambdaManagedEC2ResourceOperator"
@@ -72,12 +72,7 @@ def physical_name(args: CapacityProviderArgs) -> str:
         "kms_key_arn": args.kms_key_arn,
     }
     digest = hashlib.sha256(json.dumps(replace_only, sort_keys=True).encode()).hexdigest()
-    return f"{args.name}-{digest[:8]}"
-
-
-def operator_role_name(prefix: str) -> str:
-    """The operator role's name (ci/github_ci/policies.py scopes deploy roles to it)."""
-    return f"{prefix}-capacity-operator"
+    return names.capacity_provider_name(args.name, digest)
 
 
 # The SDK's TypedDicts mark every key of these two blocks required; AWS's API and the provider
@@ -122,18 +117,21 @@ class CapacityProvider(pulumi.ComponentResource):
         partition = aws.get_partition(opts=pulumi.InvokeOptions(parent=self)).partition
         tags = dict(args.tags)
 
-        # 1. The role Lambda assumes to run instances; AWS's managed policy is all it holds.
+        # 1. The role Lambda assumes to run instances; AWS's managed policy is all it holds, and
+        #    its permissions boundary too (the CI deploy roles require that boundary).
+        operator_policy_arn = f"arn:{partition}:iam::aws:policy/{OPERATOR_POLICY_NAME}"
         self.operator_role = aws.iam.Role(
             f"{name}-operator",
-            name=operator_role_name(args.name),
-            assume_role_policy=naming.LAMBDA_TRUST_POLICY,
+            name=names.operator_role_name(args.name),
+            assume_role_policy=aws_rules.LAMBDA_TRUST_POLICY,
+            permissions_boundary=operator_policy_arn,
             tags=tags,
             opts=child,
         )
         operator_policy = aws.iam.RolePolicyAttachment(
             f"{name}-operator-policy",
             role=self.operator_role.name,
-            policy_arn=f"arn:{partition}:iam::aws:policy/{OPERATOR_POLICY_NAME}",
+            policy_arn=operator_policy_arn,
             opts=child,
         )
 

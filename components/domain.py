@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.naming import acm_arn_region, domain_url
+from components.aws_rules import acm_arn_region, domain_url
 
 #: API Gateway's TLS 1.2 security policy for custom domain names.
 SECURITY_POLICY = "TLS_1_2"

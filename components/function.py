@@ -16,6 +16,14 @@ Secrets (SSM parameters), two modes:
 
 IAM: components/function_policy.py.
 
+SnapStart (`LambdaFunctionArgs.snap_start`, standard mode): the function is published with
+`snap_start.apply_on = PublishedVersions`, so Lambda runs init once per published version and
+snapshots it; the API invokes alias `live`, which follows the newest version. With
+`publish=True` the provider publishes a version whenever the image or the configuration
+changes, and never deletes one: each version's snapshot is billed for as long as it exists, so
+`make prune-versions` (ops/prune_versions.py) keeps the last few (docs/compute-modes.md,
+SnapStart).
+
 Managed mode (`LambdaFunctionArgs.managed`, Lambda Managed Instances): the function runs on a
 capacity provider (components/capacity_provider.py), which carries the network, so the function
 has no VPC configuration and its role no ENI rights. It is published to `$LATEST.PUBLISHED`
@@ -26,7 +34,7 @@ InvokeWithResponseStream take the qualifier `$LATEST.PUBLISHED`, PutFunctionScal
 it or a version number). Lambda sets `AWS_LAMBDA_MAX_CONCURRENCY` in the environment from
 `per_execution_environment_max_concurrency` (runtimes-custom.html), so the program does not.
 AWS cannot move a function between the modes, so the physical name carries the mode
-(`function_name_for`): switching is a new function, created before the old one is deleted.
+(`names.function_name`): switching is a new function, created before the old one is deleted.
 """
 
 from __future__ import annotations
@@ -39,7 +47,8 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
-from components import naming
+from components import aws_rules, names
+from components.aws_rules import LAMBDA_ENV_LIMIT_BYTES, Architecture, S3Location, environment_size
 from components.config import RuntimeConfig
 from components.contract import (
     CONFIG_PATH,
@@ -49,14 +58,12 @@ from components.contract import (
     UPSTREAM_PORT,
 )
 from components.function_policy import AwsContext, in_vpc, policy_statements
-from components.naming import LAMBDA_ENV_LIMIT_BYTES, Architecture, S3Location, environment_size
 
-#: Name of the alias created for provisioned concurrency.
+#: Name of the alias the API invokes when versions are published (provisioned concurrency,
+#: SnapStart).
 ALIAS_NAME = "live"
 #: The version a managed-mode function publishes to and the API invokes.
 LATEST_PUBLISHED = "$LATEST.PUBLISHED"
-#: Appended to a managed-mode function's name: a mode switch is then a replacement.
-MANAGED_NAME_SUFFIX = "-managed"
 
 
 @dataclass(frozen=True)
@@ -70,11 +77,6 @@ class ManagedCompute:
     """Invocations one environment serves at once (Lambda sets AWS_LAMBDA_MAX_CONCURRENCY)."""
     min_environments: int
     max_environments: int
-
-
-def function_name_for(base: str, managed: bool) -> str:
-    """The function's physical name in a mode; the modes never share a function."""
-    return f"{base}{MANAGED_NAME_SUFFIX}" if managed else base
 
 
 @dataclass(frozen=True)
@@ -109,10 +111,15 @@ class LambdaFunctionArgs:
     tracing: bool = False
     reserved_concurrency: int | None = None
     provisioned_concurrency: int = 0
+    snap_start: bool = False
+    """Publish SnapStart versions; the API invokes them through the alias (standard mode)."""
     managed: ManagedCompute | None = None
     """Set: run on Lambda Managed Instances (no VPC config, reservation or provisioning here)."""
     log_group_name: str | None = None
     """None: `/aws/lambda/<function_name>`; set to keep one log group across a mode switch."""
+    permissions_boundary: str | None = None
+    """Name of the managed policy bounding the role (`names.permissions_boundary_name`, created
+    by ci/); the CI deploy roles may create the role only with it."""
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -146,11 +153,6 @@ def plain_environment(args: LambdaFunctionArgs) -> dict[str, str]:
     return env
 
 
-def function_role_name(function_name: str) -> str:
-    """The function's IAM role name (ci/github_ci/policies.py scopes deploy roles to it)."""
-    return f"{function_name}-function"
-
-
 def streaming_invoke_arn(ctx: AwsContext, target_arn: pulumi.Input[str]) -> pulumi.Output[str]:
     """API Gateway's InvokeWithResponseStream URI for a function or alias ARN.
 
@@ -165,8 +167,9 @@ def streaming_invoke_arn(ctx: AwsContext, target_arn: pulumi.Input[str]) -> pulu
 
 
 class LambdaFunction(pulumi.ComponentResource):
-    """IAM role and policy, log group, the image function and, optionally, a provisioned alias
-    or (managed mode) the published version's scaling limits."""
+    """IAM role and policy, log group, the image function and, optionally, the alias of its
+    newest version (provisioned or SnapStart) or (managed mode) the published version's scaling
+    limits."""
 
     role: aws.iam.Role
     policy_document: pulumi.Output[str]
@@ -223,8 +226,13 @@ class LambdaFunction(pulumi.ComponentResource):
         # Named after the function, so that a deploy role can be scoped to exactly this role.
         self.role = aws.iam.Role(
             f"{name}-role",
-            name=function_role_name(args.function_name),
-            assume_role_policy=naming.LAMBDA_TRUST_POLICY,
+            name=names.function_role_name(args.function_name),
+            assume_role_policy=aws_rules.LAMBDA_TRUST_POLICY,
+            permissions_boundary=(
+                f"arn:{ctx.partition}:iam::{ctx.account}:policy/{args.permissions_boundary}"
+                if args.permissions_boundary
+                else None
+            ),
             tags=tags,
             opts=child,
         )
@@ -251,7 +259,10 @@ class LambdaFunction(pulumi.ComponentResource):
         tracing_config: aws.lambda_.FunctionTracingConfigArgsDict | None = (
             {"mode": "Active"} if args.tracing else None
         )
-        publish = args.provisioned_concurrency > 0 or args.managed is not None
+        publish = args.provisioned_concurrency > 0 or args.snap_start or args.managed is not None
+        snap_start: aws.lambda_.FunctionSnapStartArgsDict | None = (
+            {"apply_on": "PublishedVersions"} if args.snap_start else None
+        )
         self.function = aws.lambda_.Function(
             f"{name}-function",
             name=args.function_name,
@@ -269,6 +280,7 @@ class LambdaFunction(pulumi.ComponentResource):
             tracing_config=tracing_config,
             reserved_concurrent_executions=args.reserved_concurrency,
             publish=publish,
+            snap_start=snap_start,
             **_managed_function_args(args.managed),
             tags=tags,
             # A new name (a mode switch) is a new function, created before the old is deleted.
@@ -282,8 +294,9 @@ class LambdaFunction(pulumi.ComponentResource):
         self.function_arn = self.function.arn
         self.log_group_name = self.log_group.name
 
-        # 5. Where the API sends requests: the function itself, the provisioned alias, or the
-        #    managed function's published version with its environment limits.
+        # 5. Where the API sends requests: the function itself, the alias of the newest version
+        #    (provisioned or SnapStart), or the managed function's published version with its
+        #    environment limits.
         self.alias = None
         self.provisioned_concurrency = None
         self.scaling = None
@@ -312,13 +325,14 @@ class LambdaFunction(pulumi.ComponentResource):
                 function_version=self.function.version,
                 opts=child,
             )
-            self.provisioned_concurrency = aws.lambda_.ProvisionedConcurrencyConfig(
-                f"{name}-provisioned",
-                function_name=self.function.name,
-                qualifier=self.alias.name,
-                provisioned_concurrent_executions=args.provisioned_concurrency,
-                opts=child,
-            )
+            if args.provisioned_concurrency > 0:
+                self.provisioned_concurrency = aws.lambda_.ProvisionedConcurrencyConfig(
+                    f"{name}-provisioned",
+                    function_name=self.function.name,
+                    qualifier=self.alias.name,
+                    provisioned_concurrent_executions=args.provisioned_concurrency,
+                    opts=child,
+                )
             self.qualifier = self.alias.name
             self.streaming_invoke_arn = streaming_invoke_arn(ctx, self.alias.arn)
 

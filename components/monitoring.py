@@ -12,7 +12,7 @@ log metric filter for what the runtime cannot report itself: a cold start that f
 
 Every alarm treats missing data as not breaching (no traffic is not an incident) and notifies
 an SNS topic, created here (optionally with an email subscription) or given, on alarm and on
-recovery. README "Operating it" says what each alarm means and what to do.
+recovery. docs/operating.md says what each alarm means and what to do.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components import names
 from components.config import MonitoringConfig
 from components.contract import METRICS_NAMESPACE
 
@@ -88,7 +89,7 @@ class Monitoring(pulumi.ComponentResource):
             self.topic_arn = pulumi.Output.from_input(s.alarm_topic_arn)
         else:
             topic = aws.sns.Topic(
-                f"{name}-alarms", name=f"{args.name}-alarms", tags=tags, opts=child
+                f"{name}-alarms", name=names.alarm_topic_name(args.name), tags=tags, opts=child
             )
             self.topic_arn = topic.arn
             if s.alarm_email:
@@ -120,7 +121,7 @@ class Monitoring(pulumi.ComponentResource):
         for spec in alarm_specs(args, fn, self.init_failure_namespace):
             self.alarms[spec.key] = aws.cloudwatch.MetricAlarm(
                 f"{name}-{spec.key}",
-                name=f"{args.name}-{spec.key}",
+                name=names.alarm_name(args.name, spec.key),
                 alarm_description=spec.description,
                 comparison_operator=spec.comparison,
                 threshold=spec.threshold,
@@ -149,7 +150,7 @@ class Monitoring(pulumi.ComponentResource):
         )
         self.dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
-            dashboard_name=f"{args.name}-operations",
+            dashboard_name=names.dashboard_name(args.name),
             dashboard_body=body,
             opts=child,
         )

@@ -15,8 +15,8 @@ from typing import NoReturn
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_rules import MAX_SECURITY_GROUPS
 from components.config import PROJECT, NetworkConfig
-from components.naming import MAX_SECURITY_GROUPS
 
 #: An EC2 Describe filter; get_vpc, get_subnets and get_security_groups take the same shape.
 Filter = aws.ec2.GetSubnetsFilterArgsDict

@@ -10,14 +10,14 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
 
 import httpx
 
-from e2e.fake_llm import CHAT_MARKER, MODEL
-from e2e.services import ENDPOINT
+from e2e.fake_llm import CHAT_MARKER, ENDPOINT, MODEL
 
 NO_PARENT = "00000000-0000-0000-0000-000000000000"
 TOKEN = re.compile(r"\bt(\d+)\b")
@@ -41,6 +41,26 @@ class Stream:
     conversation_id: str | None = None
     stream_id: str | None = None
     events: int = 0
+    synced: set[int] = field(default_factory=set)  # tokens a resume's sync event carried
+    doubled: set[int] = field(default_factory=set)  # tokens on screen twice after a resume
+
+    @property
+    def answer_tokens(self) -> set[int]:
+        """The tokens of the answer as the final event has it (what LibreChat saved)."""
+        message = self.response_message
+        texts = [message.get("text") or ""] + [
+            part.get("text", "")
+            for part in message.get("content") or []
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        ]
+        return {int(n) for text in texts for n in TOKEN.findall(text)}
+
+    @property
+    def lost(self) -> set[int]:
+        """Tokens of the answer the client never saw live (nor in a resume's sync)."""
+        return self.answer_tokens - set(self.arrivals) - self.synced
+
+    delta_times: list[float] = field(default_factory=list)  # epoch seconds of each text delta
 
     @property
     def first_token_ms(self) -> float | None:
@@ -64,6 +84,12 @@ class LibreChat:
         )
         self.cookies: dict[str, str] = {}
         self.token: str | None = None
+        # What to chat with: the suite's fake model by default; ops/acceptance.py sets a model
+        # the deployed stack configures (and no marker, which only the fake model needs).
+        self.endpoint: str = ENDPOINT
+        self.endpoint_type: str | None = "custom"
+        self.model: str = MODEL
+        self.marker: str | None = CHAT_MARKER
         self.log: list[str] = []  # one line per request: method, path, status, ms
 
     def close(self) -> None:
@@ -150,9 +176,10 @@ class LibreChat:
         conversation_id: str | None = None,
         parent_message_id: str | None = None,
         files: list[dict[str, Any]] | None = None,
+        read: bool = True,
     ) -> Stream:
-        if not text.startswith(CHAT_MARKER):
-            text = f"{CHAT_MARKER}: {text}"
+        if self.marker and not text.startswith(self.marker):
+            text = f"{self.marker}: {text}"
         body: dict[str, Any] = {
             "text": text,
             "sender": "User",
@@ -162,9 +189,9 @@ class LibreChat:
             "conversationId": conversation_id,
             "messageId": str(uuid.uuid4()),
             "error": False,
-            "endpoint": ENDPOINT,
-            "endpointType": "custom",
-            "model": MODEL,
+            "endpoint": self.endpoint,
+            "endpointType": self.endpoint_type,
+            "model": self.model,
             "isTemporary": False,
             "isRegenerate": False,
             "isContinued": False,
@@ -173,7 +200,9 @@ class LibreChat:
         }  # fmt: skip
         if files:
             body["files"] = files
-        path = f"/api/agents/chat/{ENDPOINT}"
+        if body["endpointType"] is None:
+            del body["endpointType"]
+        path = f"/api/agents/chat/{self.endpoint}"
         headers = self._headers({"Content-Type": "application/json", "Accept": "*/*"})
         result.post_sent_at = sent_at = time.time()
         with self.http.stream("POST", path, content=json.dumps(body), headers=headers) as response:
@@ -197,24 +226,41 @@ class LibreChat:
         if result.how == "direct":
             self._log_stream(path, None, sent_at, result)
             return result
+        if read:
+            self.read_stream(result)
+        return result
+
+    def read_stream(
+        self, result: Stream, *, resume: bool = False, until: Callable[[Stream], bool] | None = None
+    ) -> Stream:
+        """GET the answer's stream (``resume``: as a reconnecting browser does) until it ends,
+        or until ``until`` says the reader goes away (a dropped connection)."""
         stream_path = f"/api/agents/chat/stream/{result.stream_id}"
         get_sent = time.time()
         with self.http.stream(
-            "GET", stream_path, headers=self._headers({"Accept": "text/event-stream"})
+            "GET",
+            stream_path,
+            params={"resume": "true"} if resume else None,
+            headers=self._headers({"Accept": "text/event-stream"}),
         ) as response:
             result.stream_status = response.status_code
             if response.status_code == 200:
-                self._read_sse(response, result)
+                self._read_sse(response, result, until)
             else:
                 response.read()
                 result.error = (
                     f"GET {stream_path} answered {response.status_code}: {response.text[:300]}"
                 )
         self.log.append(
-            f"GET {stream_path} -> {result.stream_status} "
+            f"GET {stream_path}{'?resume=true' if resume else ''} -> {result.stream_status} "
             f"({(time.time() - get_sent) * 1000:.1f} ms, {len(result.arrivals)} tokens)"
         )
         return result
+
+    def abort(self, result: Stream) -> httpx.Response:
+        """The stop button: what LibreChat's web client posts for a resumable answer."""
+        body = {"streamId": result.stream_id, "conversationId": result.conversation_id}
+        return self.request("POST", "/api/agents/chat/abort", json=body)
 
     def _log_stream(
         self,
@@ -229,7 +275,12 @@ class LibreChat:
             f"POST {path} -> {status} ({(time.time() - sent_at) * 1000:.1f} ms{tokens})"
         )
 
-    def _read_sse(self, response: httpx.Response, result: Stream) -> None:
+    def _read_sse(
+        self,
+        response: httpx.Response,
+        result: Stream,
+        until: Callable[[Stream], bool] | None = None,
+    ) -> None:
         buffer = b""
         for chunk in response.iter_raw():
             now = time.time()
@@ -242,6 +293,8 @@ class LibreChat:
                 raw, buffer = buffer.split(b"\n\n", 1)
                 self._handle_event(raw.decode("utf-8", "replace"), now, result)
             if result.final is not None or result.error is not None:
+                return
+            if until is not None and until(result):
                 return
 
     def _handle_event(self, raw: str, now: float, result: Stream) -> None:
@@ -271,13 +324,29 @@ class LibreChat:
             conversation = data.get("conversation") or {}
             result.conversation_id = conversation.get("conversationId") or result.conversation_id
             return
+        if data.get("sync"):  # a resume: what was said so far, as LibreChat rebuilt it
+            state = data.get("resumeState") or {}
+            for part in state.get("aggregatedContent") or []:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    for match in TOKEN.finditer(part["text"]):
+                        n = int(match.group(1))
+                        if n in result.synced:
+                            result.doubled.add(n)
+                        result.synced.add(n)
+            return
         if data.get("created"):
             message = data.get("message") or {}
             result.conversation_id = message.get("conversationId") or result.conversation_id
-        for text in _delta_texts(data):
+        texts = _delta_texts(data)
+        if any(texts):
+            result.delta_times.append(now)
+        for text in texts:
             result.text += text
             for match in TOKEN.finditer(text):
-                result.arrivals.setdefault(int(match.group(1)), now)
+                n = int(match.group(1))
+                if n in result.synced:
+                    result.doubled.add(n)  # the sync carried it already: on screen twice
+                result.arrivals.setdefault(n, now)
 
 
 def _delta_texts(data: dict[str, Any]) -> list[str]:

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 MODEL = "e2e-fake-model"
+ENDPOINT = "e2e"  # the custom endpoint serving MODEL in the generated librechat.yaml
 
 
 class FakeLlm(ThreadingHTTPServer):

@@ -11,10 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from e2e.fake_llm import MODEL, FakeLlm
+from e2e.fake_llm import ENDPOINT, MODEL, FakeLlm
 from e2e.mongo_wire import MongoWireServer
-
-ENDPOINT = "e2e"  # the custom endpoint's name in librechat.yaml
 
 LIBRECHAT_YAML = """\
 version: 1.2.1
@@ -78,6 +76,17 @@ class Redis:
     @property
     def uri(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
+
+    def kill_clients(self) -> int:
+        """CLIENT KILL every other client connection (normal and pub/sub); how many."""
+        killed = 0
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            for kind in (b"normal", b"pubsub"):
+                s.sendall(b"CLIENT KILL TYPE " + kind + b"\r\n")
+                answer = s.recv(64)
+                if answer.startswith(b":"):
+                    killed += int(answer[1:].split(b"\r\n", 1)[0])
+        return killed
 
     def stop(self) -> None:
         self.process.terminate()

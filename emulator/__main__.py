@@ -2,12 +2,12 @@
 
     python -m emulator [--port 8080] [--upstream-command CMD] [--function-timeout S]
         [--no-freeze] [--env K=V ...] [--runtime-command CMD] [--stage NAME]
-        [--max-environments N] [--managed-instances N] [--idle-timeout S]
+        [--max-environments N] [--managed-instances N] [--idle-timeout S] [--log pretty]
 
 Standard Lambda: one invocation per environment; a request that finds every environment
 busy starts another (each with its own runtime and upstream) up to --max-environments, and
 is throttled beyond it. --managed-instances N: Lambda Managed Instances, N concurrent
-invocations per environment, never frozen.
+invocations per environment, never frozen. The URL to call is the last line it prints at start.
 """
 
 from __future__ import annotations
@@ -34,6 +34,30 @@ def parse_env(pairs: Sequence[str]) -> dict[str, str]:
             raise SystemExit(f"--env expects KEY=VALUE, got {pair!r}")
         env[key] = value
     return env
+
+
+#: Runtime log fields `--log pretty` leaves out: the timestamp and level lead the line, `_aws`
+#: (CloudWatch's metric declaration) only repeats fields the line carries anyway.
+PRETTY_SKIPS = {"timestamp", "level", "message", "_aws", "FunctionName", "source", "stream"}
+
+
+def readable(line: str) -> str:
+    """A runtime JSON log line as `HH:MM:SS.mmm LEVEL message key=value ...`; other lines as
+    they are."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(record, dict) or "message" not in record:
+        return line
+    clock = str(record.get("timestamp", ""))[11:23]
+    fields = " ".join(
+        f"{k}={json.dumps(v) if isinstance(v, (bool, str, list, dict)) or v is None else v}"
+        for k, v in record.items()
+        if k not in PRETTY_SKIPS
+    )
+    text = f"{clock} {record.get('level', ''):<5} {record['message']}"
+    return f"{text}  {fields}" if fields else text
 
 
 def positive(text: str) -> int:
@@ -73,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="execution environments Lambda may run at once (reserved concurrency; Managed "
         "Instances: maximum execution environments); a request that finds all N busy gets "
-        "500, as API Gateway answers a throttled invoke (default %(default)s)",
+        "500, as API Gateway answers a throttled invoke, with the reason added to its body "
+        "(default %(default)s)",
     )
     p.add_argument(
         "--managed-instances",
@@ -81,7 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="Lambda Managed Instances: N concurrent invocations per environment "
-        "(AWS_LAMBDA_MAX_CONCURRENCY=N), never frozen, timeouts not enforced",
+        "(AWS_LAMBDA_MAX_CONCURRENCY=N), never frozen; --function-timeout still applies (the "
+        "caller gets 504) but the environment keeps running, and the late answer gets 410",
+    )
+    p.add_argument(
+        "--snapstart",
+        action="store_true",
+        help="Lambda SnapStart: every environment inits, is frozen as its snapshot, and is "
+        "restored by the first invocation routed to it",
     )
     p.add_argument(
         "--idle-timeout",
@@ -99,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-timeout", type=float, default=120.0, help="seconds to wait for init")
     p.add_argument(
         "--env", action="append", default=[], metavar="K=V", help="extra runtime environment"
+    )
+    p.add_argument(
+        "--log",
+        choices=["json", "pretty"],
+        default="json",
+        help="runtime log lines as Lambda writes them (json, default) or one short line each "
+        "(pretty: time, level, message, fields; no metric declarations)",
     )
     return p
 
@@ -120,7 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             idle_timeout=args.idle_timeout or None,
             max_environments=args.max_environments,
             managed_instances=args.managed_instances,
+            snapstart=args.snapstart,
             verbose=True,
+            log_formatter=readable if args.log == "pretty" else None,
         )
     except OSError as exc:
         print(
@@ -151,6 +192,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     base = stack.url + (f"/{args.stage}" if args.stage else "")
     demo = args.upstream_command == DEMO_UPSTREAM
+    mode = (
+        f"Lambda Managed Instances, {args.managed_instances} concurrent invocations per environment"
+        if args.managed_instances
+        else "standard Lambda, one invocation per environment"
+        + ("" if args.no_freeze else ", frozen between invocations")
+        + (", SnapStart (each environment restored by its first request)" if args.snapstart else "")
+    )
+    print(f"emulator: {mode}; at most {args.max_environments} environment(s)", file=sys.stderr)
+    sys.stderr.flush()
+    # The URL last, below a blank line: the one thing to copy out of the lines above it.
+    print(file=sys.stderr, flush=True)
     print(
         f"Local API Gateway ready (init {stack.init_duration:.2f} s): "
         + (f"curl -N {base}/api/demo/chat" if demo else f"curl -N {base}/"),
@@ -158,13 +210,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if demo:
         print(f"  or open {base}/ in a browser. Ctrl-C stops everything.", flush=True)
-    mode = (
-        f"Lambda Managed Instances, {args.managed_instances} concurrent invocations per environment"
-        if args.managed_instances
-        else "standard Lambda, one invocation per environment"
-        + ("" if args.no_freeze else ", frozen between invocations")
-    )
-    print(f"emulator: {mode}; at most {args.max_environments} environment(s)", file=sys.stderr)
     # Wake up regularly: a signal that lands on another thread is only handled when the
     # main thread runs Python code again.
     rc = 0

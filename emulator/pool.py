@@ -84,15 +84,18 @@ class Pool:
                 place.in_flight += 1
                 inv.environment = place.number
                 # Under the routing lock: the idle worker counted above is still there.
-                place.runtime.submit(inv)
+                place.submit(inv)
                 return
         if place is THROTTLED:
-            self._say(
+            why = (
                 f"throttled: all {self.max_environments} environment(s) busy; raise "
                 "--max-environments (make local ENVIRONMENTS=N) to let Lambda start more"
             )
+            self._say(why)
             if inv.source == "gateway":
-                inv.refuse(500, GATEWAY_ERROR, dict(THROTTLED))
+                # API Gateway's own body, plus why, so a second browser tab is not a riddle;
+                # the key is the emulator's and says so (real API Gateway sends only `message`).
+                inv.refuse(500, {**GATEWAY_ERROR, "emulator": why}, dict(THROTTLED))
             else:
                 body = {"Reason": THROTTLED["Reason"], "Type": "User", "message": "Rate Exceeded."}
                 inv.refuse(429, body, dict(THROTTLED))

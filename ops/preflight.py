@@ -25,9 +25,9 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from components.aws_rules import MAX_SECURITY_GROUPS, acm_arn_region
 from components.config import ConfigError
 from components.domain import candidate_zones
-from components.naming import MAX_SECURITY_GROUPS, acm_arn_region
 from ops.stack import StackFile, load_stack
 
 #: Lambda keeps this much of the account's concurrency unreserved (PutFunctionConcurrency).

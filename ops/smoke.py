@@ -4,18 +4,21 @@
 runtime's stream check (STREAM_CHECK_PATH): events sent `interval_ms` apart must also arrive
 spread out. A buffering hop anywhere (API Gateway without STREAM mode, a proxy, a CDN) still
 delivers every event, but all at once at the end, which nothing else notices. Prints the time
-to first byte and each event's arrival; exits non-zero on any failure.
+to first byte and each event's arrival; exits non-zero on any failure. A host name that does
+not resolve fails at once (nothing answers there yet: retrying would only wait out `--wait`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -51,6 +54,22 @@ def stack_url(stack: str) -> str:
     return cfg.domain.url
 
 
+def check_resolves(base: str, report: Report) -> None:
+    """The URL's host must resolve: a cold start does not delay DNS, so fail without retrying."""
+    parts = urlsplit(base)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise SmokeError(f"{base!r} is not an http(s) URL")
+    try:
+        socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise SmokeError(
+            f"{parts.hostname} does not resolve ({exc}): the stack is not deployed, its DNS "
+            "records have not reached your resolver yet, or the domain is wrong; pass "
+            'URL=... (e.g. "$(pulumi stack output url)") to smoke another address'
+        ) from None
+    report.say(f"ok    {parts.hostname} resolves")
+
+
 def check_health(client: httpx.Client, report: Report, wait: float) -> None:
     """/health must answer 200; a cold start may answer 502/504 first, so retry until `wait`."""
     deadline = time.monotonic() + wait
@@ -73,8 +92,9 @@ def check_health(client: httpx.Client, report: Report, wait: float) -> None:
 
 def check_streaming(
     client: httpx.Client, report: Report, path: str, count: int, interval_ms: int
-) -> None:
-    """Events `interval_ms` apart must arrive spread out, not all together."""
+) -> list[tuple[float, str]]:
+    """Events `interval_ms` apart must arrive spread out, not all together; returns each
+    event's arrival (monotonic seconds) with the runtime's clock when it sent it."""
     started = time.monotonic()
     first_byte: float | None = None
     arrivals: list[tuple[float, dict[str, object]]] = []
@@ -116,6 +136,7 @@ def check_streaming(
         f"ok    streaming: first event {spread * 1000:.0f} ms before the last "
         f"(sent {expected * 1000:.0f} ms apart)"
     )
+    return [(at, str(data.get("runtimeTime"))) for at, data in arrivals]
 
 
 def stream_check_event(path: str, seq: int, data: bytes) -> dict[str, Any]:
@@ -140,7 +161,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--check-path", default=STREAM_CHECK_PATH)
     parser.add_argument("--events", type=int, default=5, help="2 to 20 (the runtime's limit)")
     parser.add_argument("--interval-ms", type=int, default=500, help="1 to 1000 (likewise)")
-    parser.add_argument("--wait", type=float, default=120.0, help="seconds /health may take")
+    parser.add_argument(
+        "--wait", type=float, default=120.0, help="seconds /health may take (a cold start)"
+    )
     args = parser.parse_args(list(argv) if argv is not None else None)
     if args.events < 2 or args.interval_ms < 1:
         parser.error("--events must be at least 2 and --interval-ms at least 1, or no spread shows")
@@ -148,6 +171,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     try:
         base = args.url or stack_url(args.stack)
         report.say(f"smoke {base}")
+        check_resolves(base, report)
         with httpx.Client(base_url=base.rstrip("/"), timeout=60, follow_redirects=False) as client:
             check_health(client, report, args.wait)
             check_streaming(client, report, args.check_path, args.events, args.interval_ms)

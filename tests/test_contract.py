@@ -12,9 +12,9 @@ import pytest
 from streaming_proxy import settings
 
 from components import contract
+from components.aws_rules import S3Location
 from components.config import RuntimeConfig
 from components.function import LambdaFunctionArgs, plain_environment
-from components.naming import S3Location
 from tests.pulumi_mocks import PulumiMocks, T, plain, run_main
 from tests.stack_files import STACKS, cli_config, stack_file
 

@@ -125,8 +125,15 @@ def test_a_request_that_finds_every_environment_busy_gets_a_new_one_up_to_the_li
         pids = [env.process.pid for env in stack.environments if env.process is not None]
     assert second_env["pid"] == pids[1] != pids[0]
     assert [r.environment for r in records[:3]] == [1, 2, 2]
-    # API Gateway answers an invoke Lambda throttled with its generic 500.
-    assert (status, json.loads(body)) == (500, {"message": "Internal server error"})
+    # API Gateway answers an invoke Lambda throttled with its generic 500; the emulator adds why.
+    assert (status, json.loads(body)) == (
+        500,
+        {
+            "message": "Internal server error",
+            "emulator": "throttled: all 2 environment(s) busy; raise --max-environments "
+            "(make local ENVIRONMENTS=N) to let Lambda start more",
+        },
+    )
     assert headers["x-amzn-errortype"] == "InternalServerErrorException"
     assert throttled.environment is None
     assert throttled.error is not None

@@ -9,15 +9,15 @@ from typing import Any
 import pulumi
 import pytest
 
+from components import names
+from components.aws_rules import S3Location
 from components.config import RuntimeConfig
 from components.function import (
     LambdaFunction,
     LambdaFunctionArgs,
     ManagedCompute,
-    function_name_for,
 )
 from components.function_policy import UNSCOPABLE_ACTIONS
-from components.naming import S3Location
 from tests.pulumi_mocks import (
     ACCOUNT_ID,
     DEFAULT_REGION,
@@ -390,8 +390,8 @@ def test_standard_mode_has_no_capacity_provider_or_scaling_config(mocks: PulumiM
 
 
 def test_the_modes_never_share_a_function_name():
-    assert function_name_for("librechat-prod", managed=False) == "librechat-prod"
-    assert function_name_for("librechat-prod", managed=True) == "librechat-prod-managed"
+    assert names.function_name("librechat-prod", managed=False) == "librechat-prod"
+    assert names.function_name("librechat-prod", managed=True) == "librechat-prod-managed"
 
 
 def test_a_named_log_group_outlives_a_function_name_change(mocks: PulumiMocks):

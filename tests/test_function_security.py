@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.function import LambdaFunction, LambdaFunctionArgs, function_role_name
+from components.function import LambdaFunction, LambdaFunctionArgs
+from components.names import function_role_name
 from tests.pulumi_mocks import ACCOUNT_ID, C, PulumiMocks, T, run_program
 
 KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:key/0a1b2c3d-4e5f-4a1b-8c2d-3e4f5a6b7c8d"

@@ -45,10 +45,10 @@ def function_arn() -> str:
     return f"arn:aws:lambda:{DEFAULT_REGION}:{ACCOUNT_ID}:function:librechat-lambda-dev"
 
 
-#: What the dev stack deploys, by type; prod adds the provisioned-concurrency alias.
+#: What the dev stack deploys, by type (SnapStart: the alias of the newest version).
 DEV_RESOURCES = {
     T.ECR_REPOSITORY: 1, T.ECR_LIFECYCLE_POLICY: 1, T.ECR_REPOSITORY_POLICY: 1,
-    T.DOCKER_IMAGE: 1, T.ROLE: 1, T.ROLE_POLICY: 1, T.LOG_GROUP: 2, T.FUNCTION: 1,
+    T.DOCKER_IMAGE: 1, T.ROLE: 1, T.ROLE_POLICY: 1, T.LOG_GROUP: 2, T.FUNCTION: 1, T.ALIAS: 1,
     T.REST_API: 1, T.API_RESOURCE: 1, T.API_METHOD: 2, T.API_INTEGRATION: 2,
     T.API_DEPLOYMENT: 1, T.API_STAGE: 1, T.API_METHOD_SETTINGS: 1, T.PERMISSION: 1,
     T.CERTIFICATE: 1, T.CERTIFICATE_VALIDATION: 1, T.API_DOMAIN_NAME: 1,
@@ -64,8 +64,9 @@ def test_dev_deploys_exactly_its_resources(mocks: PulumiMocks, dev: dict[str, An
 def test_prod_deploys_the_same_plus_its_managed_instances_capacity(
     mocks: PulumiMocks, prod: dict[str, Any]
 ):
+    without_alias = {typ: n for typ, n in DEV_RESOURCES.items() if typ != T.ALIAS}
     mocks.assert_res_counts(
-        {**DEV_RESOURCES, T.ROLE: 2, T.ROLE_POLICY_ATTACHMENT: 1, T.CAPACITY_PROVIDER: 1,
+        {**without_alias, T.ROLE: 2, T.ROLE_POLICY_ATTACHMENT: 1, T.CAPACITY_PROVIDER: 1,
          T.FUNCTION_SCALING_CONFIG: 1}
     )  # fmt: skip
 
@@ -86,11 +87,13 @@ def test_dev_exports_urls_function_image_and_log_group(mocks: PulumiMocks, dev: 
 # -- streaming path ------------------------------------------------------------------------
 
 
-def test_both_methods_stream_from_the_function_for_up_to_15_minutes(
+def test_both_methods_stream_from_the_snapstart_alias_for_up_to_15_minutes(
     mocks: PulumiMocks, dev: dict[str, Any]
 ):
-    streaming_arn = mocks.outputs["function-function"]["responseStreamingInvokeArn"]
-    assert streaming_arn.endswith(f"/functions/{function_arn()}/response-streaming-invocations")
+    streaming_arn = (
+        f"arn:aws:apigateway:{DEFAULT_REGION}:lambda:path/2021-11-15/functions/"
+        f"{function_arn()}:live/response-streaming-invocations"
+    )
     integrations = [plain(r.inputs) for r in mocks.of_type(T.API_INTEGRATION)]
     assert len(integrations) == 2
     for integration in integrations:
@@ -108,12 +111,12 @@ def test_both_methods_stream_from_the_function_for_up_to_15_minutes(
     }
 
 
-def test_only_this_api_may_invoke_the_function(mocks: PulumiMocks, dev: dict[str, Any]):
+def test_only_this_api_may_invoke_the_alias(mocks: PulumiMocks, dev: dict[str, Any]):
     permission = mocks.inputs_of(T.PERMISSION)
     assert permission["function"] == "librechat-lambda-dev"
     assert permission["principal"] == "apigateway.amazonaws.com"
     assert permission["sourceArn"] == mocks.outputs["api-api"]["executionArn"] + "/*/*"
-    assert "qualifier" not in permission
+    assert permission["qualifier"] == "live"
 
 
 # -- image and function -------------------------------------------------------------------

@@ -6,171 +6,200 @@ Keys (namespace `librechat-lambda-ci:`):
   (the `sub` claims compare case-sensitively).
 - `oidcProviderArn`: an existing IAM OIDC provider for token.actions.githubusercontent.com
   (one per account); unset, the program creates it.
-- `stacks` (required): per deployed stack of the main program, a map of
-  `name` (required; the stack's `name` key, the physical name of its function, repository and
-  log groups), `region` (default `aws:region`), `environment` (the GitHub environment its
-  deployment runs in; default the stack's name), `domain` (its `domain.name`, if any) and
-  `webAclArn` (its `api.webAclArn`, if any).
+- `manageSubjectTemplate` (default true): set the repository's OIDC subject template
+  (`policies.SUBJECT_CLAIM_KEYS`) with the GitHub provider; false when an organization owner
+  sets it by hand (docs/security.md), which `make preflight` then checks.
+- `stacks`: per stack of the main program, what differs from its `Pulumi.<stack>.yaml`: a map
+  of `name` (the stack's `name` key, the physical name of its function, repository and log
+  groups), `region` (default the stack file's `aws:region`, else this stack's), `environment`
+  (the GitHub environment its deployment runs in; default the stack's name), `branch` (the
+  branch it deploys from; default `main`), `accountId` (the AWS account the stack lives in:
+  set, this program refuses to serve it from another account), `domain` (its `domain.name`, if
+  any) and `webAclArn` (its `api.webAclArn`, if any); or `false` for a stack another account's
+  stack of this program serves (one AWS account per stack: docs/security.md).
 
-Every problem is reported at once, each line naming the key.
+Every `Pulumi.<stack>.yaml` beside the main program is served, each entry's keys read from
+that file (`stack_files`), so a new stack file needs no edit here: only `pulumi up` in ci/.
+
+The same schema base (`components.config.base.Section`), AWS rules (`components.aws_rules`)
+and names (`components.names`) as the main program: every problem is reported at once, each
+line naming the key.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any
 
 import pulumi
+import yaml
+from pydantic import Field, ValidationError
+
+from components import aws_rules, names
+from components.config.base import Problem, Section, rule
+from components.config.errors import ConfigError, problems_of
 
 PROJECT = "librechat-lambda-ci"
+#: The main program: its directory holds the `Pulumi.<stack>.yaml` files this program serves.
+MAIN_PROGRAM = Path(__file__).resolve().parents[2]
 
-_REPOSITORY = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9_.-]+$")
-_OIDC_PROVIDER_ARN = re.compile(
-    r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
+check_repository = aws_rules.matching(
+    re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9_.-]+$"),
+    "{value!r} is not a GitHub repository; write owner/name",
 )
-_STACK = re.compile(r"^[A-Za-z0-9_.-]+$")
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
-_ENVIRONMENT = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_WEB_ACL_ARN = re.compile(r"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/[^/]+/[^/]+$")
-_STACK_KEYS = ("name", "region", "environment", "domain", "webAclArn")
+check_oidc_provider_arn = aws_rules.matching(
+    re.compile(
+        r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$"
+    ),
+    "{value!r} is not the ARN of an IAM OIDC provider for token.actions.githubusercontent.com; "
+    "unset it to have one created",
+)
+check_stack = aws_rules.matching(
+    re.compile(r"^[A-Za-z0-9_.-]+$"), "{value!r} is not a Pulumi stack name"
+)
+check_environment = aws_rules.matching(
+    re.compile(r"^[A-Za-z0-9_.-]{1,255}$"), "{value!r} is not a GitHub environment name"
+)
+check_branch = aws_rules.matching(
+    re.compile(r"^[A-Za-z0-9._/-]{1,255}$"), "{value!r} is not a branch name"
+)
+
+#: The CI configuration's error: a `ConfigError`, every problem by key.
+SettingsError = ConfigError
 
 
-@dataclass(frozen=True)
-class StackTarget:
+class StackTarget(Section):
     """One deployed stack of the main program, as far as its CI roles need to know it."""
 
-    stack: str
-    name: str
-    region: str
-    environment: str
-    domain: str | None = None
-    web_acl_arn: str | None = None
+    stack: str = Field(exclude=True)
+    name: Annotated[str, rule(aws_rules.check_name_prefix)]
+    region: Annotated[str, rule(aws_rules.check_region)]
+    environment: Annotated[str, rule(check_environment)]
+    branch: Annotated[str, rule(check_branch)] = "main"
+    account_id: Annotated[str, rule(aws_rules.check_account_id)] | None = None
+    domain: Annotated[str, rule(aws_rules.check_domain_name)] | None = None
+    web_acl_arn: Annotated[str, rule(aws_rules.check_web_acl_arn)] | None = None
+
+    @classmethod
+    def of(cls, stack: str, **keys: Any) -> StackTarget:
+        """A target from Python names: `StackTarget.of("dev", name=..., web_acl_arn=...)`."""
+        return cls.model_validate({"stack": stack, **{_camel(k): v for k, v in keys.items()}})
 
 
-@dataclass(frozen=True)
-class CiSettings:
-    repository: str
-    oidc_provider_arn: str | None
+class CiSettings(Section):
+    repository: Annotated[str, rule(check_repository)]
+    oidc_provider_arn: Annotated[str, rule(check_oidc_provider_arn)] | None = None
+    manage_subject_template: bool = True
     stacks: tuple[StackTarget, ...]
 
+    def related_problems(self) -> Iterator[Problem]:
+        taken = [t.name for t in self.stacks]
+        for duplicate in sorted({n for n in taken if taken.count(n) > 1}):
+            yield ("stacks", f"name {duplicate!r} is used by more than one stack")
 
-class SettingsError(pulumi.RunError):
-    """The CI stack configuration is wrong; the message lists every problem by key."""
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"CI stack configuration has {len(problems)} problem(s):\n{lines}")
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def load() -> CiSettings:
     """Read this stack's configuration; raise `SettingsError` listing every problem."""
     config = pulumi.Config(PROJECT)
-    raw_stacks = config.get("stacks")
-    try:
-        stacks = json.loads(raw_stacks) if raw_stacks is not None else None
-    except json.JSONDecodeError:
-        stacks = raw_stacks
-    return parse(
-        {
-            "repository": config.get("repository"),
-            "oidcProviderArn": config.get("oidcProviderArn"),
-            "stacks": stacks,
-        },
-        default_region=pulumi.Config("aws").get("region"),
-    )
+    raw: dict[str, Any] = {}
+    for key in ("repository", "oidcProviderArn", "manageSubjectTemplate", "stacks"):
+        value = config.get(key)
+        if value is None:
+            continue
+        try:
+            raw[key] = json.loads(value) if key in ("stacks", "manageSubjectTemplate") else value
+        except json.JSONDecodeError:
+            raw[key] = value
+    return parse(raw, pulumi.Config("aws").get("region"), main_stacks=stack_files())
 
 
-def parse(raw: Mapping[str, Any], default_region: str | None) -> CiSettings:
-    """Validate decoded configuration values (`load` minus `pulumi.Config`)."""
+def stack_files(root: Path = MAIN_PROGRAM) -> dict[str, dict[str, Any]]:
+    """Each `Pulumi.<stack>.yaml`'s `stacks` entry: the keys its CI roles need, from the file.
+
+    `name` defaults as the main program's does (`names.default_name`); `make check` validates
+    the file itself.
+    """
+    entries: dict[str, dict[str, Any]] = {}
+    for path in sorted(root.glob("Pulumi.*.yaml")):
+        stack = path.name.split(".")[1]
+        config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+        domain = config.get(f"{names.PROJECT}:domain") or {}
+        api = config.get(f"{names.PROJECT}:api") or {}
+        entry = {
+            "name": config.get(f"{names.PROJECT}:name", names.default_name(stack)),
+            "region": config.get("aws:region"),
+            "domain": domain.get("name") if domain.get("enabled", True) else None,
+            "webAclArn": api.get("webAclArn"),
+        }
+        entries[stack] = {k: v for k, v in entry.items() if v is not None}
+    return entries
+
+
+def parse(
+    raw: Mapping[str, Any],
+    default_region: str | None,
+    main_stacks: Mapping[str, Mapping[str, Any]] | None = None,
+) -> CiSettings:
+    """Validate decoded configuration values (`load` minus `pulumi.Config`).
+
+    With `main_stacks` (`stack_files()`), every one of them is served and `stacks` only
+    overrides their keys; without, `stacks` lists the stacks served.
+    """
     problems: list[str] = []
-
-    def problem(key: str, message: str) -> None:
-        problems.append(f"{PROJECT}:{key} {message}")
-
-    repository = raw.get("repository")
-    if not isinstance(repository, str) or not _REPOSITORY.match(repository):
-        problem("repository", f"is {repository!r}; set it to the GitHub repository, owner/name")
-        repository = ""
-    provider_arn = raw.get("oidcProviderArn")
-    if provider_arn is not None and not (
-        isinstance(provider_arn, str) and _OIDC_PROVIDER_ARN.match(provider_arn)
-    ):
-        problem(
-            "oidcProviderArn",
-            f"is {provider_arn!r}, not the ARN of an IAM OIDC provider for "
-            "token.actions.githubusercontent.com; unset it to have one created",
-        )
-        provider_arn = None
-
     stacks = raw.get("stacks")
-    targets: list[StackTarget] = []
+    if main_stacks is not None and (stacks is None or isinstance(stacks, Mapping)):
+        overrides = stacks or {}
+        for stack in sorted(set(overrides) - set(main_stacks)):
+            problems.append(
+                f"{PROJECT}:stacks.{stack} names no stack: there is no Pulumi.{stack}.yaml"
+            )
+        stacks = {}
+        for stack, entry in main_stacks.items():
+            override = overrides.get(stack, {})
+            if override is False:  # served by another account's stack of this program
+                continue
+            stacks[stack] = {**entry, **override} if isinstance(override, Mapping) else override
+    targets: list[dict[str, Any]] = []
     if not isinstance(stacks, Mapping) or not stacks:
-        problem("stacks", "must map each deployed stack to its name (and region, domain...)")
+        problems.append(
+            f"{PROJECT}:stacks must map each deployed stack to its name (and region, domain...)"
+        )
         stacks = {}
     for stack, entry in stacks.items():
-        key = f"stacks.{stack}"
-        if not _STACK.match(str(stack)):
-            problem(key, "is not a Pulumi stack name")
+        try:
+            check_stack(str(stack))
+        except ValueError as error:
+            problems.append(f"{PROJECT}:stacks.{stack} {error}")
             continue
         if not isinstance(entry, Mapping):
-            problem(key, f"must be a map with at least a name, not {entry!r}")
+            problems.append(f"{PROJECT}:stacks.{stack} must be a map with at least a name")
             continue
-        target = _target(str(stack), entry, default_region, key, problem)
-        if target is not None:
-            targets.append(target)
-    names = [t.name for t in targets]
-    for duplicate in sorted({n for n in names if names.count(n) > 1}):
-        problem("stacks", f"name {duplicate!r} is used by more than one stack")
+        defaults = {"region": default_region, "environment": str(stack)}
+        filled = {k: v for k, v in defaults.items() if v is not None} | dict(entry)
+        targets.append({"stack": str(stack), **filled})
+    try:
+        settings = CiSettings.model_validate({**raw, "stacks": targets})
+    except ValidationError as error:
+        problems += [
+            f"{PROJECT}:{_by_stack(line, targets)}" for line in problems_of(error, CiSettings)
+        ]
+        raise SettingsError(problems) from None
     if problems:
         raise SettingsError(problems)
-    return CiSettings(repository=repository, oidc_provider_arn=provider_arn, stacks=tuple(targets))
+    return settings
 
 
-def _target(
-    stack: str,
-    entry: Mapping[str, Any],
-    default_region: str | None,
-    prefix: str,
-    problem: Callable[[str, str], None],
-) -> StackTarget | None:
-    for unknown in sorted(set(entry) - set(_STACK_KEYS)):
-        problem(f"{prefix}.{unknown}", f"is not a known key; known keys: {', '.join(_STACK_KEYS)}")
-    checks = {
-        "name": (_NAME, "the stack's name key ([a-z][a-z0-9-], at most 40 characters)"),
-        "region": (_REGION, "an AWS region such as eu-west-1"),
-        "environment": (_ENVIRONMENT, "a GitHub environment name"),
-        "domain": (_DOMAIN, "a lower-case domain name (the stack's domain.name)"),
-        "webAclArn": (_WEB_ACL_ARN, "a regional WAFv2 web ACL ARN (the stack's api.webAclArn)"),
-    }
-    values: dict[str, str | None] = {
-        "name": entry.get("name"),
-        "region": entry.get("region", default_region),
-        "environment": entry.get("environment", stack),
-        "domain": entry.get("domain"),
-        "webAclArn": entry.get("webAclArn"),
-    }
-    ok = True
-    for key, (pattern, what) in checks.items():
-        value = values[key]
-        required = key in {"name", "region", "environment"}
-        if value is None and not required:
-            continue
-        if not isinstance(value, str) or not pattern.match(value):
-            problem(f"{prefix}.{key}", f"is {value!r}; set it to {what}")
-            ok = False
-    if not ok:
-        return None
-    return StackTarget(
-        stack=stack,
-        name=str(values["name"]),
-        region=str(values["region"]),
-        environment=str(values["environment"]),
-        domain=values["domain"],
-        web_acl_arn=values["webAclArn"],
-    )
+def _by_stack(line: str, targets: list[dict[str, Any]]) -> str:
+    """`stacks[0].name ...` as `stacks.dev.name ...`: stacks are keyed by name in the file."""
+    match = re.match(r"^stacks\[(\d+)\]", line)
+    if match is None or int(match.group(1)) >= len(targets):
+        return line
+    return f"stacks.{targets[int(match.group(1))]['stack']}{line[match.end() :]}"

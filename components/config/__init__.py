@@ -1,11 +1,11 @@
 """Stack configuration, read once and validated before any resource is declared.
 
 The schema is declared once, one model per section (a module each, beside this one): every
-key's type, default, bounds and description live on its field, and the README's table is
+key's type, default, bounds and description live on its field, and docs/configuration.md's table is
 generated from them (`make docs`). `load()` reads `pulumi.Config` into a frozen
 `StackConfig`; every problem is reported at once in one `ConfigError`, each line naming the key
 as `pulumi config set --path` spells it. Checks that span keys run once those keys are valid.
-AWS's naming rules live in `components.naming`, shared with the components.
+AWS's naming rules live in `components.aws_rules`, shared with the components.
 
 Adding a key: a field on its section's model (alias, default, bounds and description in one
 place), then `make docs`. Adding a section: a module with a `Section` subclass and a field on

@@ -6,15 +6,15 @@ from typing import Annotated
 
 from pydantic import Field
 
-from components import naming
+from components import aws_rules
 from components.config.base import Names, Retention, Section, rule
 
 
 class ApiConfig(Section):
-    stage_name: Annotated[str, rule(naming.check_stage_name)] = Field(
+    stage_name: Annotated[str, rule(aws_rules.check_stage_name)] = Field(
         "live", description="API Gateway stage name"
     )
-    endpoint_type: naming.EndpointType = Field(
+    endpoint_type: aws_rules.EndpointType = Field(
         "REGIONAL", description="streams may idle 5 min on `REGIONAL`, 30 s on `EDGE`"
     )
     binary_media_types: Names = Field(
@@ -47,6 +47,6 @@ class ApiConfig(Section):
         description="keep the API's default `execute-api` URL answering beside the custom domain "
         "(for debugging); without a custom domain it always answers",
     )
-    web_acl_arn: Annotated[str, rule(naming.check_web_acl_arn)] | None = Field(
+    web_acl_arn: Annotated[str, rule(aws_rules.check_web_acl_arn)] | None = Field(
         None, description="an existing regional WAFv2 web ACL to associate with the stage"
     )

@@ -19,7 +19,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from components import naming
+from components import aws_rules
 
 #: A problem found by a check that spans keys: (key below the checked value, sentence).
 Problem = tuple[str, str]
@@ -102,7 +102,7 @@ def _one_or_many(value: Any) -> Any:
 
 
 def rule(check: Callable[[Any], Any]) -> AfterValidator:
-    """A `components.naming` rule applied to a value."""
+    """A `components.aws_rules` rule applied to a value."""
     return AfterValidator(check)
 
 
@@ -111,4 +111,4 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 TextMap = Mapping[str, Annotated[str, BeforeValidator(_text)]]
 #: A list of names; a single name is a list of one.
 Names = Annotated[tuple[Text, ...], BeforeValidator(_one_or_many)]
-Retention = Annotated[int, rule(naming.check_retention)]
+Retention = Annotated[int, rule(aws_rules.check_retention)]

@@ -1,6 +1,7 @@
-"""`compute`: standard Lambda, or Lambda Managed Instances (README "Choosing a compute mode").
+"""`compute`: standard Lambda, or Lambda Managed Instances (docs/compute-modes.md).
 
-The keys other than `mode` are read in `managedInstances` mode only. Their AWS limits are in
+`snapStart` is read in `standard` mode only (docs/compute-modes.md, SnapStart); the other keys
+but `mode` in `managedInstances` mode only. Their AWS limits are in
 the Lambda API reference (CapacityProviderScalingConfig, InstanceRequirements,
 FunctionScalingConfig, LambdaManagedInstancesCapacityProviderConfig); the checks that involve
 other sections (function, network) are the stack's (stack.py).
@@ -13,10 +14,13 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 
-from components import naming
+from components import aws_rules
 from components.config.base import Problem, Section, rule
 
-InstanceType = Annotated[str, rule(naming.check_instance_type)]
+#: The most /tmp Lambda SnapStart allows, in MB (snapstart-activate).
+SNAP_START_MAX_EPHEMERAL_MB = 512
+
+InstanceType = Annotated[str, rule(aws_rules.check_instance_type)]
 
 
 def _whole_number_text(value: object) -> object:
@@ -33,7 +37,14 @@ class ComputeConfig(Section):
         "standard",
         description="`standard`: one request per environment, scales to zero; "
         "`managedInstances`: Lambda Managed Instances, many streams per environment on EC2 "
-        "capacity in the VPC (see [Choosing a compute mode](#choosing-a-compute-mode))",
+        "capacity in the VPC (see [Choosing a compute mode](compute-modes.md))",
+    )
+    snap_start: bool = Field(
+        False,
+        description="standard mode: Lambda SnapStart. Every deploy publishes a version whose "
+        "booted LibreChat is snapshotted, the API calls it through alias `live`, and new "
+        "environments restore the snapshot instead of booting "
+        "(see [SnapStart](compute-modes.md#snapstart))",
     )
     memory_per_vcpu_gib: MemoryPerVcpu = Field(
         2,
@@ -60,7 +71,7 @@ class ComputeConfig(Section):
     )
     allowed_instance_types: tuple[InstanceType, ...] = Field(
         (),
-        max_length=naming.MAX_INSTANCE_TYPES,
+        max_length=aws_rules.MAX_INSTANCE_TYPES,
         description="managed instances: EC2 types the capacity provider may launch, of "
         "`function.architecture`; empty: Lambda chooses",
         examples=["c7g.xlarge"],
@@ -79,7 +90,7 @@ class ComputeConfig(Section):
         description="managed instances: average CPU percent the fleet scales to "
         "(none: AWS scales automatically)",
     )
-    kms_key_arn: Annotated[str, rule(naming.check_kms_key_arn)] | None = Field(
+    kms_key_arn: Annotated[str, rule(aws_rules.check_kms_key_arn)] | None = Field(
         None, description="managed instances: customer-managed KMS key of the capacity provider"
     )
 
@@ -88,6 +99,12 @@ class ComputeConfig(Section):
         return self.mode == "managedInstances"
 
     def related_problems(self) -> Iterator[Problem]:
+        if self.managed and self.snap_start:
+            yield (
+                "snapStart",
+                "does not exist with compute.mode managedInstances (its environments are never "
+                "frozen and start before traffic arrives); remove it or use compute.mode standard",
+            )
         if self.max_environments < self.min_environments:
             yield (
                 "maxEnvironments",

@@ -1,6 +1,6 @@
-"""The README's configuration table, generated from the schema (`make docs` rewrites it).
+"""docs/configuration.md's key table, generated from the schema (`make docs` rewrites it).
 
-tests/test_readme.py fails when README.md and the schema disagree.
+tests/test_readme.py fails when the page and the schema disagree.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from components.config.fields import bounds, choices, max_length, section_of
 from components.config.stack import StackConfig
 from components.contract import SET_BY_PROGRAM
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGURATION_PAGE = ROOT / "docs" / "configuration.md"
 BEGIN = "<!-- config-table: generated from components/config/ by `make docs`; edit it there -->"
 END = "<!-- end of config-table -->"
 
@@ -80,15 +81,27 @@ def _meaning(field: FieldInfo) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def with_table(readme: str) -> str:
-    """`readme` with the text between the markers replaced by the current table."""
-    head, found, rest = readme.partition(BEGIN)
+def with_table(page: str) -> str:
+    """`page` with the text between the markers replaced by the current table."""
+    head, found, rest = page.partition(BEGIN)
     _, found_end, tail = rest.partition(END)
     if not (found and found_end):
-        msg = f"README.md lacks the markers {BEGIN!r} ... {END!r}"
+        msg = f"{CONFIGURATION_PAGE.name} lacks the markers {BEGIN!r} ... {END!r}"
         raise SystemExit(msg)
     return f"{head}{BEGIN}\n{config_table()}\n{END}{tail}"
 
 
+def main() -> None:
+    """Rewrite the table and say what changed, so `make docs` is never silent."""
+    before = CONFIGURATION_PAGE.read_text()
+    after = with_table(before)
+    where = CONFIGURATION_PAGE.relative_to(ROOT)
+    if after == before:
+        print(f"{where}: the configuration table is up to date ({len(list(rows()))} keys)")
+        return
+    CONFIGURATION_PAGE.write_text(after)
+    print(f"{where}: rewrote the configuration table ({len(list(rows()))} keys)")
+
+
 if __name__ == "__main__":
-    README.write_text(with_table(README.read_text()))
+    main()

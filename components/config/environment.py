@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from components import naming
+from components import aws_rules
 from components.config.base import Problem, TextMap, problems_error
 from components.contract import SET_BY_PROGRAM
 
@@ -15,10 +15,10 @@ from components.contract import SET_BY_PROGRAM
 def variable_problem(name: str) -> str | None:
     """Why `name` cannot be a variable of the function's environment, or None."""
     try:
-        naming.check_env_name(name)
+        aws_rules.check_env_name(name)
     except ValueError as exc:
         return str(exc)
-    if name in naming.LAMBDA_RESERVED_ENV:
+    if name in aws_rules.LAMBDA_RESERVED_ENV:
         return "is reserved by Lambda; remove it"
     if name in SET_BY_PROGRAM:
         source = SET_BY_PROGRAM[name]
@@ -34,9 +34,11 @@ def _check(environment: Mapping[str, str]) -> Mapping[str, str]:
     for name, value in environment.items():
         problem = variable_problem(name)
         if problem is None and name in ("DOMAIN_SERVER", "DOMAIN_CLIENT"):
-            problem = _rule_problem(naming.check_url, value, "is not a URL (https://host[/path])")
+            problem = _rule_problem(
+                aws_rules.check_url, value, "is not a URL (https://host[/path])"
+            )
         if problem is None and name == "AWS_BUCKET_NAME":
-            problem = _rule_problem(naming.check_bucket, value, "is not an S3 bucket name")
+            problem = _rule_problem(aws_rules.check_bucket, value, "is not an S3 bucket name")
         if problem is not None:
             problems.append((name, problem))
     if problems:
@@ -44,7 +46,7 @@ def _check(environment: Mapping[str, str]) -> Mapping[str, str]:
     return environment
 
 
-def _rule_problem(check: naming.Check, value: str, sentence: str) -> str | None:
+def _rule_problem(check: aws_rules.Check, value: str, sentence: str) -> str | None:
     try:
         check(value)
     except ValueError:

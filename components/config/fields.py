@@ -1,7 +1,7 @@
 """Reading the schema itself: which field a key names, its bounds and its choices.
 
-Error messages (errors.py) and the README table (docs.py) both describe a field from what
-its declaration says, so neither restates a range or a list of choices.
+Error messages (errors.py) and the configuration page's table (docs.py) both describe a field
+from what its declaration says, so neither restates a range or a list of choices.
 """
 
 from __future__ import annotations

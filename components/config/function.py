@@ -7,21 +7,21 @@ from typing import Annotated
 
 from pydantic import Field
 
-from components import naming
+from components import aws_rules
 from components.config.base import Problem, Retention, Section, rule
 
 
 class FunctionConfig(Section):
-    architecture: naming.Architecture = Field(
+    architecture: aws_rules.Architecture = Field(
         "x86_64", description="the image is built for the matching single platform"
     )
     memory_mb: int = Field(
         2048,
-        ge=naming.STANDARD_MEMORY_MB[0],
-        le=naming.MANAGED_MEMORY_MB[1],
+        ge=aws_rules.STANDARD_MEMORY_MB[0],
+        le=aws_rules.MANAGED_MEMORY_MB[1],
         description="memory in MB (LibreChat wants 1 to 2 GB); standard mode takes up to "
-        f"{naming.STANDARD_MEMORY_MB[1]}, managed instances "
-        f"{naming.MANAGED_MEMORY_MB[0]} and up in whole vCPUs (`compute.memoryPerVcpuGib`)",
+        f"{aws_rules.STANDARD_MEMORY_MB[1]}, managed instances "
+        f"{aws_rules.MANAGED_MEMORY_MB[0]} and up in whole vCPUs (`compute.memoryPerVcpuGib`)",
     )
     timeout_seconds: int = Field(
         900, ge=1, le=900, description="invocation timeout; also the longest a response can stream"
@@ -42,7 +42,13 @@ class FunctionConfig(Section):
         "environments; the API then calls the alias",
     )
 
-    kms_key_arn: Annotated[str, rule(naming.check_kms_key_arn)] | None = Field(
+    permissions_boundary: bool = Field(
+        True,
+        description="the function's role carries the permissions boundary `<name>-boundary` "
+        "that ci/ creates, which the CI deploy roles require; false only for a stack deployed "
+        "without ci/'s roles",
+    )
+    kms_key_arn: Annotated[str, rule(aws_rules.check_kms_key_arn)] | None = Field(
         None,
         description="customer-managed KMS key encrypting the function's environment: reading "
         "its configuration then needs `kms:Decrypt` on it; required with `secrets.mode: deploy`",
@@ -51,7 +57,7 @@ class FunctionConfig(Section):
     @property
     def platform(self) -> str:
         """The Docker platform matching the function's architecture."""
-        return naming.PLATFORMS[self.architecture]
+        return aws_rules.PLATFORMS[self.architecture]
 
     def related_problems(self) -> Iterator[Problem]:
         reserved, provisioned = self.reserved_concurrency, self.provisioned_concurrency

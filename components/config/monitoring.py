@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from components import naming
+from components import aws_rules
 from components.config.base import Problem, Section, rule
 
 
@@ -17,11 +17,11 @@ class MonitoringConfig(Section):
         description="`false`: no alarms, topic, dashboard, metric filter or saved queries; the "
         "other monitoring keys are then not read",
     )
-    alarm_email: Annotated[str, rule(naming.check_email)] | None = Field(
+    alarm_email: Annotated[str, rule(aws_rules.check_email)] | None = Field(
         None,
         description="subscribed to the alarm topic the stack creates (confirm the email AWS sends)",
     )
-    alarm_topic_arn: Annotated[str, rule(naming.check_sns_topic_arn)] | None = Field(
+    alarm_topic_arn: Annotated[str, rule(aws_rules.check_sns_topic_arn)] | None = Field(
         None,
         description="an existing SNS topic for alarm and recovery notices instead of a new one",
     )

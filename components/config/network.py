@@ -7,12 +7,12 @@ from typing import Annotated
 
 from pydantic import Field
 
-from components import naming
+from components import aws_rules
 from components.config.base import Names, Problem, Section, TextMap, rule
 
-VpcId = Annotated[str, rule(naming.check_vpc_id)]
-SubnetId = Annotated[str, rule(naming.check_subnet_id)]
-SecurityGroupId = Annotated[str, rule(naming.check_security_group_id)]
+VpcId = Annotated[str, rule(aws_rules.check_vpc_id)]
+SubnetId = Annotated[str, rule(aws_rules.check_subnet_id)]
+SecurityGroupId = Annotated[str, rule(aws_rules.check_security_group_id)]
 
 
 class NetworkConfig(Section):
@@ -29,7 +29,7 @@ class NetworkConfig(Section):
     )
     subnet_ids: tuple[SubnetId, ...] = Field(
         (),
-        max_length=naming.MAX_SUBNETS,
+        max_length=aws_rules.MAX_SUBNETS,
         description="the function's subnets by id (or `network.subnetTags`)",
     )
     subnet_tags: TextMap = Field(
@@ -39,7 +39,7 @@ class NetworkConfig(Section):
     )
     security_group_ids: tuple[SecurityGroupId, ...] = Field(
         (),
-        max_length=naming.MAX_SECURITY_GROUPS,
+        max_length=aws_rules.MAX_SECURITY_GROUPS,
         description="the function's security groups by id",
     )
     security_group_names: Names = Field(

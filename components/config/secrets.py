@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from components import naming
+from components import aws_rules
 from components.config.base import Problem, Section, rule
 from components.config.environment import variable_problem
 
@@ -19,11 +19,11 @@ class SecretsConfig(Section):
         "read by the runtime at cold start; `deploy`: values read at deploy time into the "
         "environment (needs `function.kmsKeyArn`; see [Secrets](#secrets-two-modes))",
     )
-    parameters: Mapping[str, Annotated[str, rule(naming.check_ssm_name)]] = Field(
+    parameters: Mapping[str, Annotated[str, rule(aws_rules.check_ssm_name)]] = Field(
         {},
         description="`{ENV_NAME: /ssm/parameter/name}` (see [Secrets](#secrets-two-modes))",
     )
-    kms_key_arn: Annotated[str, rule(naming.check_kms_key_arn)] | None = Field(
+    kms_key_arn: Annotated[str, rule(aws_rules.check_kms_key_arn)] | None = Field(
         None,
         description="customer-managed KMS key of the parameters (runtime mode grants "
         "`kms:Decrypt` on it through SSM)",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
@@ -11,10 +10,10 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, model_validator
 
-from components import naming
+from components import aws_rules, names
 from components.config.api import ApiConfig
-from components.config.base import Problem, Section, TextMap, rule, switchable
-from components.config.compute import ComputeConfig
+from components.config.base import Problem, Section, TextMap, problems_error, rule, switchable
+from components.config.compute import SNAP_START_MAX_EPHEMERAL_MB, ComputeConfig
 from components.config.domain import DomainConfig
 from components.config.environment import Environment
 from components.config.errors import ConfigError, problems_of
@@ -26,13 +25,13 @@ from components.config.network import NetworkConfig
 from components.config.runtime import RuntimeConfig
 from components.config.secrets import SecretsConfig
 
-PROJECT = "librechat-lambda"
+PROJECT = names.PROJECT
 
 
 class StackConfig(Section):
     """Every key of the `librechat-lambda:` namespace; a section per key that holds a map."""
 
-    name: Annotated[str, rule(naming.check_name_prefix)] = Field(
+    name: Annotated[str, rule(aws_rules.check_name_prefix)] = Field(
         description="prefix of physical names (function, log group, ECR repository)",
         json_schema_extra={"shown_default": "`librechat-<stack>`"},
     )
@@ -63,6 +62,12 @@ class StackConfig(Section):
         default_factory=dict,
         validate_default=True,
     )
+    pull_request_previews: bool = Field(
+        True,
+        description="pull requests preview this stack (preview.yml), and a preview can read the "
+        "state decrypted: the stack then refuses a secret `environment` and `secrets.mode: "
+        "deploy` (docs/security.md)",
+    )
 
     _environment_is_secret: bool = PrivateAttr(default=False)
 
@@ -71,13 +76,23 @@ class StackConfig(Section):
     def _default_name(cls, data: Any, info: ValidationInfo) -> Any:
         stack = (info.context or {}).get("stack")
         if isinstance(data, Mapping) and "name" not in data and stack:
-            name = re.sub(r"[^a-z0-9-]+", "-", f"librechat-{stack}".lower())[:40].rstrip("-")
-            return {**data, "name": name}
+            return {**data, "name": names.default_name(stack)}
         return data
 
     @model_validator(mode="after")
     def _mark_secret(self, info: ValidationInfo) -> StackConfig:
         self._environment_is_secret = bool((info.context or {}).get("environment_is_secret"))
+        if self._environment_is_secret and self.pull_request_previews:
+            raise problems_error(
+                [
+                    (
+                        "environment",
+                        "is set with --secret, but pull requests preview this stack "
+                        "(pullRequestPreviews) and a preview can read the state decrypted; "
+                        "move the secret values to secrets.parameters (mode runtime)",
+                    )
+                ]
+            )
         return self
 
     @property
@@ -150,6 +165,13 @@ class StackConfig(Section):
                 "api.endpointType",
                 "must be REGIONAL when a custom domain is on (the domain is a REGIONAL endpoint)",
             )
+        if self.secrets.mode == "deploy" and self.pull_request_previews:
+            yield (
+                "secrets.mode",
+                "is deploy, but pull requests preview this stack (pullRequestPreviews) and a "
+                "preview can read the state decrypted, where deploy-mode values sit; use "
+                "secrets.mode runtime",
+            )
         if (
             self.secrets.mode == "deploy"
             and self.secrets.parameters
@@ -176,12 +198,13 @@ class StackConfig(Section):
         """What the compute mode rules out in the other sections."""
         fn, compute = self.function, self.compute
         if not compute.managed:
-            if fn.memory_mb > naming.STANDARD_MEMORY_MB[1]:
+            if fn.memory_mb > aws_rules.STANDARD_MEMORY_MB[1]:
                 yield (
                     "function.memoryMb",
                     f"is {fn.memory_mb}; standard Lambda takes at most "
-                    f"{naming.STANDARD_MEMORY_MB[1]} (more needs compute.mode managedInstances)",
+                    f"{aws_rules.STANDARD_MEMORY_MB[1]} (more needs compute.mode managedInstances)",
                 )
+            yield from self._snap_start_problems()
             return
         mode = "with compute.mode managedInstances"
         if self.network is None:
@@ -202,7 +225,7 @@ class StackConfig(Section):
                 f"does not exist {mode} (compute.maxEnvironments x compute.maxConcurrency "
                 "bounds it); remove it",
             )
-        low, high = naming.MANAGED_MEMORY_MB
+        low, high = aws_rules.MANAGED_MEMORY_MB
         per_vcpu = compute.memory_per_vcpu_gib * 1024
         if not low <= fn.memory_mb <= high:
             yield ("function.memoryMb", f"is {fn.memory_mb}; managed instances take {low}-{high}")
@@ -213,7 +236,7 @@ class StackConfig(Section):
                 f"{compute.memory_per_vcpu_gib}; use a multiple of {per_vcpu}",
             )
         for instance_type in compute.allowed_instance_types:
-            architecture = naming.instance_architecture(instance_type)
+            architecture = aws_rules.instance_architecture(instance_type)
             if architecture != fn.architecture:
                 yield (
                     "compute.allowedInstanceTypes",
@@ -226,6 +249,36 @@ class StackConfig(Section):
                 "compute.maxVcpus",
                 f"is {compute.max_vcpus}; compute.minEnvironments {compute.min_environments} "
                 f"of {fn.memory_mb} MB need {vcpus} vCPUs",
+            )
+
+    def _snap_start_problems(self) -> Iterator[Problem]:
+        """What SnapStart rules out (AWS: not with provisioned concurrency, EFS or more than
+        512 MB of /tmp), and deploy-time secrets, which every kept version would hold
+        (docs/compute-modes.md, SnapStart)."""
+        if not self.compute.snap_start:
+            return
+        fn = self.function
+        if fn.provisioned_concurrency:
+            yield (
+                "function.provisionedConcurrency",
+                "cannot be combined with compute.snapStart (Lambda refuses both on one version); "
+                "set it to 0 or turn compute.snapStart off",
+            )
+        if fn.ephemeral_storage_mb > SNAP_START_MAX_EPHEMERAL_MB:
+            yield (
+                "function.ephemeralStorageMb",
+                f"is {fn.ephemeral_storage_mb}; compute.snapStart allows at most "
+                f"{SNAP_START_MAX_EPHEMERAL_MB} MB of /tmp: set it to "
+                f"{SNAP_START_MAX_EPHEMERAL_MB}",
+            )
+        if self.secrets.mode == "deploy" and self.secrets.parameters:
+            yield (
+                "secrets.mode",
+                "must be runtime with compute.snapStart: in deploy mode every published version "
+                "keeps the secret values in its configuration (readable with "
+                "lambda:GetFunctionConfiguration) for as long as it exists, and SnapStart keeps "
+                "several; runtime mode keeps only parameter names there "
+                "(docs/compute-modes.md, SnapStart)",
             )
 
 

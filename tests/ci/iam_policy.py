@@ -3,8 +3,10 @@
 It follows IAM's documented order for identity policies: an explicit Deny wins, then an Allow,
 else the request is implicitly denied. Actions match case-insensitively with `*` and `?`,
 resources case-sensitively; `NotAction` matches every action the list does not. Conditions
-support the operators the CI policies use: StringEquals / StringLike, with the ForAllValues
-qualifier (true when the key is absent, as in IAM) for multivalued keys.
+support the operators the CI policies use: StringEquals / StringLike / StringNotEquals (true
+when the key is absent, as in IAM), Null, with the ForAllValues qualifier (true when the key is
+absent) and ForAnyValue (false when it is absent) for multivalued keys. A permissions boundary
+(`decide(..., boundary=...)`) must allow a request too, as in IAM.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def _resource_matches(patterns: Iterable[str], resource: str) -> bool:
 
 
 def _values_match(operator: str, wanted: list[str], value: str) -> bool:
+    if operator == "StringNotEquals":
+        return value not in wanted
     if operator == "StringEquals":
         return value in wanted
     if operator == "StringLike":
@@ -49,12 +53,23 @@ def _conditions_hold(
         for key, expected in keys.items():
             present = context.get(key)
             wanted = [str(w) for w in _list(expected)]
-            if qualifier == "ForAllValues":
+            if operator == "Null":
+                if (present is None) != (wanted == ["true"]):
+                    return False
+                continue
+            if qualifier == "ForAnyValue":
+                if present is None or not any(
+                    _values_match(operator, wanted, str(v)) for v in _list(present)
+                ):
+                    return False
+            elif qualifier == "ForAllValues":
                 if present is None:
                     continue  # vacuously true, as in IAM
                 if not all(_values_match(operator, wanted, str(v)) for v in _list(present)):
                     return False
             elif qualifier == "":
+                if present is None and operator == "StringNotEquals":
+                    continue  # a negated operator holds when the key is absent
                 if present is None or isinstance(present, list):
                     return False
                 if not _values_match(operator, wanted, str(present)):
@@ -72,7 +87,7 @@ def _applies(
             return False
     elif _action_matches(_list(statement["NotAction"]), action):
         return False
-    if not _resource_matches(_list(statement["Resource"]), resource):
+    if not _resource_matches(_list(statement.get("Resource", "*")), resource):
         return False
     return _conditions_hold(statement.get("Condition", {}), context)
 
@@ -82,9 +97,13 @@ def decide(
     action: str,
     resource: str = "*",
     context: Mapping[str, Any] | None = None,
+    boundary: Mapping[str, Any] | None = None,
 ) -> Decision:
-    """IAM's decision for one request against a principal's identity policies."""
+    """IAM's decision for one request against a principal's identity policies (and its
+    permissions boundary, which must allow the request as well)."""
     context = context or {}
+    if boundary is not None and decide([boundary], action, resource, context) != "Allow":
+        return "ImplicitDeny"
     statements = [s for p in policies for s in p["Statement"]]
     matching = [s for s in statements if _applies(s, action, resource, context)]
     if any(s["Effect"] == "Deny" for s in matching):

@@ -7,13 +7,16 @@ from typing import Any
 
 import pytest
 
+from components.names import SCOPE_TAG, function_role_name
 from github_ci.policies import (
     PREVIEW_READS,
     Account,
+    boundary_arn,
+    boundary_policy,
     deploy_policy,
     environment_subject,
-    function_role_name,
     github_trust_policy,
+    operator_policy_arn,
     preview_policy,
     pull_request_subject,
 )
@@ -21,15 +24,15 @@ from github_ci.settings import StackTarget
 from tests.ci.iam_policy import ALLOW_EVERYTHING, actions_of, decide
 
 ACCOUNT = Account(partition="aws", account_id="123456789012")
-DEV = StackTarget(
-    stack="dev",
+DEV = StackTarget.of(
+    "dev",
     name="librechat-lambda-dev",
     region="eu-west-1",
     environment="dev",
     domain="lambda-test.sandbox.data.apro.is",
 )
-PROD = StackTarget(
-    stack="prod",
+PROD = StackTarget.of(
+    "prod",
     name="librechat-lambda-prod",
     region="eu-west-1",
     environment="prod",
@@ -148,14 +151,24 @@ def test_preview_may_make_each_lookup(action: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("subject", "expected"),
+    ("subject", "expected", "operator"),
     [
-        (pull_request_subject(REPO), "repo:aprochat/librechat-lambda:pull_request"),
-        (environment_subject(REPO, "prod"), "repo:aprochat/librechat-lambda:environment:prod"),
+        (
+            pull_request_subject(REPO),
+            "repo:aprochat/librechat-lambda:pull_request:ref:refs/pull/*/merge:job_workflow_ref:"
+            "aprochat/librechat-lambda/.github/workflows/preview.yml@refs/pull/*/merge",
+            "StringLike",
+        ),
+        (
+            environment_subject(REPO, "prod"),
+            "repo:aprochat/librechat-lambda:environment:prod:ref:refs/heads/main:job_workflow_ref:"
+            "aprochat/librechat-lambda/.github/workflows/pulumi-up.yml@refs/heads/main",
+            "StringEquals",
+        ),
     ],
 )
-def test_trust_accepts_only_githubs_token_for_sts_with_the_exact_subject(
-    subject: str, expected: str
+def test_trust_accepts_only_githubs_token_for_sts_with_the_pinned_subject(
+    subject: str, expected: str, operator: str
 ) -> None:
     assert subject == expected
     (statement,) = github_trust_policy(PROVIDER, subject)["Statement"]
@@ -163,12 +176,36 @@ def test_trust_accepts_only_githubs_token_for_sts_with_the_exact_subject(
     assert statement["Principal"] == {"Federated": PROVIDER}
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert statement["Condition"] == {
-        "StringEquals": {
-            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
-            "token.actions.githubusercontent.com:sub": expected,
-        }
+        "StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
+        operator: {"token.actions.githubusercontent.com:sub": expected},
     }
-    assert "*" not in expected and "?" not in expected
+
+
+@pytest.mark.parametrize(
+    "sub",
+    [
+        # GitHub's default subject: the template is missing, so no role is assumed (fails closed).
+        "repo:aprochat/librechat-lambda:environment:prod",
+        # Another branch naming the environment.
+        "repo:aprochat/librechat-lambda:environment:prod:ref:refs/heads/evil:job_workflow_ref:"
+        "aprochat/librechat-lambda/.github/workflows/pulumi-up.yml@refs/heads/evil",
+        # Another workflow file on main naming the environment.
+        "repo:aprochat/librechat-lambda:environment:prod:ref:refs/heads/main:job_workflow_ref:"
+        "aprochat/librechat-lambda/.github/workflows/other.yml@refs/heads/main",
+        # The dev environment's token.
+        "repo:aprochat/librechat-lambda:environment:dev:ref:refs/heads/main:job_workflow_ref:"
+        "aprochat/librechat-lambda/.github/workflows/pulumi-up.yml@refs/heads/main",
+    ],
+)
+def test_the_prod_deploy_role_refuses_other_branches_workflows_and_environments(sub: str) -> None:
+    trust = github_trust_policy(PROVIDER, environment_subject(REPO, "prod"))
+    context = {
+        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+        "token.actions.githubusercontent.com:sub": sub,
+    }
+    assert decide([trust], "sts:AssumeRoleWithWebIdentity", "*", context) == "ImplicitDeny"
+    context["token.actions.githubusercontent.com:sub"] = environment_subject(REPO, "prod")
+    assert decide([trust], "sts:AssumeRoleWithWebIdentity", "*", context) == "Allow"
 
 
 # -- deploy ----------------------------------------------------------------------------------
@@ -200,7 +237,6 @@ OWN_RESOURCE_ACTIONS = [
     ("lambda:UpdateFunctionCode", "function"),
     ("lambda:PutProvisionedConcurrencyConfig", "alias"),
     ("ecr:PutImage", "repository"),
-    ("iam:PutRolePolicy", "role"),
     ("logs:PutRetentionPolicy", "logs"),
     ("logs:CreateLogGroup", "api_logs"),
     ("apigateway:PATCH", "domain"),
@@ -283,7 +319,11 @@ def test_deploy_writes_dns_records_of_its_domain_only(
 def test_deploy_requests_certificates_for_its_domain_only(
     domains: list[str], method: str, expected: str
 ) -> None:
-    context = {"acm:DomainNames": domains, "acm:ValidationMethod": method}
+    context = {
+        "acm:DomainNames": domains,
+        "acm:ValidationMethod": method,
+        f"aws:RequestTag/{SCOPE_TAG}": DEV.name,
+    }
     resource = "arn:aws:acm:eu-west-1:123456789012:certificate/new"
     decision = decide([deploy_policy(DEV, ACCOUNT)], "acm:RequestCertificate", resource, context)
     assert decision == expected
@@ -294,7 +334,9 @@ def test_web_acl_association_is_granted_only_for_the_configured_acl() -> None:
     prod = deploy_policy(PROD, ACCOUNT)
     assert decide([prod], "wafv2:AssociateWebACL", PROD.web_acl_arn or "") == "Allow"
     assert decide([prod], "wafv2:AssociateWebACL", stage) == "Allow"
-    assert decide([prod], "apigateway:SetWebACL", stage) == "Allow"
+    own = {f"aws:ResourceTag/{SCOPE_TAG}": PROD.name}
+    assert decide([prod], "apigateway:SetWebACL", stage, own) == "Allow"
+    assert decide([prod], "apigateway:SetWebACL", stage) == "ImplicitDeny"
     other = "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/other/ffff"
     assert decide([prod], "wafv2:AssociateWebACL", other) == "ImplicitDeny"
     assert decide([deploy_policy(DEV, ACCOUNT)], "wafv2:AssociateWebACL", stage) == "ImplicitDeny"
@@ -335,3 +377,157 @@ def test_deploy_may_manage_every_monitoring_resource_the_program_names(mocks, st
     assert decide([policy], "cloudwatch:PutDashboard", resource) == "Allow"
     resource = f"arn:aws:sns:{r}:123456789012:{topic}"
     assert decide([policy], "sns:CreateTopic", resource) == "Allow"
+
+
+# -- escalation attempts from a deploy job (issue 17), each denied ----------------------------
+
+DEV_ROLE = "arn:aws:iam::123456789012:role/librechat-lambda-dev-function"
+PROD_REST_API = "arn:aws:apigateway:eu-west-1::/restapis/prod123"
+
+
+def bounded(target: StackTarget) -> dict[str, str]:
+    return {"iam:PermissionsBoundary": boundary_arn(target, ACCOUNT)}
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["iam:CreateRole", "iam:PutRolePolicy", "iam:PutRolePermissionsBoundary"],
+)
+def test_role_takeover_the_function_role_is_written_only_under_its_boundary(action: str) -> None:
+    dev = deploy_policy(DEV, ACCOUNT)
+    assert decide([dev], action, DEV_ROLE, bounded(DEV)) == "Allow"
+    assert decide([dev], action, DEV_ROLE) == "ImplicitDeny"  # no boundary
+    assert decide([dev], action, DEV_ROLE, bounded(PROD)) == "ImplicitDeny"  # prod's boundary
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "iam:UpdateAssumeRolePolicy",  # trust an outside account
+        "iam:DeleteRolePermissionsBoundary",
+        "iam:AttachRolePolicy",  # e.g. AdministratorAccess
+        "iam:CreatePolicyVersion",  # rewrite the boundary itself
+        "iam:SetDefaultPolicyVersion",
+    ],
+)
+def test_role_takeover_no_trust_edit_boundary_removal_or_attachment(action: str) -> None:
+    dev = deploy_policy(DEV, ACCOUNT)
+    boundary = boundary_arn(DEV, ACCOUNT)
+    for resource in (DEV_ROLE, boundary):
+        admin = {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess", **bounded(DEV)}
+        assert decide([dev], action, resource, admin) == "ImplicitDeny", (action, resource)
+
+
+@pytest.mark.parametrize(
+    ("action", "resource"),
+    [
+        ("iam:CreateRole", "arn:aws:iam::123456789012:role/x"),
+        ("iam:PassRole", DEV_ROLE),
+        ("sts:AssumeRole", "arn:aws:iam::123456789012:role/librechat-lambda-prod-deploy"),
+        (
+            "lambda:UpdateFunctionCode",
+            "arn:aws:lambda:eu-west-1:123456789012:function:librechat-lambda-prod",
+        ),
+        ("apigateway:PATCH", PROD_REST_API),
+        ("ssm:GetParameters", "arn:aws:ssm:eu-west-1:210987654321:parameter/other/account"),
+        ("s3:GetObject", "arn:aws:s3:::bucket-of-another-account/x"),
+        ("kms:Decrypt", "arn:aws:kms:eu-west-1:123456789012:key/0000"),
+        (
+            "logs:PutLogEvents",
+            "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/librechat-lambda-prod:log-stream:x",
+        ),
+        (
+            "ec2:DeleteNetworkInterface",
+            "arn:aws:ec2:us-east-1:123456789012:network-interface/eni-1",
+        ),
+    ],
+)
+def test_role_takeover_a_function_role_given_everything_still_holds_only_its_boundary(
+    action: str, resource: str
+) -> None:
+    """What a deploy job can write into the function role (here: Action *) is cut to the
+    boundary: no IAM, no other stack's function or API, nothing in another account."""
+    account = "210987654321" if "another-account" in resource else "123456789012"
+    context = {"aws:ResourceAccount": resource.split(":")[4] or account}
+    context["aws:RequestedRegion"] = resource.split(":")[3] or "eu-west-1"
+    decision = decide(
+        [ALLOW_EVERYTHING], action, resource, context, boundary=boundary_policy(DEV, ACCOUNT)
+    )
+    assert decision == "ImplicitDeny"
+
+
+def test_the_boundary_still_allows_what_the_function_needs() -> None:
+    boundary = boundary_policy(DEV, ACCOUNT)
+    own = {"aws:ResourceAccount": "123456789012", "aws:RequestedRegion": "eu-west-1"}
+    group = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/librechat-lambda-dev"
+    for action, resource in [
+        ("logs:PutLogEvents", f"{group}:log-stream:x"),
+        ("s3:GetObject", "arn:aws:s3:::genai-shared-config/lambda-test/librechat.yaml"),
+        ("ssm:GetParameters", "arn:aws:ssm:eu-west-1:123456789012:parameter/ecs/genai/x"),
+        ("ec2:CreateNetworkInterface", "*"),
+        ("xray:PutTraceSegments", "*"),
+    ]:
+        assert decide([ALLOW_EVERYTHING], action, resource, own, boundary=boundary) == "Allow"
+
+
+def test_the_operator_role_is_created_only_bounded_by_awss_operator_policy() -> None:
+    prod = deploy_policy(PROD, ACCOUNT)
+    operator = "arn:aws:iam::123456789012:role/librechat-lambda-prod-capacity-operator"
+    own = {"iam:PermissionsBoundary": operator_policy_arn(ACCOUNT)}
+    assert decide([prod], "iam:CreateRole", operator, own) == "Allow"
+    assert decide([prod], "iam:CreateRole", operator) == "ImplicitDeny"
+    assert decide([prod], "iam:CreateRole", operator, bounded(PROD)) == "ImplicitDeny"
+
+
+def test_another_stacks_api_cannot_be_written_adopted_or_orphaned() -> None:
+    dev = deploy_policy(DEV, ACCOUNT)
+    own = {f"aws:ResourceTag/{SCOPE_TAG}": DEV.name}
+    prods = {f"aws:ResourceTag/{SCOPE_TAG}": PROD.name}
+    integration = f"{PROD_REST_API}/resources/abc/methods/ANY/integration"
+    for verb in ("apigateway:PATCH", "apigateway:PUT", "apigateway:POST", "apigateway:DELETE"):
+        assert decide([dev], verb, integration, own) == "Allow"
+        assert decide([dev], verb, integration, prods) == "ImplicitDeny", verb
+        assert decide([dev], verb, integration) == "ImplicitDeny", verb  # untagged
+    create = "arn:aws:apigateway:eu-west-1::/restapis"
+    assert (
+        decide([dev], "apigateway:POST", create, {f"aws:RequestTag/{SCOPE_TAG}": DEV.name})
+        == "Allow"
+    )
+    assert decide([dev], "apigateway:POST", create) == "ImplicitDeny"
+    tags = f"arn:aws:apigateway:eu-west-1::/tags/{PROD_REST_API}"
+    # Re-tagging its own API as prod's, or prod's as its own, or removing the tag: denied.
+    assert (
+        decide([dev], "apigateway:PUT", tags, {**own, f"aws:RequestTag/{SCOPE_TAG}": PROD.name})
+        == "Deny"
+    )
+    assert (
+        decide([dev], "apigateway:PUT", tags, {**prods, f"aws:RequestTag/{SCOPE_TAG}": DEV.name})
+        == "ImplicitDeny"
+    )
+    assert decide([dev], "apigateway:DELETE", tags, {**own, "aws:TagKeys": [SCOPE_TAG]}) == "Deny"
+    assert decide([dev], "apigateway:DELETE", tags, {**own, "aws:TagKeys": ["Owner"]}) == "Allow"
+
+
+def test_another_stacks_certificate_cannot_be_deleted() -> None:
+    dev = deploy_policy(DEV, ACCOUNT)
+    certificate = "arn:aws:acm:eu-west-1:123456789012:certificate/0000"
+    for action in ("acm:DeleteCertificate", "acm:AddTagsToCertificate"):
+        assert (
+            decide([dev], action, certificate, {f"aws:ResourceTag/{SCOPE_TAG}": DEV.name})
+            == "Allow"
+        )
+        assert (
+            decide([dev], action, certificate, {f"aws:ResourceTag/{SCOPE_TAG}": PROD.name})
+            == "ImplicitDeny"
+        )
+        assert decide([dev], action, certificate) == "ImplicitDeny"  # an untagged certificate
+    removal = {f"aws:ResourceTag/{SCOPE_TAG}": DEV.name, "aws:TagKeys": [SCOPE_TAG]}
+    assert decide([dev], "acm:RemoveTagsFromCertificate", certificate, removal) == "Deny"
+
+
+def test_no_subscription_can_be_edited() -> None:
+    subscription = "arn:aws:sns:eu-west-1:123456789012:librechat-lambda-prod-alarms:1234"
+    for target in (DEV, PROD):
+        policy = deploy_policy(target, ACCOUNT)
+        assert decide([policy], "sns:SetSubscriptionAttributes", subscription) == "ImplicitDeny"
+        assert decide([policy], "sns:SetSubscriptionAttributes", "*") == "ImplicitDeny"

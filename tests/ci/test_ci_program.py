@@ -13,6 +13,7 @@ import pytest
 import yaml
 from pulumi.runtime import set_all_config
 
+from components.names import SCOPE_TAG
 from github_ci.policies import (
     Account,
     deploy_policy,
@@ -21,7 +22,7 @@ from github_ci.policies import (
     preview_policy,
     pull_request_subject,
 )
-from github_ci.settings import StackTarget
+from github_ci.settings import StackTarget, parse, stack_files
 from tests.ci.conftest import GET_OIDC_PROVIDER, OIDC_PROVIDER, ROLE_POLICY
 from tests.ci.iam_policy import ALLOW_EVERYTHING, decide
 from tests.pulumi_mocks import ACCOUNT_ID, C, PulumiMocks, T, plain, run_program
@@ -52,13 +53,10 @@ def run_ci(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def targets() -> list[StackTarget]:
-    stacks = ci_stack_file()["librechat-lambda-ci:stacks"]
-    return [
-        StackTarget(
-            stack=s, name=e["name"], region="eu-west-1", environment=s, domain=e.get("domain")
-        )
-        for s, e in stacks.items()
-    ]
+    """The stacks the committed CI stack serves: every Pulumi.<stack>.yaml, keys from the file."""
+    config = ci_stack_file()
+    raw = {"repository": config["librechat-lambda-ci:repository"]}
+    return list(parse(raw, config["aws:region"], main_stacks=stack_files()).stacks)
 
 
 def policy_of(mocks: PulumiMocks, name: str) -> dict[str, Any]:
@@ -82,15 +80,12 @@ def test_admin_creates_githubs_provider_and_two_roles_per_stack(
     assert provider["clientIdLists"] == ["sts.amazonaws.com"]
     assert admin["oidc_provider_arn"] == PROVIDER_ARN
     roles = sorted(plain(r.inputs)["name"] for r in ci_mocks.of_type(T.ROLE))
-    assert roles == [
-        "librechat-lambda-dev-deploy",
-        "librechat-lambda-dev-preview",
-        "librechat-lambda-prod-deploy",
-        "librechat-lambda-prod-preview",
-    ]
-    assert len(ci_mocks.of_type(ROLE_POLICY)) == 4
-    for stack in ("dev", "prod"):
-        role = f"arn:aws:iam::{ACCOUNT_ID}:role/librechat-lambda-{stack}"
+    names = {t.stack: t.name for t in targets()}
+    assert {"dev": "librechat-lambda-dev", "prod": "librechat-lambda-prod"}.items() <= names.items()
+    assert roles == sorted(f"{n}-{kind}" for n in names.values() for kind in ("deploy", "preview"))
+    assert len(ci_mocks.of_type(ROLE_POLICY)) == 2 * len(names)
+    for stack, name in names.items():
+        role = f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
         assert admin["preview_role_arns"][stack] == f"{role}-preview"
         assert admin["deploy_role_arns"][stack] == f"{role}-deploy"
 
@@ -151,18 +146,16 @@ def test_bad_configuration_fails_before_any_resource(ci_mocks: PulumiMocks) -> N
 
 
 def test_the_ci_stack_serves_exactly_the_main_programs_stacks() -> None:
-    """Names, regions and domains repeated in ci/Pulumi.admin.yaml match Pulumi.<stack>.yaml."""
-    ci = ci_stack_file()
-    entries = ci["librechat-lambda-ci:stacks"]
-    main_stacks = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
-    assert sorted(entries) == main_stacks
-    for stack, entry in entries.items():
+    """Names, regions and domains come from each Pulumi.<stack>.yaml, none repeated in ci/."""
+    assert "librechat-lambda-ci:stacks" not in ci_stack_file(), "derived from the stack files"
+    served = {t.stack: t for t in targets()}
+    assert sorted(served) == sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
+    for stack, target in served.items():
         main = stack_file(stack)
-        assert entry["name"] == main["librechat-lambda:name"], stack
-        assert entry.get("region", ci["aws:region"]) == main["aws:region"], stack
-        domain = main.get("librechat-lambda:domain", {}).get("name")
-        assert entry.get("domain") == domain, stack
-        assert entry.get("webAclArn") == main.get("librechat-lambda:api", {}).get("webAclArn")
+        assert target.name == main["librechat-lambda:name"], stack
+        assert target.region == main["aws:region"], stack
+        assert target.domain == main.get("librechat-lambda:domain", {}).get("name"), stack
+        assert target.web_acl_arn == main.get("librechat-lambda:api", {}).get("webAclArn")
 
 
 #: What each look-up of the main program calls in AWS (data sources of pulumi-aws).
@@ -204,8 +197,12 @@ def test_the_preview_role_allows_every_lookup_the_main_program_makes(
     assert not denied, f"pulumi preview -s {stack} would be denied {denied}"
 
 
-def main_program_resources(mocks: PulumiMocks, stack: str) -> dict[str, list[str]]:
-    """ARNs of what `pulumi up -s <stack>` creates that a deploy role must be allowed to manage."""
+Request = tuple[str, dict[str, Any]]
+
+
+def main_program_resources(mocks: PulumiMocks, stack: str) -> dict[str, list[Request]]:
+    """ARNs of what `pulumi up -s <stack>` creates that a deploy role must be allowed to manage,
+    each with the request's condition keys (the role's boundary, the API's tags)."""
     mocks.zones = {"sandbox.data.apro.is": "ZSANDBOX", "data.apro.is": "ZDATA"}
     set_all_config(cli_config(stack))
 
@@ -228,7 +225,21 @@ def main_program_resources(mocks: PulumiMocks, stack: str) -> dict[str, list[str
             for x in mocks.of_type(T.FUNCTION_SCALING_CONFIG)
         ],
     }
-    return {
+    roles = [
+        (
+            f"arn:aws:iam::{a}:role/{plain(x.inputs)['name']}",
+            {"iam:PermissionsBoundary": plain(x.inputs).get("permissionsBoundary")},
+        )
+        for x in mocks.of_type(T.ROLE)
+    ]
+    apis = [
+        (
+            f"arn:aws:apigateway:{r}::/restapis",
+            {f"aws:RequestTag/{SCOPE_TAG}": plain(x.inputs)["tags"][SCOPE_TAG]},
+        )
+        for x in mocks.of_type(T.REST_API)
+    ]
+    plain_arns = {
         **{action: arns for action, arns in managed.items() if arns},
         "lambda:CreateFunction": [
             f"arn:aws:lambda:{r}:{a}:function:{n}" for n in names[T.FUNCTION]
@@ -236,9 +247,13 @@ def main_program_resources(mocks: PulumiMocks, stack: str) -> dict[str, list[str
         "ecr:CreateRepository": [
             f"arn:aws:ecr:{r}:{a}:repository/{n}" for n in names[T.ECR_REPOSITORY]
         ],
-        "iam:CreateRole": [f"arn:aws:iam::{a}:role/{n}" for n in names[T.ROLE]],
         "logs:CreateLogGroup": [f"arn:aws:logs:{r}:{a}:log-group:{n}" for n in names[T.LOG_GROUP]],
         "apigateway:PATCH": [f"arn:aws:apigateway:{r}::/domainnames/{d}" for d in domains],
+    }
+    return {
+        **{action: [(arn, {}) for arn in arns] for action, arns in plain_arns.items()},
+        "iam:CreateRole": roles,
+        "apigateway:POST": apis,
     }
 
 
@@ -251,10 +266,12 @@ def test_each_deploy_role_manages_its_own_stacks_resources_and_not_the_others(
     assert all(resources.values()), resources
     own = next(t for t in targets() if t.stack == stack)
     other = next(t for t in targets() if t.stack != stack)
-    for action, arns in resources.items():
-        for arn in arns:
-            assert decide([deploy_policy(own, ACCOUNT)], action, arn) == "Allow", (action, arn)
-            assert decide([deploy_policy(other, ACCOUNT)], action, arn) == "ImplicitDeny", arn
+    for action, requests in resources.items():
+        for arn, context in requests:
+            own_decision = decide([deploy_policy(own, ACCOUNT)], action, arn, context)
+            assert own_decision == "Allow", (action, arn, context)
+            other_decision = decide([deploy_policy(other, ACCOUNT)], action, arn, context)
+            assert other_decision != "Allow", (action, arn)
 
 
 def test_the_prod_deploy_role_may_attach_only_the_operator_policy_to_the_operator_role(
@@ -267,8 +284,10 @@ def test_the_prod_deploy_role_may_attach_only_the_operator_policy_to_the_operato
     (attachment,) = mocks.of_type(T.ROLE_POLICY_ATTACHMENT)
     inputs = plain(attachment.inputs)
     operator = f"arn:aws:iam::{ACCOUNT_ID}:role/{inputs['role']}"
-    managed_policy = {"iam:PolicyARN": inputs["policyArn"]}
-    admin = {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"}
+    (role,) = [r for r in mocks.of_type(T.ROLE) if plain(r.inputs)["name"] == inputs["role"]]
+    bounded = {"iam:PermissionsBoundary": plain(role.inputs)["permissionsBoundary"]}
+    managed_policy = {"iam:PolicyARN": inputs["policyArn"], **bounded}
+    admin = {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess", **bounded}
     assert decide([policy], "iam:AttachRolePolicy", operator, managed_policy) == "Allow"
     assert decide([policy], "iam:AttachRolePolicy", operator, admin) == "ImplicitDeny"
     assert decide([policy], "iam:PutRolePolicy", operator) == "ImplicitDeny"

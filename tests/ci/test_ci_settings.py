@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from github_ci.settings import SettingsError, StackTarget, parse
+from github_ci.settings import SettingsError, StackTarget, parse, stack_files
 
 GOOD: dict[str, Any] = {
     "repository": "aprochat/librechat-lambda",
@@ -18,8 +19,8 @@ def test_defaults_region_and_environment_from_the_stack() -> None:
     settings = parse(GOOD, default_region="eu-west-1")
     assert settings.oidc_provider_arn is None
     assert settings.stacks == (
-        StackTarget(
-            stack="dev",
+        StackTarget.of(
+            "dev",
             name="librechat-lambda-dev",
             region="eu-west-1",
             environment="dev",
@@ -80,4 +81,42 @@ def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(SettingsError) as caught:
         parse({"repository": "x", "stacks": {"dev": {"name": "n"}}}, default_region=None)
     assert len(caught.value.problems) == 2
-    assert "2 problem(s)" in str(caught.value)
+    assert "2 problems" in str(caught.value)
+
+
+def test_every_stack_file_is_served_with_its_own_keys_and_overrides(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.dev.yaml").write_text(
+        "config:\n  aws:region: eu-west-1\n  librechat-lambda:name: chat-dev\n"
+        "  librechat-lambda:domain:\n    name: chat.example.com\n"
+    )
+    (tmp_path / "Pulumi.new-one.yaml").write_text(
+        "config:\n  librechat-lambda:domain:\n    enabled: false\n    name: x.example.com\n"
+    )
+    (tmp_path / "Pulumi.elsewhere.yaml").write_text("config: {}\n")
+    raw = {
+        "repository": GOOD["repository"],
+        "stacks": {"dev": {"environment": "development"}, "elsewhere": False},
+    }
+    settings = parse(raw, default_region="us-east-1", main_stacks=stack_files(tmp_path))
+    assert settings.stacks == (
+        StackTarget.of(
+            "dev",
+            name="chat-dev",
+            region="eu-west-1",
+            environment="development",
+            domain="chat.example.com",
+        ),
+        StackTarget.of(
+            "new-one", name="librechat-new-one", region="us-east-1", environment="new-one"
+        ),
+    )
+
+
+def test_an_override_for_a_stack_without_a_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  librechat-lambda:name: chat-dev\n")
+    raw = {"repository": GOOD["repository"], "stacks": {"staging": {"name": "x"}}}
+    with pytest.raises(SettingsError) as error:
+        parse(raw, default_region="eu-west-1", main_stacks=stack_files(tmp_path))
+    assert error.value.problems == [
+        "librechat-lambda-ci:stacks.staging names no stack: there is no Pulumi.staging.yaml"
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -109,3 +110,13 @@ def test_an_unhealthy_stack_fails_after_the_wait(capsys):
 
 def test_the_url_comes_from_the_stack_domain():
     assert smoke.stack_url("dev") == "https://lambda-test.sandbox.data.apro.is"
+
+
+def test_a_name_that_does_not_resolve_fails_at_once(capsys):
+    """`.invalid` never resolves (RFC 2606): no retry for the whole --wait."""
+    started = time.monotonic()
+    assert smoke.main(["--url", "https://lambda.invalid", "--wait", "120"]) == 1
+    assert time.monotonic() - started < 30
+    out = capsys.readouterr().out
+    assert "FAIL  lambda.invalid does not resolve" in out
+    assert "/health" not in out

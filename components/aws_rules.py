@@ -97,6 +97,9 @@ _SNS_TOPIC_ARN = re.compile(
     rf"^arn:{_PARTITION}:sns:[a-z0-9-]+:\d{{12}}:[A-Za-z0-9_-]{{1,256}}(\.fifo)?$"
 )
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_IMAGE_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ class S3Location:
 Check = Callable[[str], str]
 
 
-def _matching(pattern: re.Pattern[str], message: str) -> Check:
+def matching(pattern: re.Pattern[str], message: str) -> Check:
     def check(value: str) -> str:
         if not pattern.match(value):
             raise ValueError(message.format(value=value))
@@ -122,41 +125,56 @@ def _matching(pattern: re.Pattern[str], message: str) -> Check:
     return check
 
 
-check_name_prefix = _matching(
+check_name_prefix = matching(
     _NAME_PREFIX, "{value!r} is not usable as a name prefix; use [a-z][a-z0-9-], at most 40"
 )
-check_env_name = _matching(_ENV_NAME, "is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)")
-check_domain_name = _matching(
+check_env_name = matching(_ENV_NAME, "is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)")
+check_domain_name = matching(
     _DOMAIN, "{value!r} is not a lower-case domain name like chat.example.com"
 )
-check_bucket = _matching(_BUCKET, "{value!r} is not an S3 bucket name")
-check_stage_name = _matching(
+check_bucket = matching(_BUCKET, "{value!r} is not an S3 bucket name")
+check_stage_name = matching(
     _STAGE, "{value!r} is not a stage name; use letters, digits, '-' and '_' (at most 128)"
 )
-check_zone_id = _matching(_ZONE_ID, "{value!r} is not a Route53 zone id (Z...)")
-check_image_ref = _matching(_IMAGE_REF, "{value!r} is not an image reference (name:tag)")
-check_vpc_id = _matching(_VPC_ID, "{value!r} is not a VPC id (vpc-...)")
-check_subnet_id = _matching(_SUBNET_ID, "{value!r} is not a subnet id (subnet-...)")
-check_security_group_id = _matching(_SG_ID, "{value!r} is not a security group id (sg-...)")
-check_url = _matching(_URL, "is not a URL (https://host[/path])")
-check_kms_key_arn = _matching(
+check_zone_id = matching(_ZONE_ID, "{value!r} is not a Route53 zone id (Z...)")
+check_image_ref = matching(_IMAGE_REF, "{value!r} is not an image reference (name:tag)")
+check_vpc_id = matching(_VPC_ID, "{value!r} is not a VPC id (vpc-...)")
+check_subnet_id = matching(_SUBNET_ID, "{value!r} is not a subnet id (subnet-...)")
+check_security_group_id = matching(_SG_ID, "{value!r} is not a security group id (sg-...)")
+check_url = matching(_URL, "is not a URL (https://host[/path])")
+check_kms_key_arn = matching(
     _KMS_KEY_ARN,
     "{value!r} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>; an alias ARN "
     "cannot be granted kms:Decrypt)",
 )
-check_sns_topic_arn = _matching(
+check_sns_topic_arn = matching(
     _SNS_TOPIC_ARN, "{value!r} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)"
 )
-check_email = _matching(_EMAIL, "{value!r} is not an email address")
-check_web_acl_arn = _matching(
+check_email = matching(_EMAIL, "{value!r} is not an email address")
+check_web_acl_arn = matching(
     _WEB_ACL_ARN,
     "{value!r} is not a regional WAFv2 web ACL ARN "
     "(arn:aws:wafv2:<region>:<account>:regional/webacl/<name>/<id>)",
 )
-check_acm_arn = _matching(
+check_acm_arn = matching(
     _ACM_ARN,
     "{value!r} is not an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<uuid>)",
 )
+
+
+check_region = matching(_REGION, "{value!r} is not an AWS region such as eu-west-1")
+check_account_id = matching(_ACCOUNT_ID, "{value!r} is not an AWS account id (12 digits)")
+
+
+def check_pinned_image(value: str) -> str:
+    """An image reference that names its content: `name[:tag]@sha256:<64 hex>`."""
+    check_image_ref(value)
+    if not _IMAGE_DIGEST.search(value):
+        raise ValueError(
+            f"{value!r} names no digest; write name@sha256:<digest> (tag in a comment), so a "
+            "moved upstream tag cannot reach the stack without a pull request"
+        )
+    return value
 
 
 def check_instance_type(value: str) -> str:
