@@ -29,8 +29,7 @@ from emulator.http11 import free_port
 from ops import acceptance
 from ops.acceptance import AcceptanceError, Steps, run, throwaway_config
 
-#: Every test here starts a process (or moto): make test-fast leaves them out.
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # runs the acceptance script's processes (tests/conftest.py)
 
 HERE = Path(__file__).resolve().parent
 REGION = "eu-west-1"

@@ -100,7 +100,7 @@ def test_the_aws_provider_keys_come_from_the_installed_provider() -> None:
     assert "regin" not in keys
 
 
-@pytest.mark.slow  # runs a process
+@pytest.mark.slow  # runs pytest
 def test_a_new_stack_file_keeps_every_test_that_lists_the_stacks_green(tmp_path: Path) -> None:
     """A copy of the repository with one more stack file: the tests that list the stacks (the
     workflows, the ci/ program, the docs, every stack through the program) still pass."""

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-#: Every test here starts a process (or moto): make test-fast leaves them out.
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # runs node (tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 FILL = ROOT / "runtime" / "fill-compile-cache.sh"

@@ -20,7 +20,7 @@ from emulator.http11 import free_port
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow  # runs make local's emulator
+@pytest.mark.slow  # starts the emulator
 def test_the_url_comes_last_the_log_is_readable_and_a_throttled_request_says_why() -> None:
     port = free_port()
     proc = subprocess.Popen(

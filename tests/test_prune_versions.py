@@ -14,8 +14,7 @@ from moto import mock_aws
 from ops import prune_versions
 from ops.prune_versions import prune, published_versions
 
-#: Every test here starts a process (or moto): make test-fast leaves them out.
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # moto (tests/conftest.py)
 
 REGION = "eu-west-1"  # the dev stack's
 FUNCTION = "librechat-lambda-dev"

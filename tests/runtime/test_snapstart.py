@@ -25,8 +25,7 @@ from streaming_proxy import snapstart
 from emulator import LocalStack
 from emulator.sandbox import descendants, process_state
 
-#: Every test here starts a process (or moto): make test-fast leaves them out.
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # starts the runtime and node (tests/conftest.py)
 
 APP = HERE / "snapstart_app" / "server.cjs"
 
