@@ -87,7 +87,7 @@ function = LambdaFunction(
         log_retention_days=cfg.function.log_retention_days,
         environment=cfg.app_environment,
         environment_is_secret=cfg.environment_is_secret,
-        secrets=cfg.secrets.parameters,
+        secrets=cfg.secret_parameters,
         secrets_mode=cfg.secrets.mode,
         secrets_kms_key_arn=cfg.secrets.kms_key_arn,
         environment_kms_key_arn=cfg.function.kms_key_arn,
@@ -126,6 +126,7 @@ api = StreamingApi(
         api_name=cfg.name,
         disable_execute_api_endpoint=not cfg.execute_api_endpoint,
         web_acl_arn=cfg.api.web_acl_arn,
+        rate_limit_per_ip=cfg.api.rate_limit_per_ip,
         tags=tags,
     ),
 )

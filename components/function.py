@@ -53,6 +53,7 @@ from components.config import RuntimeConfig
 from components.contract import (
     CONFIG_PATH,
     FIXED_ENVIRONMENT,
+    STREAM_CHECK_TOKEN,
     UPSTREAM_COMMAND,
     UPSTREAM_HEALTH_PATH,
     UPSTREAM_PORT,
@@ -137,6 +138,8 @@ def plain_environment(args: LambdaFunctionArgs) -> dict[str, str]:
         "BACKGROUND_HOLD": "on" if args.runtime.background_hold else "off",
         "LOG_LEVEL": args.runtime.log_level,
     }
+    if STREAM_CHECK_TOKEN not in args.secrets:  # the stream check is on only with its token
+        env["STREAM_CHECK_PATH"] = ""
     if args.config_object is not None:
         env |= {
             "CONFIG_S3_BUCKET": args.config_object.bucket,

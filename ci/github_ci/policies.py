@@ -247,6 +247,16 @@ METRIC_FILTER_ACTIONS: tuple[str, ...] = (
     "logs:DeleteMetricFilter",
     "logs:DescribeMetricFilters",
 )
+#: components/api.py: the web ACL of `api.rateLimitPerIp`, `<name>-rate`.
+OWN_WEB_ACL_ACTIONS: tuple[str, ...] = (
+    "wafv2:CreateWebACL",
+    "wafv2:UpdateWebACL",
+    "wafv2:DeleteWebACL",
+    "wafv2:GetWebACL",
+    "wafv2:ListTagsForResource",
+    "wafv2:TagResource",
+    "wafv2:UntagResource",
+)
 WEB_ACL_ACTIONS: tuple[str, ...] = (
     "wafv2:AssociateWebACL",
     "wafv2:DisassociateWebACL",
@@ -462,6 +472,16 @@ def deploy_policy(target: StackTarget, account: Account) -> Document:
             _tagged(name, "ResourceTag"),
         ),
         *_scope_tag_guards(name),
+    ]
+    own_acl = f"arn:{p}:wafv2:{r}:{a}:regional/webacl/{names.web_acl_name(name)}/*"
+    stages = f"{apigateway}/restapis/*/stages/*"
+    statements += [
+        # api.rateLimitPerIp: the stack's own web ACL, associated with its own stage.
+        _allow("OwnWebAcl", OWN_WEB_ACL_ACTIONS, [own_acl]),
+        _allow("AssociateOwnWebAcl", WEB_ACL_ACTIONS, [own_acl, stages]),
+        _allow(
+            "SetOwnStageWebAcl", ["apigateway:SetWebACL"], [stages], _tagged(name, "ResourceTag")
+        ),
     ]
     statements += _monitoring_statements(target, account)
     if target.domain is not None:

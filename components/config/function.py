@@ -10,7 +10,6 @@ from pydantic import Field
 from components import aws_rules
 from components.config.base import Problem, Retention, Section, rule
 
-
 #: Standard mode's reservation when none is set: at 1 to 3 environments per chat answer (its
 #: POST, its stream GET, a title), about 20 answers at once; it caps what a flood of requests can
 #: hold (each stream holds an environment) and leaves an account's default 1000 to the rest.

@@ -24,6 +24,7 @@ from components.config.monitoring import MonitoringConfig
 from components.config.network import NetworkConfig
 from components.config.runtime import RuntimeConfig
 from components.config.secrets import SecretsConfig
+from components.contract import STREAM_CHECK_TOKEN
 
 PROJECT = names.PROJECT
 
@@ -121,6 +122,14 @@ class StackConfig(Section):
         return self.environment.get("AWS_BUCKET_NAME")
 
     @property
+    def secret_parameters(self) -> dict[str, str]:
+        """`secrets.parameters`, plus the stream check's token parameter (read by the runtime,
+        never passed to LibreChat: runtime/streaming_proxy/main.py)."""
+        token = self.api.stream_check_token_parameter
+        extra = {STREAM_CHECK_TOKEN: token} if token else {}
+        return {**self.secrets.parameters, **extra}
+
+    @property
     def reserved_concurrency(self) -> int | None:
         """`function.reservedConcurrency`, defaulting to `DEFAULT_RESERVED_CONCURRENCY` in
         standard mode (managed instances have none: their environments bound it)."""
@@ -171,6 +180,11 @@ class StackConfig(Section):
             yield (
                 "api.endpointType",
                 "must be REGIONAL when a custom domain is on (the domain is a REGIONAL endpoint)",
+            )
+        if self.api.stream_check_token_parameter and self.secrets.mode != "runtime":
+            yield (
+                "api.streamCheckTokenParameter",
+                "needs secrets.mode runtime: the runtime reads the token at cold start",
             )
         if self.secrets.mode == "deploy" and self.pull_request_previews:
             yield (

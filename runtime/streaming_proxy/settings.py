@@ -56,6 +56,9 @@ class Settings:
     managed_instances: bool
     stream_check_path: str
     function_name: str
+    stream_check_token: str | None = None
+    """The stream check's token: SSM_SECRETS' `STREAM_CHECK_TOKEN`, read at cold start and kept
+    from LibreChat (main.py); None: the check asks for none (local runs, the emulator)."""
 
     @property
     def fetches_anything(self) -> bool:

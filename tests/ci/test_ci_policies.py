@@ -531,3 +531,10 @@ def test_no_subscription_can_be_edited() -> None:
         policy = deploy_policy(target, ACCOUNT)
         assert decide([policy], "sns:SetSubscriptionAttributes", subscription) == "ImplicitDeny"
         assert decide([policy], "sns:SetSubscriptionAttributes", "*") == "ImplicitDeny"
+
+
+def test_deploy_manages_its_own_rate_web_acl_only() -> None:
+    dev = deploy_policy(DEV, ACCOUNT)
+    acl = "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/{}-rate/0123"
+    assert decide([dev], "wafv2:CreateWebACL", acl.format(DEV.name)) == "Allow"
+    assert decide([dev], "wafv2:DeleteWebACL", acl.format(PROD.name)) == "ImplicitDeny"
