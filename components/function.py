@@ -58,7 +58,7 @@ from components.contract import (
     UPSTREAM_HEALTH_PATH,
     UPSTREAM_PORT,
 )
-from components.function_policy import AwsContext, in_vpc, policy_statements
+from components.function_policy import AwsContext, FunctionAccess, policy_statements
 
 #: Name of the alias the API invokes when versions are published (provisioned concurrency,
 #: SnapStart).
@@ -156,6 +156,24 @@ def plain_environment(args: LambdaFunctionArgs) -> dict[str, str]:
     return env
 
 
+def in_vpc(args: LambdaFunctionArgs) -> bool:
+    """Whether the function itself is in the VPC (in managed mode its capacity provider is)."""
+    return bool(args.subnet_ids) and args.managed is None
+
+
+def access(args: LambdaFunctionArgs) -> FunctionAccess:
+    """What the role must reach, from the function's arguments."""
+    runtime_secrets = args.secrets if args.secrets_mode == "runtime" else {}
+    return FunctionAccess(
+        config_object=args.config_object,
+        files_bucket=args.files_bucket,
+        secret_parameters=runtime_secrets,
+        secrets_kms_key_arn=args.secrets_kms_key_arn,
+        in_vpc=in_vpc(args),
+        tracing=args.tracing,
+    )
+
+
 def streaming_invoke_arn(ctx: AwsContext, target_arn: pulumi.Input[str]) -> pulumi.Output[str]:
     """API Gateway's InvokeWithResponseStream URI for a function or alias ARN.
 
@@ -241,7 +259,7 @@ class LambdaFunction(pulumi.ComponentResource):
         )
         self.policy_document = self.log_group.arn.apply(
             lambda arn: json.dumps(
-                {"Version": "2012-10-17", "Statement": policy_statements(args, ctx, arn)}
+                {"Version": "2012-10-17", "Statement": policy_statements(access(args), ctx, arn)}
             )
         )
         self.policy = aws.iam.RolePolicy(

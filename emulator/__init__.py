@@ -6,7 +6,7 @@ streaming the prelude-framed responses back as they arrive. It freezes the runti
 while it waits in /next, as Lambda does, enforces the function timeout, and starts more
 environments when every one is busy (up to `max_environments`). `managed_instances=N`
 emulates Lambda Managed Instances instead: N concurrent invocations per environment, never
-frozen, timeouts not enforced.
+frozen; a timed-out invocation gets its 504 but the environment is not restarted.
 
     from emulator import LocalStack
     with LocalStack(env={"UPSTREAM_COMMAND": "..."}, function_timeout=30) as stack:

@@ -34,12 +34,12 @@ import yaml
 
 from components.config import PROJECT
 from components.contract import STREAM_CHECK_PATH
-from e2e.client import LibreChat, Stream
+from e2e.client import LibreChat
 from ops import check, smoke
+from ops.aws_evidence import aws_checks
+from ops.journey import Journey
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSWORD_BYTES = 18
-METRICS_NAMESPACE = "LibreChatLambda"
 
 
 class AcceptanceError(Exception):
@@ -180,169 +180,6 @@ MANUAL = (
         "--qualifier '$LATEST.PUBLISHED'",
     ),
 )
-
-
-# -- the journey -----------------------------------------------------------------------------
-
-
-@dataclass
-class Journey:
-    """The user's journey through the real URL, with a model the stack's LibreChat offers."""
-
-    client: LibreChat
-    report: Report
-    model: str | None = None  # "endpoint/model"; None: the first LibreChat lists
-    email: str = field(default_factory=lambda: f"acceptance-{secrets.token_hex(4)}@example.com")
-    password: str = field(default_factory=lambda: secrets.token_urlsafe(PASSWORD_BYTES))
-    streams: list[Stream] = field(default_factory=list)
-
-    def run(self) -> None:
-        r = self.report
-        r.check("journey: register", self.register)
-        if not r.check("journey: log in (token and refreshToken cookie)", self.login):
-            return
-        if not r.check("journey: a model the stack configures", self.choose_model):
-            return
-        first = self.chat("Say hello in five words.")
-        r.check("journey: chat streams live tokens", lambda: self.streamed(first))
-        parent = first.response_message.get("messageId")
-        follow = self.chat("And once more, in other words.", first.conversation_id, parent)
-        r.check(
-            "journey: follow-up streams in the same conversation",
-            lambda: self.followed(first, follow),
-        )
-        r.check("journey: the conversation gets a title", lambda: self.titled(first))
-        r.check("journey: log out (the refresh cookie refused afterwards)", self.logout)
-
-    def register(self) -> tuple[bool, str]:
-        response = self.client.register(self.email, self.password, name="Acceptance")
-        hint = "" if response.status_code in (200, 201) else " (ALLOW_REGISTRATION on the stack?)"
-        return response.status_code in (200, 201), f"{response.status_code}{hint}"
-
-    def login(self) -> tuple[bool, str]:
-        response = self.client.login(self.email, self.password)
-        ok = response.status_code == 200 and bool(self.client.token)
-        ok = ok and "refreshToken" in self.client.cookies
-        return ok, f"{response.status_code}, cookies {sorted(self.client.cookies)}"
-
-    def choose_model(self) -> tuple[bool, str]:
-        if self.model:
-            endpoint, _, model = self.model.partition("/")
-            models = {endpoint: [model]}
-        else:
-            listed = self.client.request("GET", "/api/models")
-            if listed.status_code != 200:
-                return False, f"GET /api/models answered {listed.status_code}"
-            models = {e: m for e, m in listed.json().items() if isinstance(m, list) and m}
-        endpoints = self.client.request("GET", "/api/endpoints")
-        described = endpoints.json() if endpoints.status_code == 200 else {}
-        for endpoint, names in models.items():
-            about = described.get(endpoint) if isinstance(described, dict) else None
-            kind = about.get("type") if isinstance(about, dict) else None
-            self.client.endpoint, self.client.model = endpoint, str(names[0])
-            self.client.endpoint_type = str(kind) if kind else None
-            return True, f"{endpoint}/{names[0]}" + (f" ({kind})" if kind else "")
-        return False, "LibreChat lists no model: configure an endpoint in librechat.yaml"
-
-    def chat(
-        self, text: str, conversation_id: str | None = None, parent: str | None = None
-    ) -> Stream:
-        stream = self.client.chat(text, conversation_id, parent)
-        self.streams.append(stream)
-        return stream
-
-    def streamed(self, stream: Stream) -> tuple[bool, str]:
-        times = stream.delta_times
-        if stream.error or not times:
-            return False, f"{stream.error or 'no tokens'} (POST {stream.post_status})"
-        distinct = len({round(t, 3) for t in times})
-        ok = distinct >= 2 and stream.final is not None
-        return ok, (
-            f"{stream.how}: {len(times)} deltas at {distinct} distinct times over "
-            f"{(times[-1] - times[0]) * 1000:.0f} ms, first after "
-            f"{(times[0] - stream.post_sent_at) * 1000:.0f} ms, final event "
-            f"{'yes' if stream.final else 'no'}"
-        )
-
-    def followed(self, first: Stream, follow: Stream) -> tuple[bool, str]:
-        ok, evidence = self.streamed(follow)
-        same = follow.conversation_id == first.conversation_id is not None
-        return ok and same, f"{evidence}; same conversation: {same}"
-
-    def titled(self, stream: Stream, wait: float = 30.0) -> tuple[bool, str]:
-        deadline = time.monotonic() + wait
-        title = None
-        while time.monotonic() < deadline:
-            got = self.client.request("GET", f"/api/convos/{stream.conversation_id}")
-            title = got.json().get("title") if got.status_code == 200 else None
-            if title and title != "New Chat":
-                return True, repr(title)
-            time.sleep(2)
-        return False, f"still {title!r} after {wait:g} s (TITLE_CONVO, the title model?)"
-
-    def logout(self) -> tuple[bool, str]:
-        before = dict(self.client.cookies)
-        response = self.client.logout()
-        self.client.cookies, self.client.token = before, None
-        after = self.client.refresh()
-        return response.status_code == 200 and after.status_code != 200, (
-            f"logout {response.status_code}; refresh with the old cookie {after.status_code}"
-        )
-
-
-# -- what only AWS shows ---------------------------------------------------------------------
-
-
-def log_lines(logs: Any, group: str, pattern: str, since_ms: int) -> list[str]:
-    found = logs.filter_log_events(
-        logGroupName=group, filterPattern=pattern, startTime=since_ms, limit=50
-    )
-    return [event["message"] for event in found.get("events", [])]
-
-
-def wait_for(
-    probe: Callable[[], tuple[bool, str]], wait: float, every: float = 10.0
-) -> tuple[bool, str]:
-    """CloudWatch delivers logs and metrics a little late: ask until `wait` has passed."""
-    deadline = time.monotonic() + wait
-    while True:
-        ok, evidence = probe()
-        if ok or time.monotonic() >= deadline:
-            return ok, evidence
-        time.sleep(min(every, max(wait / 10, 0.2)))
-
-
-def aws_checks(
-    report: Report, outputs: Mapping[str, Any], name: str, stage: str, aws: Callable[[str], Any],
-    since_ms: int, wait: float,
-) -> None:  # fmt: skip
-    logs = aws("logs")
-    access_group = f"/aws/apigateway/{name}/{stage}/access"
-
-    def streamed_in_access_log() -> tuple[bool, str]:
-        lines = log_lines(logs, access_group, '"STREAMED"', since_ms)
-        return bool(
-            lines
-        ), f"{len(lines)} line(s) with responseTransferMode STREAMED in {access_group}"
-
-    def runtime_in_function_log() -> tuple[bool, str]:
-        group = str(outputs.get("log_group_name"))
-        lines = log_lines(logs, group, '"init done"', since_ms)
-        return bool(lines), f"{len(lines)} 'init done' line(s) in {group}"
-
-    def metrics_extracted() -> tuple[bool, str]:
-        found = aws("cloudwatch").list_metrics(Namespace=METRICS_NAMESPACE)["Metrics"]
-        names = sorted({m["MetricName"] for m in found})
-        return bool(names), f"{METRICS_NAMESPACE}: {', '.join(names) or 'no metric yet'}"
-
-    report.check("access log: responses streamed", lambda: wait_for(streamed_in_access_log, wait))
-    report.check(
-        "function log: the runtime's lines arrive (egress works)",
-        lambda: wait_for(runtime_in_function_log, wait),
-    )
-    report.check(
-        "CloudWatch extracted the runtime's EMF metrics", lambda: wait_for(metrics_extracted, wait)
-    )
 
 
 # -- figures ---------------------------------------------------------------------------------

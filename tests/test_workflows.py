@@ -327,6 +327,7 @@ def run_zizmor(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # runs zizmor
 @pytest.mark.parametrize(
     ("name", "good", "bad", "audit"),
     [
