@@ -72,7 +72,6 @@ SET_BY_PROGRAM: Mapping[str, str | None] = MappingProxyType(
         "BASE_PATH": "domain.basePath",
         "SSM_SECRETS": "secrets.parameters (secrets.mode runtime)",
         "STREAM_CHECK_PATH": "api.streamCheckTokenParameter",
-        STREAM_CHECK_TOKEN: "api.streamCheckTokenParameter",
         "NODE_ENV": None,
         "LIBRECHAT_LOG_DIR": None,
     }
