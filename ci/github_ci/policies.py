@@ -150,9 +150,6 @@ CAPACITY_PROVIDER_ACTIONS: tuple[str, ...] = (
     "lambda:TagResource",
     "lambda:UntagResource",
 )
-#: The one policy a capacity provider's operator role may hold (main program:
-#: components/capacity_provider.py).
-OPERATOR_POLICY_NAME = "AWSLambdaManagedEC2ResourceOperator"
 #: Lambda's service-linked role, which terminates a capacity provider's instances: Lambda
 #: creates it with the account's first capacity provider, as the caller, who therefore needs
 #: iam:CreateServiceLinkedRole for it (Lambda guide, using-service-linked-roles.html).
@@ -339,7 +336,7 @@ def boundary_arn(target: StackTarget, account: Account) -> str:
 
 
 def operator_policy_arn(account: Account) -> str:
-    return f"arn:{account.partition}:iam::aws:policy/{OPERATOR_POLICY_NAME}"
+    return f"arn:{account.partition}:iam::aws:policy/{names.OPERATOR_POLICY_NAME}"
 
 
 def boundary_policy(target: StackTarget, account: Account) -> Document:
