@@ -20,8 +20,7 @@ from test_readiness import librechat
 
 from emulator import LocalStack
 
-#: Every test here starts a process (or moto): make test-fast leaves them out.
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # runtimes under the emulator, redis-server, the stand-in
 
 NO_PARENT = "00000000-0000-0000-0000-000000000000"
 UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"
