@@ -1,13 +1,15 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test pytest lint typecheck fmt local bench bench-concurrency requirements docs check preflight smoke prune-versions acceptance e2e-librechat
+.PHONY: help bootstrap sync test test-fast pytest redis-server lint typecheck fmt local bench bench-concurrency requirements docs check preflight smoke prune-versions acceptance e2e-librechat
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
+	@echo "make test-fast - the tests that start no process and no moto: the edit loop"
 	@echo "make local  - local API Gateway + Lambda emulator with a demo upstream; curl -N the printed URL"
 	@echo "             (ENVIRONMENTS=N: up to N environments; MANAGED=N: Managed Instances, N per environment;"
-	@echo "              PORT=8080; LOG=pretty: one short line per log record instead of JSON)"
+	@echo "              PORT=8080; LOG=pretty: one short line per log record instead of JSON;"
+	@echo "              SNAPSTART=1: SnapStart, each environment restored from its snapshot by its first request)"
 	@echo "make lint   - ruff, mypy (strict), hadolint, workflow schema, zizmor"
 	@echo "make typecheck - mypy --strict over $(TYPED)"
 	@echo "make fmt    - ruff's fixes and formatting, in place"
@@ -31,8 +33,24 @@ sync: bootstrap
 
 test: sync lint pytest
 
-pytest: sync
-	$(UV) run --frozen pytest
+# The whole suite on every core. --dist loadfile keeps a file's tests on one worker, so a
+# module's fixtures (a runtime under the emulator, moto) start once. The coverage figure counts
+# the runtime's own processes ([tool.coverage.run] patch = subprocess); below the floor
+# ([tool.coverage.report] fail_under) the run fails.
+pytest: sync redis-server
+	$(UV) run --frozen pytest -n auto --dist loadfile --cov --cov-report=term:skip-covered
+
+# The edit loop and the pre-commit hook: every test not marked slow (tests/conftest.py marks
+# each that starts a process or moto, and fails one that does so unmarked).
+test-fast: sync
+	$(UV) run --frozen pytest -m "not slow" -q -p no:cacheprovider
+
+# The stream relay's tests run a real redis-server (Debian's); a clean machine gets it here.
+redis-server:
+	@command -v redis-server >/dev/null || { \
+		echo "installing redis-server (apt-get) for the stream relay's tests"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 
 # What the type checker covers (settings in pyproject.toml [tool.mypy]); ci/ is a program of its
 # own (another __main__), so it is checked on its own.
@@ -61,7 +79,7 @@ fmt: sync
 local: sync
 	$(UV) run --frozen python -m emulator $(if $(ENVIRONMENTS),--max-environments $(ENVIRONMENTS)) \
 		$(if $(MANAGED),--managed-instances $(MANAGED)) $(if $(PORT),--port $(PORT)) \
-		$(if $(LOG),--log $(LOG))
+		$(if $(LOG),--log $(LOG)) $(if $(SNAPSTART),--snapstart)
 
 # Byte-compiled like the image, so imports at cold start cost what they cost in Lambda.
 # STRICT=1: exit non-zero when a figure misses its target (docs/decisions.md, the budget).

@@ -16,6 +16,11 @@ names exactly one platform, the one matching the function's architecture. The fu
 pinned to the pushed digest (`repo@sha256:...`, pulumi-docker's `repo_digest`): a rebuilt image
 changes the digest and so updates the function; an unchanged build context does not rebuild.
 
+The push uses the Docker client's own login to the registry (`aws ecr get-login-password |
+docker login`, done by the deploying job, pulumi-up.yml, or by hand before `pulumi up`): the
+image resource gets no `registry=` credentials, so the state holds no registry password (a
+12-hour ECR token would otherwise sit in state every preview may decrypt).
+
 Previews need no Docker engine: pulumi-docker 4.x `Image` does not build during preview unless
 `build_on_preview` is true (its default is false, pulumi/pulumi-docker#855); the preview shows
 the digest as unknown when the context changed. `build_on_preview=False` is passed explicitly
@@ -206,10 +211,8 @@ class ContainerImage(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        # 4. Push credentials for this registry, kept secret in state.
-        token = aws.ecr.get_authorization_token_output(
-            registry_id=self.repository.registry_id, opts=invoke
-        )
+        # 4. No push credentials here: the deploying job logs Docker in to ECR itself
+        #    (pulumi-up.yml), so no registry password ever reaches the state a preview can read.
         # 5. The base image by digest, and the tag of what this build is made of.
         self.base_image = pin_base_image(args.base_image, invoke)
         build_args = {"BASE_IMAGE": self.base_image}
@@ -223,11 +226,6 @@ class ContainerImage(pulumi.ComponentResource):
                 dockerfile=args.dockerfile,
                 platform=args.platform,
                 args=build_args,
-            ),
-            registry=docker.RegistryArgs(
-                server=self.repository.repository_url,
-                username=token.user_name,
-                password=pulumi.Output.secret(token.password),
             ),
             build_on_preview=False,
             skip_push=False,

@@ -1,6 +1,6 @@
 """`python -m e2e`: one cell of the supported-versions matrix against the real LibreChat.
 
-    python -m e2e --librechat DIR --version v0.8.7 --mode standard|managed [--no-browser]
+    python -m e2e --librechat DIR --version v0.8.7 --mode standard|managed|snapstart [--no-browser]
 
 DIR is a built LibreChat checkout of that version (api/server/index.js, client/dist). The run:
 1. starts the backing services (MongoDB wire server, redis-server, the fake model);
@@ -39,7 +39,9 @@ from e2e.services import Services, free_port
 
 E2E_DIR = Path(__file__).resolve().parent
 REPO_ROOT = E2E_DIR.parent
-MODES = ("standard", "managed")
+MODES = ("standard", "managed", "snapstart")
+SNAPSHOTS = 4  # snapstart: environments snapshotted up front (two chats at once hold four)
+FROZEN_FOR = 5.0  # snapstart: seconds between cutting the connections and the first request
 ENVIRONMENTS = 8  # standard: environments Lambda may start; managed: invocations per environment
 # standard: environments kept initialized (provisioned concurrency): two chats at once hold 4.
 WARM_ENVIRONMENTS = 4
@@ -52,6 +54,8 @@ def mode_flags(mode: str) -> list[str]:
     each environment frozen whenever no invocation runs in it, and a request that finds every
     environment busy gets a new one. managed: Lambda Managed Instances, never frozen, several
     invocations at once in one environment."""
+    if mode == "snapstart":  # every environment is restored from a snapshot by its first request
+        return ["--snapstart", "--max-environments", str(SNAPSHOTS)]
     flag = "--managed-instances" if mode == "managed" else "--max-environments"
     return [flag, str(ENVIRONMENTS)]
 
@@ -72,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== LibreChat {args.version} directly (the baseline)", flush=True)
         summary["direct"] = direct_phase(root, services, out)
         print(f"== LibreChat {args.version} behind the emulator, {args.mode} mode", flush=True)
-        summary["front"] = front_phase(root, services, out, args)
+        baseline = percentile(summary["direct"].get("token_ms", []), 50)
+        summary["front"] = front_phase(root, services, out, args, baseline)
     except Exception as exc:  # the summary still says how far the run got
         summary["aborted"] = f"{type(exc).__name__}: {exc}"
         print(f"e2e: run aborted: {summary['aborted']}", file=sys.stderr)
@@ -265,13 +270,19 @@ class Emulator:
 
 
 def front_phase(
-    root: Path, services: Services, out: Path, args: argparse.Namespace
+    root: Path,
+    services: Services,
+    out: Path,
+    args: argparse.Namespace,
+    baseline_ms: float | None = None,
 ) -> dict[str, Any]:
     emulator = Emulator(root, services, out, args.mode, args.runtime_env)
     result: dict[str, Any] = {}
     try:
         emulator.wait_ready()
         result["init_s"] = emulator.init_s
+        if args.mode == "snapstart":
+            result["snapstart"] = restore_phase(emulator, services)
         result["cold_start_s"] = first_answer(emulator)
         print(
             f"  emulator ready: init {emulator.init_s} s, first /health 200 through the gateway "
@@ -287,8 +298,9 @@ def front_phase(
             )
         result["warm_health_ms"] = warm_health(emulator.url)
         client = LibreChat(emulator.url)
-        journey = Journey(client, services.llm)
+        journey = Journey(client, services.llm, lines=emulator.lines, baseline_ms=baseline_ms)
         journey.run()
+        result["cells"] = journey.cells()  # the relay per answer kind and direction
         result["steps"] = [vars(s) for s in journey.steps]
         result["first_token_ms"] = [s.first_token_ms for s in journey.streams]
         result["token_ms"] = token_latencies(journey.streams, services.llm)
@@ -299,6 +311,47 @@ def front_phase(
         result["holds"] = emulator.lines_with("background hold")
     finally:
         emulator.stop()
+    return result
+
+
+def restore_phase(emulator: Emulator, services: Services) -> dict[str, Any]:
+    """SnapStart as Lambda runs it: every environment inited and snapshotted (frozen); every
+    MongoDB and Redis connection cut while frozen; time passes; then a request restores the
+    first environment (restore to first byte), a user logs in there, and the first chat's
+    stream restores the second one (time to first token of the first chat after restore)."""
+    deadline = time.monotonic() + 300
+    while len(emulator.lines_with("snapshot taken")) < SNAPSHOTS:
+        if time.monotonic() > deadline or emulator.process.poll() is not None:
+            raise RuntimeError(f"the emulator did not snapshot {SNAPSHOTS} environments")
+        time.sleep(0.1)
+    result: dict[str, Any] = {
+        "snapshots": emulator.lines_with("snapshot taken"),
+        "mongo_connections_cut": services.mongo.drop_connections(),
+        "redis_clients_killed": services.redis.kill_clients(),
+    }
+    print(f"  {SNAPSHOTS} snapshots taken; cut {result['mongo_connections_cut']} MongoDB "
+          f"connections and {result['redis_clients_killed']} Redis clients; frozen "
+          f"{FROZEN_FOR:g} s", flush=True)  # fmt: skip
+    time.sleep(FROZEN_FOR)
+    with httpx.Client(timeout=60, headers={"User-Agent": USER_AGENT}) as http:
+        started = time.perf_counter()
+        with http.stream("GET", emulator.url + "/health") as r:
+            next(r.iter_raw(), b"")
+            result["restore_first_byte_ms"] = round((time.perf_counter() - started) * 1000, 1)
+            result["restore_status"] = r.status_code
+    client = LibreChat(emulator.url)
+    journey = Journey(client, services.llm)
+    journey.check("register after restore", journey.register)
+    journey.check("login after restore", journey.login)
+    stream = journey.chat("first chat after restore")
+    journey.check("first chat after restore", lambda: journey.streamed(stream))
+    result["first_chat_first_token_ms"] = stream.first_token_ms
+    result["steps"] = [vars(s) for s in journey.steps]
+    result["restores"] = emulator.lines_with("restored; the runtime asked")
+    result["after_restore"] = emulator.lines_with("after-restore done")
+    client.close()
+    print(f"  restore to first byte {result['restore_first_byte_ms']} ms; first chat after "
+          f"restore: first token {result['first_chat_first_token_ms']} ms", flush=True)  # fmt: skip
     return result
 
 
@@ -427,6 +480,13 @@ def figures(summary: dict[str, Any]) -> dict[str, Any]:
         "token_ms_p50_front": _round(f_p50),
         "relay_ms_p50": _round(f_p50 - d_p50) if d_p50 is not None and f_p50 is not None else None,
         "token_ms_p90_front": _round(percentile(f_tokens, 90)),
+        "relay_ms_p95": _round(percentile(f_tokens, 95) - d_p50)
+        if d_p50 is not None and f_tokens
+        else None,
+        "restore_first_byte_ms": (front.get("snapstart") or {}).get("restore_first_byte_ms"),
+        "first_chat_after_restore_first_token_ms": _round(
+            (front.get("snapstart") or {}).get("first_chat_first_token_ms")
+        ),
     }
 
 
@@ -436,6 +496,7 @@ def _round(value: float | None) -> float | None:
 
 def report(summary: dict[str, Any], out: Path) -> int:
     steps = summary.get("front", {}).get("steps", [])
+    steps = [*summary.get("front", {}).get("snapstart", {}).get("steps", []), *steps]
     browser = summary.get("front", {}).get("browser")
     failed = [s["name"] for s in steps if not s["ok"]]
     passed = len(steps) - len(failed)
@@ -447,6 +508,8 @@ def report(summary: dict[str, Any], out: Path) -> int:
     print(line)
     for key, value in summary["figures"].items():
         print(f"  {key:24} {value}")
+    for name, cell in summary.get("front", {}).get("cells", {}).items():
+        print(f"  relay {name:30} {json.dumps(cell)}")
     print(f"  results: {out}")
     if summary.get("aborted"):
         failed.append(f"aborted ({summary['aborted']})")

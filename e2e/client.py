@@ -10,6 +10,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
@@ -40,6 +41,25 @@ class Stream:
     conversation_id: str | None = None
     stream_id: str | None = None
     events: int = 0
+    synced: set[int] = field(default_factory=set)  # tokens a resume's sync event carried
+    doubled: set[int] = field(default_factory=set)  # tokens on screen twice after a resume
+
+    @property
+    def answer_tokens(self) -> set[int]:
+        """The tokens of the answer as the final event has it (what LibreChat saved)."""
+        message = self.response_message
+        texts = [message.get("text") or ""] + [
+            part.get("text", "")
+            for part in message.get("content") or []
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        ]
+        return {int(n) for text in texts for n in TOKEN.findall(text)}
+
+    @property
+    def lost(self) -> set[int]:
+        """Tokens of the answer the client never saw live (nor in a resume's sync)."""
+        return self.answer_tokens - set(self.arrivals) - self.synced
+
     delta_times: list[float] = field(default_factory=list)  # epoch seconds of each text delta
 
     @property
@@ -156,6 +176,7 @@ class LibreChat:
         conversation_id: str | None = None,
         parent_message_id: str | None = None,
         files: list[dict[str, Any]] | None = None,
+        read: bool = True,
     ) -> Stream:
         if self.marker and not text.startswith(self.marker):
             text = f"{self.marker}: {text}"
@@ -205,24 +226,41 @@ class LibreChat:
         if result.how == "direct":
             self._log_stream(path, None, sent_at, result)
             return result
+        if read:
+            self.read_stream(result)
+        return result
+
+    def read_stream(
+        self, result: Stream, *, resume: bool = False, until: Callable[[Stream], bool] | None = None
+    ) -> Stream:
+        """GET the answer's stream (``resume``: as a reconnecting browser does) until it ends,
+        or until ``until`` says the reader goes away (a dropped connection)."""
         stream_path = f"/api/agents/chat/stream/{result.stream_id}"
         get_sent = time.time()
         with self.http.stream(
-            "GET", stream_path, headers=self._headers({"Accept": "text/event-stream"})
+            "GET",
+            stream_path,
+            params={"resume": "true"} if resume else None,
+            headers=self._headers({"Accept": "text/event-stream"}),
         ) as response:
             result.stream_status = response.status_code
             if response.status_code == 200:
-                self._read_sse(response, result)
+                self._read_sse(response, result, until)
             else:
                 response.read()
                 result.error = (
                     f"GET {stream_path} answered {response.status_code}: {response.text[:300]}"
                 )
         self.log.append(
-            f"GET {stream_path} -> {result.stream_status} "
+            f"GET {stream_path}{'?resume=true' if resume else ''} -> {result.stream_status} "
             f"({(time.time() - get_sent) * 1000:.1f} ms, {len(result.arrivals)} tokens)"
         )
         return result
+
+    def abort(self, result: Stream) -> httpx.Response:
+        """The stop button: what LibreChat's web client posts for a resumable answer."""
+        body = {"streamId": result.stream_id, "conversationId": result.conversation_id}
+        return self.request("POST", "/api/agents/chat/abort", json=body)
 
     def _log_stream(
         self,
@@ -237,7 +275,12 @@ class LibreChat:
             f"POST {path} -> {status} ({(time.time() - sent_at) * 1000:.1f} ms{tokens})"
         )
 
-    def _read_sse(self, response: httpx.Response, result: Stream) -> None:
+    def _read_sse(
+        self,
+        response: httpx.Response,
+        result: Stream,
+        until: Callable[[Stream], bool] | None = None,
+    ) -> None:
         buffer = b""
         for chunk in response.iter_raw():
             now = time.time()
@@ -250,6 +293,8 @@ class LibreChat:
                 raw, buffer = buffer.split(b"\n\n", 1)
                 self._handle_event(raw.decode("utf-8", "replace"), now, result)
             if result.final is not None or result.error is not None:
+                return
+            if until is not None and until(result):
                 return
 
     def _handle_event(self, raw: str, now: float, result: Stream) -> None:
@@ -279,6 +324,16 @@ class LibreChat:
             conversation = data.get("conversation") or {}
             result.conversation_id = conversation.get("conversationId") or result.conversation_id
             return
+        if data.get("sync"):  # a resume: what was said so far, as LibreChat rebuilt it
+            state = data.get("resumeState") or {}
+            for part in state.get("aggregatedContent") or []:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    for match in TOKEN.finditer(part["text"]):
+                        n = int(match.group(1))
+                        if n in result.synced:
+                            result.doubled.add(n)
+                        result.synced.add(n)
+            return
         if data.get("created"):
             message = data.get("message") or {}
             result.conversation_id = message.get("conversationId") or result.conversation_id
@@ -288,7 +343,10 @@ class LibreChat:
         for text in texts:
             result.text += text
             for match in TOKEN.finditer(text):
-                result.arrivals.setdefault(int(match.group(1)), now)
+                n = int(match.group(1))
+                if n in result.synced:
+                    result.doubled.add(n)  # the sync carried it already: on screen twice
+                result.arrivals.setdefault(n, now)
 
 
 def _delta_texts(data: dict[str, Any]) -> list[str]:

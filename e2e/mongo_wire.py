@@ -16,6 +16,7 @@ import argparse
 import collections
 import contextlib
 import datetime
+import socket
 import socketserver
 import struct
 import threading
@@ -399,8 +400,14 @@ class _Handler(socketserver.BaseRequestHandler):
     server: MongoWireServer
 
     def handle(self) -> None:
-        with contextlib.suppress(OSError):  # the driver closed or reset the connection
-            self._serve()
+        with self.server.lock:
+            self.server.connections.add(self.request)
+        try:
+            with contextlib.suppress(OSError):  # the driver closed or reset the connection
+                self._serve()
+        finally:
+            with self.server.lock:
+                self.server.connections.discard(self.request)
 
     def _serve(self) -> None:
         sock = self.request
@@ -450,6 +457,18 @@ class MongoWireServer(socketserver.ThreadingTCPServer):
         super().__init__((host, port), _Handler)
         self.port: int = self.server_address[1]
         self._thread = threading.Thread(target=self.serve_forever, name="mongo-wire", daemon=True)
+        self.lock = threading.Lock()
+        self.connections: set[Any] = set()
+
+    def drop_connections(self) -> int:
+        """Cut every client connection (as a network does while SnapStart keeps a snapshot):
+        the client sees its socket reset at its next use. Returns how many were cut."""
+        with self.lock:
+            cut = list(self.connections)
+        for sock in cut:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        return len(cut)
 
     def start(self) -> MongoWireServer:
         self._thread.start()

@@ -7,6 +7,8 @@ LibreChat answered; later steps still run where they can, so one run shows every
 
 from __future__ import annotations
 
+import json
+import re
 import statistics
 import struct
 import threading
@@ -21,6 +23,11 @@ from e2e.client import TOKEN, LibreChat, Stream
 from e2e.fake_llm import FakeLlm
 
 PASSWORD = "e2e-password-1"  # noqa: S105 - a throwaway user in a throwaway database
+# The standard-mode targets of a token's relay (issue 15): its latency through the front,
+# less the same LibreChat's read in-process (the direct run's median), at these percentiles.
+RELAY_TARGETS_MS = {50: 10.0, 95: 100.0}
+FOLLOW_UPS = 6  # at most, until follow-ups went both ways between two environments
+_RUNTIME_LINE = re.compile(r"env (\d+): (\{.*\})\s*$")
 
 
 def png(width: int = 64, height: int = 64) -> bytes:
@@ -55,6 +62,9 @@ class Journey:
     steps: list[Step] = field(default_factory=list)
     streams: list[Stream] = field(default_factory=list)
     email: str = field(default_factory=lambda: f"e2e-{uuid.uuid4().hex[:8]}@example.com")
+    lines: list[str] = field(default_factory=list)  # the emulator's output, as it comes
+    baseline_ms: float | None = None  # the direct run's median token latency
+    turns: list[tuple[str, Stream]] = field(default_factory=list)  # (kind, answer), in order
 
     def check(self, name: str, action: Callable[[], tuple[bool, str]]) -> bool:
         started = time.perf_counter()
@@ -102,9 +112,11 @@ class Journey:
         return ok, f"POST /api/auth/refresh with the cookie only -> {r.status_code}"
 
     def chat(self, text: str, conversation_id: str | None = None, parent: str | None = None,
-             files: list[dict[str, Any]] | None = None) -> Stream:  # fmt: skip
+             files: list[dict[str, Any]] | None = None, kind: str = "first answer",
+             ) -> Stream:  # fmt: skip
         stream = self.client.chat(text, conversation_id, parent, files)
         self.streams.append(stream)
+        self.turns.append((kind, stream))
         return stream
 
     def streamed(self, stream: Stream) -> tuple[bool, str]:
@@ -120,14 +132,17 @@ class Journey:
         spread = arrivals[-1] - arrivals[0]
         distinct = len({round(t, 3) for t in arrivals})
         expected = (llm.tokens - 1) * llm.delay
+        lost = stream.lost
         ok = (
             len(arrivals) >= llm.tokens
             and distinct >= llm.tokens // 2
             and spread >= 0.5 * expected
             and stream.final is not None
+            and not lost
         )
         return ok, (
             f"{stream.how}: {len(arrivals)} tokens in {len(stream.chunk_times)} chunks, "
+            f"{len(lost)} lost live, "
             f"{distinct} distinct arrival times over {spread * 1000:.0f} ms "
             f"(model sent over {expected * 1000:.0f} ms), first token "
             f"{stream.first_token_ms or 0:.0f} ms, final event {'yes' if stream.final else 'no'}"
@@ -223,6 +238,7 @@ class Journey:
                 details.append(f"chat {i}: {type(result).__name__}: {result}")
                 continue
             self.streams.append(result)
+            self.turns.append((f"concurrent {i}", result))
             good, text = self.streamed(result)
             saved, saved_text = self.saved(result, 2)
             ok = ok and good and saved
@@ -235,6 +251,144 @@ class Journey:
         return ok and overlap, f"answers generated at the same time: {overlap}; " + " | ".join(
             details
         )
+
+    # -- standard mode: across environments (issue 15) ----------------------------------------
+
+    def runtime_records(self) -> list[tuple[int, dict[str, Any]]]:
+        """The runtimes' JSON log lines, each with the number of the environment it came from."""
+        records = []
+        for line in list(self.lines):
+            match = _RUNTIME_LINE.search(line)
+            if match:
+                try:
+                    records.append((int(match.group(1)), json.loads(match.group(2))))
+                except ValueError:
+                    continue
+        return records
+
+    def environments(self, stream: Stream) -> tuple[int | None, int | None]:
+        """Which environment held the answer's POST and which served its stream GET: the n-th
+        answer of a conversation is the n-th hold and the n-th GET of its stream id."""
+        records = self.runtime_records()
+        same = [s for _, s in self.turns if s.conversation_id == stream.conversation_id]
+        n = next((i for i, s in enumerate(same) if s is stream), 0)
+        holds = [e for e, r in records if r.get("message") == "background hold"
+                 and r.get("conversationId") == stream.conversation_id]  # fmt: skip
+        gets = [e for e, r in records if r.get("message") == "request" and r.get("method") == "GET"
+                and r.get("path") == f"/api/agents/chat/stream/{stream.stream_id}"]  # fmt: skip
+        return (holds[n] if n < len(holds) else None, gets[n] if n < len(gets) else None)
+
+    def wait_for_hold(self, stream: Stream, timeout: float = 30.0) -> None:
+        """The hold's log line comes when the environment lets go of the POST, the GET's when
+        its stream ended."""
+        deadline = time.monotonic() + timeout
+        while None in self.environments(stream) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def follow_ups_both_ways(self, first: Stream) -> tuple[bool, str]:
+        """Follow-ups in one conversation until one went each way between two environments."""
+        seen: list[str] = []
+        ok, stream = True, first
+        for i in range(FOLLOW_UPS):
+            parent = stream.response_message.get("messageId")
+            stream = self.chat(
+                f"follow-up {i + 2}", first.conversation_id, parent, kind="follow-up"
+            )
+            good, detail = self.streamed(stream)
+            self.wait_for_hold(stream)
+            post_env, get_env = self.environments(stream)
+            seen.append(f"{post_env}->{get_env}")
+            ok = ok and good
+            if not good:
+                seen[-1] += f" ({detail})"
+            pairs = {(p, g) for p, g in (pair.split("->") for pair in seen[-(i + 1) :])}
+            if any((g, p) in pairs and p != g for p, g in pairs):
+                return ok, f"POST->GET environments: {', '.join(seen)}; every token live"
+        return False, f"not both ways in {FOLLOW_UPS} follow-ups: {', '.join(seen)}"
+
+    def stop_button(self) -> tuple[bool, str]:
+        """The stop button mid-answer, its request landing on a third environment."""
+        stream = self.client.chat("stop me", read=False)
+        self.streams.append(stream)
+        reader = threading.Thread(target=self.client.read_stream, args=(stream,), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 30
+        while len(stream.arrivals) < 3 and time.monotonic() < deadline and reader.is_alive():
+            time.sleep(0.01)
+        r = self.client.abort(stream)
+        reader.join(60)
+        self.wait_for_hold(stream)
+        post_env, get_env = self.environments(stream)
+        aborts = [e for e, rec in self.runtime_records() if rec.get("message") == "request"
+                  and rec.get("path") == "/api/agents/chat/abort"]  # fmt: skip
+        abort_env = aborts[-1] if aborts else None
+        third = abort_env is not None and abort_env not in (post_env, get_env)
+        ended = stream.final is not None and len(stream.arrivals) < self.llm.tokens
+        return r.status_code == 200 and ended and third and not reader.is_alive(), (
+            f"abort -> {r.status_code} on environment {abort_env} (POST on {post_env}, GET on "
+            f"{get_env}); the stream ended {'with' if stream.final else 'WITHOUT'} a final "
+            f"event after {len(stream.arrivals)} of {self.llm.tokens} tokens"
+        )
+
+    def reconnect(self) -> tuple[bool, str]:
+        """The browser's connection drops mid-answer; it reconnects with ?resume=true."""
+        first = self.client.chat("reconnect", read=False)
+        self.client.read_stream(first, until=lambda s: len(s.arrivals) >= 5)
+        again = Stream(
+            how=first.how,
+            post_status=first.post_status,
+            post_sent_at=first.post_sent_at,
+            conversation_id=first.conversation_id,
+            stream_id=first.stream_id,
+        )
+        self.client.read_stream(again, resume=True)
+        seen = set(again.arrivals) | again.synced
+        missing = again.answer_tokens - seen
+        ok = again.final is not None and not again.doubled and not missing and bool(again.synced)
+        return ok, (
+            f"dropped after {len(first.arrivals)} tokens; the resume's sync carried "
+            f"{len(again.synced)}, then {len(again.arrivals)} live; {len(again.doubled)} doubled, "
+            f"{len(missing)} missing, final event {'yes' if again.final else 'no'}"
+        )
+
+    def relay_within_targets(self) -> tuple[bool, str]:
+        """Every resumable answer's tokens, relayed within the targets (RELAY_TARGETS_MS)."""
+        cells = self.cells()
+        if not cells:
+            return False, "no resumable answer to measure"
+        failed = [
+            f"{name} p{q} {cell[f'relay_p{q}_ms']} ms"
+            for name, cell in cells.items()
+            for q, limit in RELAY_TARGETS_MS.items()
+            if cell[f"relay_p{q}_ms"] is None or cell[f"relay_p{q}_ms"] > limit
+        ]
+        detail = "; ".join(
+            f"{name}: relay p50 {c['relay_p50_ms']} / p95 {c['relay_p95_ms']} ms, "
+            f"{c['tokens']} tokens, {c['lost']} lost"
+            for name, c in cells.items()
+        )
+        return not failed, (f"OVER: {', '.join(failed)} | " if failed else "") + detail
+
+    def cells(self) -> dict[str, dict[str, Any]]:
+        """The relay's figures per kind of answer and direction (POST env -> GET env)."""
+        grouped: dict[str, list[Stream]] = {}
+        for kind, stream in self.turns:
+            if stream.how != "resumable":
+                continue
+            post_env, get_env = self.environments(stream)
+            grouped.setdefault(f"{kind} {post_env}->{get_env}", []).append(stream)
+        baseline = self.baseline_ms or 0.0
+        cells = {}
+        for name, streams in sorted(grouped.items()):
+            relay = [ms - baseline for ms in token_latencies(streams, self.llm)]
+            cells[name] = {
+                "answers": len(streams),
+                "tokens": sum(len(s.arrivals) for s in streams),
+                "lost": sum(len(s.lost) for s in streams),
+                "relay_p50_ms": _round(percentile(relay, 50)),
+                "relay_p95_ms": _round(percentile(relay, 95)),
+            }
+        return cells
 
     # -- the whole journey ---------------------------------------------------------------------
 
@@ -249,11 +403,20 @@ class Journey:
         self.check("chat: final message saved", lambda: self.saved(first, 2))
         self.check("chat: title generated", lambda: self.title(first))
         parent = first.response_message.get("messageId")
-        follow = self.chat("follow-up", first.conversation_id, parent)
+        follow = self.chat("follow-up", first.conversation_id, parent, kind="follow-up")
         self.check("follow-up: tokens arrive incrementally", lambda: self.streamed(follow))
         self.check("follow-up: saved in the same conversation", lambda: self.saved(follow, 4))
+        resumable = first.how == "resumable"
+        if resumable and self.lines:  # standard mode, across environments (issue 15)
+            self.check("follow-ups both ways between two environments",
+                       lambda: self.follow_ups_both_ways(follow))  # fmt: skip
         self.check("upload an image", self.upload)
         self.check("two concurrent chats", self.concurrent_chats)
+        if resumable and self.lines:
+            self.check("stop button on a third environment", self.stop_button)
+            self.check("reconnect mid-answer (resume), nothing doubled", self.reconnect)
+            self.check("relay within p50 10 ms / p95 100 ms, no token lost",
+                       self.relay_within_targets)  # fmt: skip
         self.check("logout (refresh refused afterwards)", self.logout)
 
 
@@ -288,3 +451,7 @@ def percentile(values: list[float], q: float) -> float | None:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

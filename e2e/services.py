@@ -77,6 +77,17 @@ class Redis:
     def uri(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
+    def kill_clients(self) -> int:
+        """CLIENT KILL every other client connection (normal and pub/sub); how many."""
+        killed = 0
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            for kind in (b"normal", b"pubsub"):
+                s.sendall(b"CLIENT KILL TYPE " + kind + b"\r\n")
+                answer = s.recv(64)
+                if answer.startswith(b":"):
+                    killed += int(answer[1:].split(b"\r\n", 1)[0])
+        return killed
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)

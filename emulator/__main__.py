@@ -110,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         "caller gets 504) but the environment keeps running, and the late answer gets 410",
     )
     p.add_argument(
+        "--snapstart",
+        action="store_true",
+        help="Lambda SnapStart: every environment inits, is frozen as its snapshot, and is "
+        "restored by the first invocation routed to it",
+    )
+    p.add_argument(
         "--idle-timeout",
         type=float,
         default=300.0,
@@ -153,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             idle_timeout=args.idle_timeout or None,
             max_environments=args.max_environments,
             managed_instances=args.managed_instances,
+            snapstart=args.snapstart,
             verbose=True,
             log_formatter=readable if args.log == "pretty" else None,
         )
@@ -190,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.managed_instances
         else "standard Lambda, one invocation per environment"
         + ("" if args.no_freeze else ", frozen between invocations")
+        + (", SnapStart (each environment restored by its first request)" if args.snapstart else "")
     )
     print(f"emulator: {mode}; at most {args.max_environments} environment(s)", file=sys.stderr)
     sys.stderr.flush()

@@ -4,6 +4,8 @@ Stands in for LibreChat (same contract: listens on $HOST:$PORT, default 127.0.0.
 `GET /health` answers 200 "OK"). `GET|POST /api/demo/chat?q=...` (or a JSON body
 `{"text": ...}`) streams one `data:` event per token with $DEMO_TOKEN_DELAY seconds
 (default 0.08) between them, then `event: done`. `GET /` serves a page that shows it.
+Under SnapStart (SNAPSTART_HOOK_FD set) it answers the runtime's before/after steps the way
+runtime/preload/snapstart.cjs does inside LibreChat, with nothing to close or refresh.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -111,7 +114,23 @@ class DemoHandler(BaseHTTPRequestHandler):
         self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
 
 
+def serve_snapstart_hooks(fd: int) -> None:
+    """The preload's protocol (one JSON line each way), for an upstream with no state."""
+    with socket.socket(fileno=fd) as channel, channel.makefile("rwb") as stream:
+        stream.write(b'{"ok": true, "preload": "demo-upstream"}\n')
+        stream.flush()
+        for line in stream:
+            step = json.loads(line).get("step")
+            ok = step in ("before", "after")
+            answer = {"ok": ok, "step": step} if ok else {"ok": False, "error": "unknown step"}
+            stream.write(json.dumps(answer).encode() + b"\n")
+            stream.flush()
+
+
 def main() -> None:
+    hook_fd = os.environ.pop("SNAPSTART_HOOK_FD", None)
+    if hook_fd and hook_fd.isdigit():
+        threading.Thread(target=serve_snapstart_hooks, args=(int(hook_fd),), daemon=True).start()
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "3080"))
     server = ThreadingHTTPServer((host, port), DemoHandler)

@@ -28,6 +28,7 @@ from emulator.wire import WireLog
 
 INIT_LIMIT = 10.0  # seconds Lambda allows the init phase of on-demand functions
 MANAGED_INITIALIZATION_TYPE = "lambda-managed-instances"  # AWS_LAMBDA_INITIALIZATION_TYPE
+SNAP_START_INITIALIZATION_TYPE = "snap-start"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Mode:
     managed: bool = False  # Lambda Managed Instances
     freeze: bool = True
     init_limit: float | None = INIT_LIMIT  # past it, init starts again without a limit
+    snapstart: bool = False  # SnapStart: snapshot after init, restore on the first invocation
 
     @classmethod
     def managed_instances(cls, concurrency: int) -> Mode:
@@ -45,7 +47,10 @@ class Mode:
 
     def variables(self) -> dict[str, str]:
         """What Lambda sets in the runtime's environment for this mode (Managed Instances:
-        lambda-managed-instances-runtimes.html, runtimes-api.html)."""
+        lambda-managed-instances-runtimes.html, runtimes-api.html; SnapStart:
+        snapstart-runtime-hooks-custom.html)."""
+        if self.snapstart:
+            return {"AWS_LAMBDA_INITIALIZATION_TYPE": SNAP_START_INITIALIZATION_TYPE}
         if not self.managed:
             return {"AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand"}
         return {
@@ -100,6 +105,13 @@ class Environment:
         self.init_event = threading.Event()  # the first init finished or failed
         self.restarts = 0
         self.init_limit_exceeded = False
+        # SnapStart: when the snapshot was taken and the restore began (perf_counter), how
+        # long each restore took to the runtime's first /next, and a restore's error.
+        self.snapshot_at: float | None = None
+        self.restored_at: float | None = None
+        self.restore_durations: list[float] = []
+        self.restore_error: dict[str, Any] | None = None
+        self._restore = threading.Event()
         self._router = router
         self._scheduler = scheduler
         self._on_log_line = on_log
@@ -139,6 +151,7 @@ class Environment:
     def stop(self) -> None:
         """Stop the runtime (SIGCONT first if frozen) and close the Runtime API."""
         self._stopping = True
+        self._restore.set()
         self.sandbox.stop()
         self.runtime.close()
 
@@ -169,12 +182,60 @@ class Environment:
     # -- RuntimeHooks ----------------------------------------------------------------------
 
     def on_init_done(self) -> None:
-        duration = time.perf_counter() - self.sandbox.spawned_at
+        now = time.perf_counter()
         self._initialized_generation = self.sandbox.generation
+        if self.restored_at is not None:  # SnapStart: init ended at the snapshot
+            self.restore_durations.append(now - self.restored_at)
+            self._say(f"restored; the runtime asked for its first event after "
+                      f"{(now - self.restored_at) * 1000:.0f} ms")  # fmt: skip
+            self.restored_at = None
+            return
+        duration = now - self.sandbox.spawned_at
         self.init_durations.append(duration)
         if self.init_duration is None:
             self.init_duration = duration
         self.init_event.set()
+
+    # -- SnapStart -------------------------------------------------------------------------
+
+    def on_restore_next(self) -> bool:
+        """The runtime is ready for its snapshot: freeze the whole process tree (the
+        "snapshot") until an invocation restores it."""
+        if not self.mode.snapstart or self._stopping:
+            return False
+        self.snapshot_at = now = time.perf_counter()
+        self.init_durations.append(now - self.sandbox.spawned_at)
+        if self.init_duration is None:
+            self.init_duration = now - self.sandbox.spawned_at
+        self._restore.clear()
+        self.sandbox.freeze()
+        self._say(
+            f"snapshot taken {now - self.sandbox.spawned_at:.2f} s after spawn; frozen until "
+            "an invocation restores it"
+        )
+        self.init_event.set()
+        self._restore.wait()
+        return not self._stopping
+
+    def restore(self) -> None:
+        """Restore a snapshotted environment: thaw it and answer its restore/next."""
+        if self.snapshot_at is None or self._restore.is_set():
+            return
+        self.restored_at = time.perf_counter()
+        self._say(f"restoring (frozen for {self.restored_at - self.snapshot_at:.2f} s)")
+        self.sandbox.thaw()
+        self._restore.set()
+
+    def submit(self, inv: Invocation) -> None:
+        """Hand `inv` to this environment's runtime, restoring it first if snapshotted."""
+        self.restore()
+        self.runtime.submit(inv)
+
+    def on_restore_error(self, error: dict[str, Any]) -> None:
+        self.restore_error = error
+        self.runtime.set_broken(error)
+        self._router.on_init_error(self, error)
+        self._say(f"restore error: {json.dumps(error)}")
 
     def on_init_error(self, error: dict[str, Any]) -> None:
         self.init_error = error

@@ -84,7 +84,7 @@ class Pool:
                 place.in_flight += 1
                 inv.environment = place.number
                 # Under the routing lock: the idle worker counted above is still there.
-                place.runtime.submit(inv)
+                place.submit(inv)
                 return
         if place is THROTTLED:
             why = (

@@ -60,6 +60,12 @@ class RuntimeHooks(Protocol):
 
     def on_finished(self, inv: Invocation) -> None: ...
 
+    def on_restore_next(self) -> bool:
+        """SnapStart: the runtime is ready for its snapshot; block until a restore (True),
+        or answer False at once when this is not a SnapStart environment or it stops."""
+
+    def on_restore_error(self, error: dict[str, Any]) -> None: ...
+
 
 class _Conn:
     __slots__ = ("generation", "http", "sock")
@@ -319,6 +325,17 @@ class RuntimeApi:
             error = read_error(ex)
             ex.reply_json(202, {"status": "OK"})
             self.hooks.on_init_error(error)
+            return ex.reusable
+        if route == "restore/next" and method == b"GET":
+            ex.read_body(MAX_BUFFERED_RESPONSE)
+            if not self.hooks.on_restore_next():
+                return _reject(ex, 400, "InvalidRequest", "restore/next outside SnapStart")
+            ex.reply_json(200, {})
+            return ex.reusable
+        if route == "restore/error" and method == b"POST":
+            error = read_error(ex)
+            ex.reply_json(202, {"status": "OK"})
+            self.hooks.on_restore_error(error)
             return ex.reusable
         parts = route.split("/")
         if len(parts) == 3 and parts[0] == "invocation" and method == b"POST":

@@ -51,6 +51,10 @@ class LocalStack:
     - `managed_instances`: Lambda Managed Instances with that many concurrent invocations
       per environment: never frozen, a timed-out invocation answered 504 while the environment
       keeps running, no init restart.
+    - `snapstart`: Lambda SnapStart. Every environment (all `max_environments` start at
+      once, as a published version's snapshot serves any number) inits, runs its
+      before-snapshot work and calls restore/next; then its whole process tree is frozen (the
+      snapshot) until an invocation routed to it restores it (SIGCONT, restore/next answered).
     - `port`: the gateway's port (0 picks a free one); each Runtime API picks its own.
     - `stage`: emulate a stage path prefix (`/{stage}/...`, stripped from `path`).
     - `idle_timeout`: cut a started stream that sent nothing for this long (None: never).
@@ -82,6 +86,7 @@ class LocalStack:
         managed_instances: int | None = None,
         wire: WireLog | None = None,
         log_formatter: Callable[[str], str] | None = None,
+        snapstart: bool = False,
     ) -> None:
         self.runtime_command = list(runtime_command or DEFAULT_RUNTIME_COMMAND)
         self.function_timeout = function_timeout
@@ -96,7 +101,12 @@ class LocalStack:
             self.mode = Mode.managed_instances(managed_instances)
         else:
             concurrency = int(self._env.get("AWS_LAMBDA_MAX_CONCURRENCY") or 1)
-            self.mode = Mode(concurrency=concurrency, freeze=freeze, init_limit=init_limit)
+            self.mode = Mode(
+                concurrency=concurrency,
+                freeze=freeze,
+                init_limit=None if snapstart else init_limit,
+                snapstart=snapstart,
+            )
         self._env.update(self.mode.variables())
         self._cwd = os.fspath(cwd) if cwd is not None else None
         self._host = host
@@ -176,7 +186,8 @@ class LocalStack:
         self._started = True
         self.scheduler.start()
         self.gateway.start()
-        self.pool.add()
+        for _ in range(self.pool.max_environments if self.mode.snapstart else 1):
+            self.pool.add()
         if wait_init and not self.wait_init(init_timeout):
             tail = "\n".join(self.logs[-20:])
             raise TimeoutError(

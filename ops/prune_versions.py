@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 
 from components.config import ConfigError
-from components.function import function_name_for
+from components.names import function_name
 from ops.stack import load_stack
 
 #: Versions kept by default: the live one and two to roll the alias back to.
@@ -85,7 +85,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"stack configuration: {exc}", file=sys.stderr)
         return 2
-    name = function_name_for(stack.config.name, managed=stack.config.compute.managed)
+    name = function_name(stack.config.name, managed=stack.config.compute.managed)
     lam = boto3.Session(region_name=stack.region).client("lambda")
     prune(lam, name, args.keep, dry_run=args.dry_run)
     return 0

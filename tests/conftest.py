@@ -1,4 +1,5 @@
-"""Test setup shared by every test: Pulumi mocks installed before program code runs.
+"""Test setup shared by every test: Pulumi mocks installed before program code runs, and the
+`slow` mark on every test that starts a process or moto.
 
 Pulumi's mocks are process-global. Mocks are installed at import time, so anything that
 touches the Pulumi runtime while being imported meets mocks and never a real engine; the
@@ -10,8 +11,12 @@ test that forgets the fixture then fails loudly instead of sharing another test'
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Iterator
+from typing import Any
 
+import moto.core.models
+import moto.server
 import pytest
 from pulumi.runtime import reset_options, set_all_config
 
@@ -25,6 +30,57 @@ TEST_STACK = "test"
 
 # Installed before any test module imports program code (see module docstring).
 PulumiMocks().install(project=PROJECT, stack=TEST_STACK)
+
+#: Fixtures that start processes or moto: a test that uses one (even through another fixture)
+#: is marked slow.
+SLOW_FIXTURES = frozenset(
+    {
+        "moto_endpoint",  # tests/runtime/conftest.py: moto's server
+        "runtime_wire",  # a runtime under the emulator
+    }
+)
+#: What a test not marked slow may not call: the ways a test starts a process or moto.
+_STARTERS: tuple[tuple[Any, str], ...] = (
+    (subprocess.Popen, "_execute_child"),
+    (moto.core.models.MockAWS, "start"),
+    (moto.server.ThreadedMotoServer, "start"),
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+_running: list[pytest.Item] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """The test being set up, run or torn down (its fixtures of every scope included)."""
+    _running.append(item)
+    yield
+    _running.pop()
+
+
+def _refuse_unless_slow(original: Any) -> Any:
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        item = _running[-1] if _running else None
+        if item is not None and item.get_closest_marker("slow") is None:
+            pytest.fail(
+                f"{item.nodeid} starts a process or moto but is not marked slow: use a fixture "
+                "in tests/conftest.py SLOW_FIXTURES, or mark its module "
+                "(pytestmark = pytest.mark.slow), so that make test-fast leaves it out",
+                pytrace=False,
+            )
+        return original(*args, **kwargs)
+
+    return guarded
+
+
+for _owner, _name in _STARTERS:
+    setattr(_owner, _name, _refuse_unless_slow(getattr(_owner, _name)))
 
 
 @pytest.fixture(autouse=True)

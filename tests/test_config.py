@@ -365,11 +365,40 @@ def test_ssm_names_aws_rejects_fail(name):
 
 
 def test_an_environment_set_as_secret_is_flagged_secret(mocks: PulumiMocks):
-    config = cli_config("dev")
+    config = {**cli_config("dev"), "librechat-lambda:pullRequestPreviews": "false"}
     set_all_config(config, secret_keys=["librechat-lambda:environment"])
     assert load(stack="dev").environment_is_secret
     set_all_config(config, secret_keys=[])
     assert not load(stack="dev").environment_is_secret
+
+
+def test_a_stack_pull_requests_preview_refuses_a_secret_environment(mocks: PulumiMocks):
+    """A preview can decrypt the state (Pulumi's Stack Read): nothing secret may be in it."""
+    set_all_config(cli_config("dev"), secret_keys=["librechat-lambda:environment"])
+    with pytest.raises(ConfigError) as caught:
+        load(stack="dev")
+    (problem,) = caught.value.problems
+    assert problem.startswith("librechat-lambda:environment is set with --secret")
+    assert "pullRequestPreviews" in problem
+
+
+def test_a_stack_pull_requests_preview_refuses_deploy_mode_secrets():
+    raw = with_(secrets={"mode": "deploy", "parameters": {"JWT_SECRET": "/x/jwt"}})
+    with pytest.raises(ConfigError) as caught:
+        parse(raw, stack="dev")
+    assert any(
+        p.startswith("librechat-lambda:secrets.mode is deploy") for p in caught.value.problems
+    )
+    parse(
+        {
+            **raw,
+            "pullRequestPreviews": False,
+            "function": {
+                "kmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-4a1b-8c2d-3e4f5a6b7c8d"
+            },
+        },
+        stack="dev",
+    )
 
 
 # -- advice: valid, but not enough for resumable LibreChat in standard mode ----------------
@@ -394,3 +423,14 @@ def test_no_advice_with_redis_and_room_to_scale_or_on_managed_instances():
 def test_the_committed_stacks_need_no_advice(mocks: PulumiMocks, stack: str):
     set_all_config(cli_config(stack))
     assert list(load(stack=stack).advice()) == []
+
+
+def test_require_digest_refuses_a_tag_naming_the_key():
+    with pytest.raises(ConfigError) as caught:
+        parse(with_(image={"requireDigest": True}), stack="dev")
+    (problem,) = caught.value.problems
+    assert problem.startswith("librechat-lambda:image.baseImage ")
+    assert "names no digest" in problem
+    pinned = "ghcr.io/danny-avila/librechat-api@sha256:" + "ab" * 32
+    cfg = parse(with_(image={"requireDigest": True, "baseImage": pinned}), stack="dev")
+    assert cfg.image.base_image == pinned

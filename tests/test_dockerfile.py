@@ -272,6 +272,7 @@ def hadolint_binary() -> str:
     return found
 
 
+@pytest.mark.slow  # runs hadolint
 def test_hadolint_catches_an_unpinned_package(tmp_path: Path) -> None:
     """Guards the guard: make lint's hadolint run really lints (DL3018 flags `apk add python3`)."""
     bad = tmp_path / "Dockerfile"
@@ -287,3 +288,35 @@ def test_hadolint_catches_an_unpinned_package(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "DL3018" in result.stdout
+
+
+def test_the_compile_cache_is_filled_at_build_and_enabled_through_the_preload(
+    instructions: list[Instruction],
+) -> None:
+    """The fill runs as root before the image turns non-root, with the symlinks' targets present;
+    NODE_OPTIONS loads the preload from where it was copied, and names the baked cache."""
+    runs = of_kind(instructions, "RUN")
+    (fill,) = [i for i in runs if "fill-compile-cache.sh" in i.args]
+    assert "/app/api /opt/node-compile-cache" in fill.args
+    for directory in WRITABLE_DIRS:
+        assert directory in fill.args, f"{directory} must exist while LibreChat boots at build"
+    assert "rm -rf /tmp/librechat" in fill.args, "the build's /tmp must not ship in the image"
+    assert fill.line < of_kind(instructions, "USER")[-1].line
+    copies = {
+        i.args.split()[0].rstrip("/"): i.args.split()[1] for i in of_kind(instructions, "COPY")
+    }
+    assert copies["preload"].rstrip("/") == "/opt/librechat-preload"
+    image = env_values(instructions)
+    assert image["NODE_COMPILE_CACHE_BAKED"] == "/opt/node-compile-cache"
+    assert "--require /opt/librechat-preload/compile-cache.cjs" in image["NODE_OPTIONS"]
+    assert (RUNTIME / "preload" / "compile-cache.cjs").is_file()
+    assert "NODE_COMPILE_CACHE" not in image, "Node would look for the build user's directory"
+
+
+def test_the_image_does_not_opt_out_of_the_snapstart_hooks(instructions: list[Instruction]) -> None:
+    """Lambda publishes a SnapStart version of an image that calls restore/next (the runtime
+    does in snap-start mode) or carries this label. The label would also let an image whose
+    runtime lacks the hooks be snapshotted with open connections and shared random state, so
+    the image never carries it: publishing such an image fails instead."""
+    labels = " ".join(i.args for i in of_kind(instructions, "LABEL"))
+    assert "com.amazonaws.lambda.feature.snapstart" not in labels

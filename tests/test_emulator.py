@@ -31,6 +31,8 @@ from emulator.events import build_function_url_event, build_rest_event, parse_qu
 from emulator.sandbox import Sandbox, process_state
 from tests.fake_runtime import Api
 
+pytestmark = pytest.mark.slow  # starts the runtime or the emulator (tests/conftest.py)
+
 FAKE_RUNTIME = [sys.executable, str(Path(__file__).with_name("fake_runtime.py"))]
 REPO = Path(__file__).resolve().parent.parent
 

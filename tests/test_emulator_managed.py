@@ -32,6 +32,8 @@ from tests.emulator_support import (
 from tests.fake_runtime import Api
 from tests.test_emulator import FAKE_RUNTIME, REPO
 
+pytestmark = pytest.mark.slow  # starts the runtime or the emulator (tests/conftest.py)
+
 STREAMS = 6
 ROUNDS = 4
 FAILING, FAILS_AT = "s5", 2

@@ -32,6 +32,8 @@ from tests.emulator_support import (
 )
 from tests.test_emulator import FAKE_RUNTIME, wait_for_state
 
+pytestmark = pytest.mark.slow  # starts the runtime or the emulator (tests/conftest.py)
+
 NAMES = "AWS_LAMBDA_RUNTIME_API,UPSTREAM_PORT,AWS_LAMBDA_LOG_STREAM_NAME,SHARED_SETTING"
 
 

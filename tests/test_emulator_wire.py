@@ -7,10 +7,14 @@ import base64
 import http.client
 import json
 
+import pytest
+
 from emulator import LocalStack, WireLog
 from emulator.responses import DELIMITER
 from tests.emulator_support import EMULATOR_UPSTREAM, free_port
 from tests.test_emulator import FAKE_RUNTIME
+
+pytestmark = pytest.mark.slow  # starts the runtime or the emulator (tests/conftest.py)
 
 
 def get(stack: LocalStack, target: str) -> tuple[int, bytes]:

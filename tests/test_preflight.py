@@ -24,6 +24,7 @@ from tests import moto_lambda_account
 
 REGION = "eu-west-1"
 moto_lambda_account.install()
+pytestmark = pytest.mark.slow  # moto, and a fake docker executable (tests/conftest.py)
 #: One model loader for every test's session: service models load once (test speed).
 LOADER = botocore.session.get_session().get_component("data_loader")
 

@@ -28,15 +28,21 @@ WEB_ACL = f"arn:aws:wafv2:eu-west-1:{ACCOUNT_ID}:regional/webacl/librechat/0a1b2
 WEB_ACL_ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
 
 
-def run(mocks: PulumiMocks, stack: str, **sections: dict[str, Any]) -> dict[str, Any]:
-    """`pulumi preview -s <stack>` under the mocks, with keys of some sections overridden."""
+def run(
+    mocks: PulumiMocks, stack: str, previewed: bool = True, **sections: dict[str, Any]
+) -> dict[str, Any]:
+    """`pulumi preview -s <stack>` under the mocks, with keys of some sections overridden
+    (`previewed=False`: a stack pull requests do not preview, `pullRequestPreviews: false`)."""
     mocks.zones = {"sandbox.data.apro.is": "ZSANDBOX", "data.apro.is": "ZDATA"}
     committed = stack_file(stack)
     overrides = {
         section: {**committed.get(f"librechat-lambda:{section}", {}), **values}
         for section, values in sections.items()
     }
-    return run_main(cli_config(stack, **overrides))
+    config = cli_config(stack, **overrides)
+    if not previewed:
+        config["librechat-lambda:pullRequestPreviews"] = "false"
+    return run_main(config)
 
 
 # -- 1. runtime secrets everywhere ---------------------------------------------------------
@@ -57,9 +63,23 @@ def test_every_committed_stack_keeps_secret_values_out_of_function_and_state(
         assert fake_ssm_value(parameter) not in recorded
 
 
+def test_a_previewed_stack_refuses_deploy_mode_before_reading_any_secret(mocks: PulumiMocks):
+    with pytest.raises(ConfigError) as caught:
+        run(
+            mocks,
+            "dev",
+            secrets={"mode": "deploy"},
+            function={"kmsKeyArn": KEY},
+            compute={"snapStart": False},
+        )
+    (problem,) = caught.value.problems
+    assert problem.startswith("librechat-lambda:secrets.mode is deploy, but pull requests preview")
+    assert mocks.calls_to(C.SSM_PARAMETER) == []
+
+
 def test_deploy_mode_needs_a_customer_managed_key_named_in_the_error(mocks: PulumiMocks):
     with pytest.raises(ConfigError) as caught:
-        run(mocks, "dev", secrets={"mode": "deploy"})
+        run(mocks, "dev", previewed=False, secrets={"mode": "deploy"}, compute={"snapStart": False})
     (problem,) = caught.value.problems
     assert problem.startswith("librechat-lambda:function.kmsKeyArn is required")
     assert [r for r in mocks.resources if r.custom] == []
@@ -67,7 +87,14 @@ def test_deploy_mode_needs_a_customer_managed_key_named_in_the_error(mocks: Pulu
 
 
 def test_deploy_mode_encrypts_the_environment_with_that_key(mocks: PulumiMocks):
-    run(mocks, "dev", secrets={"mode": "deploy"}, function={"kmsKeyArn": KEY})
+    run(
+        mocks,
+        "dev",
+        previewed=False,
+        secrets={"mode": "deploy"},
+        function={"kmsKeyArn": KEY},
+        compute={"snapStart": False},
+    )
     function = mocks.one(T.FUNCTION)
     assert plain(function.inputs)["kmsKeyArn"] == KEY
     assert is_secret_input(function.inputs["environment"])

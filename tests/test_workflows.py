@@ -106,8 +106,14 @@ def tool(name: str) -> str:
     return found
 
 
-def test_the_four_workflows_exist() -> None:
-    assert all_workflows() == ["ci.yml", "deploy.yml", "preview.yml", "pulumi-up.yml"]
+def test_the_five_workflows_exist() -> None:
+    assert all_workflows() == [
+        "base-image-bump.yml",
+        "ci.yml",
+        "deploy.yml",
+        "preview.yml",
+        "pulumi-up.yml",
+    ]
 
 
 @pytest.mark.parametrize("name", all_workflows())
@@ -128,17 +134,23 @@ def test_permissions_are_empty_by_default_and_granted_per_job(name: str) -> None
     for job_name, job in workflow["jobs"].items():
         granted = job.get("permissions")
         assert granted is not None, f"{name}:{job_name} must declare its permissions"
+        # Only the bump workflow pushes (its branch) and it holds no cloud credential.
+        contents = "write" if name == "base-image-bump.yml" else "read"
         assert set(granted.items()) <= {
-            ("contents", "read"),
+            ("contents", contents),
             ("id-token", "write"),
             ("pull-requests", "write"),
         }, f"{name}:{job_name} asks for more than it needs: {granted}"
+        if contents == "write":
+            assert "id-token" not in granted, f"{name}:{job_name}: pushes, so no cloud tokens"
         uses_oidc = any(s.get("uses", "").startswith(OIDC_ACTION) for s in steps(job))
         calls_workflow = "uses" in job
         if granted.get("id-token") == "write":
             assert uses_oidc or calls_workflow, f"{name}:{job_name}: id-token without OIDC"
         if granted.get("pull-requests") == "write":
-            assert name == "preview.yml", f"{name}:{job_name}: only the preview comments"
+            assert name in ("preview.yml", "base-image-bump.yml"), (
+                f"{name}:{job_name}: only the preview comments and the bump opens its pull request"
+            )
 
 
 @pytest.mark.parametrize("name", all_workflows())
@@ -193,24 +205,24 @@ def workflow_texts(names: tuple[str, ...]) -> list[str]:
     return [(WORKFLOWS / name).read_text() for name in names]
 
 
-def test_previews_and_deployments_reference_disjoint_secrets() -> None:
-    """The pull request's preview uses no secret at all; deployments use their own."""
+def test_no_workflow_references_a_secret() -> None:
+    """The pull request's preview uses no secret at all, and neither do deployments: both get
+    AWS and Pulumi Cloud credentials by OIDC."""
     preview = secrets_referenced(workflow_texts(PREVIEW_WORKFLOWS))
     deploy = secrets_referenced(workflow_texts(DEPLOY_WORKFLOWS))
     assert preview == set(), f"the preview runs the pull request's code: no secrets ({preview})"
-    assert deploy == {"PULUMI_DEPLOY_TOKEN"}
-    assert not preview & deploy
-    assert secrets_referenced(workflow_texts(("ci.yml",))) == set()
-    workflows = set(PREVIEW_WORKFLOWS + DEPLOY_WORKFLOWS + ("ci.yml",))
+    assert deploy == set(), f"deployments get their tokens by OIDC ({deploy})"
+    assert secrets_referenced(workflow_texts(("ci.yml", "base-image-bump.yml"))) == set()
+    workflows = set(PREVIEW_WORKFLOWS + DEPLOY_WORKFLOWS + ("ci.yml", "base-image-bump.yml"))
     assert workflows == set(all_workflows()), "classify every workflow as preview or deploy"
 
 
-def test_the_disjointness_check_catches_a_shared_secret() -> None:
+def test_the_secret_check_catches_a_secret() -> None:
     text = (WORKFLOWS / "preview.yml").read_text()
     leaked = (
         text + "        env:\n          PULUMI_ACCESS_TOKEN: ${{ secrets.PULUMI_DEPLOY_TOKEN }}\n"
     )
-    assert secrets_referenced([leaked]) & secrets_referenced(workflow_texts(DEPLOY_WORKFLOWS))
+    assert secrets_referenced([leaked]) == {"PULUMI_DEPLOY_TOKEN"}
 
 
 def test_preview_gets_a_preview_scoped_pulumi_token_by_oidc() -> None:
@@ -226,18 +238,51 @@ def test_preview_gets_a_preview_scoped_pulumi_token_by_oidc() -> None:
     assert "team:?* | user:?*)" in check["run"], "the wiring check refuses any other scope"
     order = [s.get("uses", "").split("@")[0] for s in steps(job)]
     assert order.index(PULUMI_AUTH_ACTION) < order.index(PULUMI_ACTION)
-    assert "env" not in step_using(job, PULUMI_ACTION), "the token comes from the OIDC step"
+    env = step_using(job, PULUMI_ACTION).get("env", {})
+    assert "PULUMI_ACCESS_TOKEN" not in env, "the token comes from the OIDC step"
 
 
-def test_deployments_take_the_pulumi_token_from_the_stacks_environment() -> None:
+def test_deployments_get_a_deploy_team_pulumi_token_by_oidc() -> None:
+    """No static Pulumi token: the deploy job exchanges its OIDC token (the pinned `sub`) for a
+    token of the stack's deploy team, set per GitHub environment."""
     workflow = load("pulumi-up.yml")
-    assert set(workflow["on"]["workflow_call"]["secrets"]) == {"PULUMI_DEPLOY_TOKEN"}
+    assert "secrets" not in workflow["on"]["workflow_call"]
     job = workflow["jobs"]["up"]
     assert job["environment"] == "${{ inputs.stack }}"
-    pulumi = step_using(job, PULUMI_ACTION)
-    assert pulumi["env"] == {"PULUMI_ACCESS_TOKEN": "${{ secrets.PULUMI_DEPLOY_TOKEN }}"}
+    auth = step_using(job, PULUMI_AUTH_ACTION)["with"]
+    assert auth["scope"] == "${{ vars.PULUMI_DEPLOY_SCOPE }}"
+    assert auth["requested-token-type"] == "urn:pulumi:token-type:access_token:team"
+    assert "team:?*)" in steps(job)[0]["run"], "the wiring check refuses any other scope"
+    order = [s.get("uses", "").split("@")[0] for s in steps(job)]
+    assert order.index(PULUMI_AUTH_ACTION) < order.index(PULUMI_ACTION)
+    assert "PULUMI_ACCESS_TOKEN" not in step_using(job, PULUMI_ACTION).get("env", {})
     for stack_job in load("deploy.yml")["jobs"].values():
-        assert stack_job["secrets"] == {"PULUMI_DEPLOY_TOKEN": "${{ secrets.PULUMI_DEPLOY_TOKEN }}"}
+        assert "secrets" not in stack_job
+
+
+def test_the_deploy_job_logs_docker_in_to_ecr_before_pulumi_up() -> None:
+    """The image resource gets no registry credential (components/image.py): Docker's own
+    login, made by the job with the deploy role, pushes the image."""
+    job = load("pulumi-up.yml")["jobs"]["up"]
+    names = [s.get("name", "") for s in steps(job)]
+    login = steps(job)[names.index("Docker login to ECR")]
+    assert "aws ecr get-login-password" in login["run"]
+    assert "--password-stdin" in login["run"]
+    order = [s.get("uses", "").split("@")[0] for s in steps(job)]
+    assert names.index("Docker login to ECR") < order.index(PULUMI_ACTION)
+
+
+@pytest.mark.parametrize("name", ["preview.yml", "pulumi-up.yml"])
+def test_tool_versions_are_exact_and_uv_syncs_the_lock_as_is(name: str) -> None:
+    job = (
+        next(iter(load(name)["jobs"].values()))
+        if name != "preview.yml"
+        else load(name)["jobs"]["preview"]
+    )
+    pulumi = step_using(job, PULUMI_ACTION)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", pulumi["with"]["pulumi-version"])
+    assert pulumi["env"]["UV_LOCKED"] == "1"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", step_using(job, "astral-sh/setup-uv")["with"]["version"])
 
 
 def test_deploy_runs_pulumi_up_per_stack_on_main_dev_before_prod() -> None:
@@ -265,7 +310,7 @@ def test_each_deployment_is_serialized_behind_its_environment() -> None:
     }
     pulumi = step_using(job, PULUMI_ACTION)["with"]
     assert pulumi["command"] == "up"
-    assert pulumi["stack-name"] == "${{ inputs.stack }}"
+    assert pulumi["stack-name"] == "${{ vars.PULUMI_ORGANIZATION }}/${{ inputs.stack }}"
     step_using(job, "docker/setup-buildx-action")
     step_using(job, "docker/setup-qemu-action")  # arm64 stacks build on x86_64 runners
     order = [s.get("uses", "").split("@")[0] for s in steps(job)]
@@ -282,6 +327,7 @@ def run_zizmor(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # runs zizmor
 @pytest.mark.parametrize(
     ("name", "good", "bad", "audit"),
     [
@@ -319,3 +365,24 @@ def test_every_pulumi_up_is_followed_by_the_smoke_test() -> None:
     assert any("make smoke" in n for n in names[up + 1 :]), "no smoke test after pulumi up"
     smoke = next(s for s in steps(job) if "make smoke" in s.get("run", ""))
     assert "${{" not in smoke["run"], "inputs reach the shell through env, never inline"
+
+
+def test_the_bump_workflow_rewrites_a_moved_digest_and_leaves_tags_alone(tmp_path: Path) -> None:
+    """Its resolve step, run under bash with a stand-in `docker` answering a new digest."""
+    job = load("base-image-bump.yml")["jobs"]["bump"]
+    assert load("base-image-bump.yml")["on"]["schedule"]
+    script = next(s for s in steps(job) if s.get("id") == "resolve")["run"]
+    old, new = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    repo = "ghcr.io/danny-avila/librechat-api"
+    (tmp_path / "Pulumi.dev.yaml").write_text(f"config:\n  x:\n    baseImage: {repo}@{old} # v1\n")
+    (tmp_path / "Pulumi.prod.yaml").write_text(f"config:\n  x:\n    baseImage: {repo}:v1\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(f"#!/bin/sh\necho '\"{new}\"'\n")
+    (bin_dir / "docker").chmod(0o755)
+    output = tmp_path / "output"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "GITHUB_OUTPUT": str(output)}
+    subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, check=True)
+    assert (tmp_path / "Pulumi.dev.yaml").read_text().endswith(f"{repo}@{new} # v1\n")
+    assert (tmp_path / "Pulumi.prod.yaml").read_text().endswith(f"{repo}:v1\n")
+    assert output.read_text() == "changed=1\n"

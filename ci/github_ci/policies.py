@@ -68,7 +68,6 @@ PREVIEW_READS: tuple[str, ...] = (
     "acm:DescribeCertificate",  # an existing domain.certificateArn
     "acm:ListCertificates",
     "acm:ListTagsForCertificate",
-    "ecr:GetAuthorizationToken",  # components/image.py: get_authorization_token
     "ecr:DescribeRepositories",
     "ecr:DescribeImages",
 )
@@ -399,6 +398,8 @@ def deploy_policy(target: StackTarget, account: Account) -> Document:
     operator_boundary = {"StringEquals": {"iam:PermissionsBoundary": operator_policy_arn(account)}}
     statements: list[Statement] = [
         _allow("Lookups", PREVIEW_READS, ["*"]),
+        # The workflow's `docker login` to ECR (pulumi-up.yml); authorized on no resource.
+        _allow("RegistryLogin", ["ecr:GetAuthorizationToken"], ["*"]),
         _allow(
             "Repository",
             ECR_REPOSITORY_ACTIONS,

@@ -12,7 +12,7 @@ from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, model_
 
 from components import aws_rules, names
 from components.config.api import ApiConfig
-from components.config.base import Problem, Section, TextMap, rule, switchable
+from components.config.base import Problem, Section, TextMap, problems_error, rule, switchable
 from components.config.compute import SNAP_START_MAX_EPHEMERAL_MB, ComputeConfig
 from components.config.domain import DomainConfig
 from components.config.environment import Environment
@@ -62,6 +62,12 @@ class StackConfig(Section):
         default_factory=dict,
         validate_default=True,
     )
+    pull_request_previews: bool = Field(
+        True,
+        description="pull requests preview this stack (preview.yml), and a preview can read the "
+        "state decrypted: the stack then refuses a secret `environment` and `secrets.mode: "
+        "deploy` (docs/security.md)",
+    )
 
     _environment_is_secret: bool = PrivateAttr(default=False)
 
@@ -76,6 +82,17 @@ class StackConfig(Section):
     @model_validator(mode="after")
     def _mark_secret(self, info: ValidationInfo) -> StackConfig:
         self._environment_is_secret = bool((info.context or {}).get("environment_is_secret"))
+        if self._environment_is_secret and self.pull_request_previews:
+            raise problems_error(
+                [
+                    (
+                        "environment",
+                        "is set with --secret, but pull requests preview this stack "
+                        "(pullRequestPreviews) and a preview can read the state decrypted; "
+                        "move the secret values to secrets.parameters (mode runtime)",
+                    )
+                ]
+            )
         return self
 
     @property
@@ -147,6 +164,13 @@ class StackConfig(Section):
             yield (
                 "api.endpointType",
                 "must be REGIONAL when a custom domain is on (the domain is a REGIONAL endpoint)",
+            )
+        if self.secrets.mode == "deploy" and self.pull_request_previews:
+            yield (
+                "secrets.mode",
+                "is deploy, but pull requests preview this stack (pullRequestPreviews) and a "
+                "preview can read the state decrypted, where deploy-mode values sit; use "
+                "secrets.mode runtime",
             )
         if (
             self.secrets.mode == "deploy"

@@ -92,9 +92,19 @@ class BackgroundRule:
         return Work(conversation, job=False, title=True) if conversation else None
 
     def hold(
-        self, request: UpstreamRequest, work: Work, cutoff: float, fetch: Fetch, request_id: str
+        self,
+        request: UpstreamRequest,
+        work: Work,
+        cutoff: float,
+        fetch: Fetch,
+        request_id: str,
+        publish: Callable[[float], str] | None = None,
     ) -> None:
-        """Wait for the job, then for the title, each until it is done or the cutoff comes."""
+        """Wait for the job, then for the title, each until it is done or the cutoff comes.
+
+        With ``publish`` (the stream relay, resumable.py) the job is followed by reading its
+        stream to the end; should the relay stop early, the status is polled as without it.
+        """
         s = self.settings
         headers = [(k, v) for k, v in request.headers if k.lower() not in _NOT_FORWARDED]
         quoted = quote(work.conversation_id, safe="")
@@ -103,7 +113,12 @@ class BackgroundRule:
         fields: dict[str, object] = {}
         if work.job:
             target = s.background_status_path.replace("{id}", quoted).encode()
-            fields["outcome"] = poller.until(target, _job_state, cutoff, "deadline")
+            state = publish(cutoff) if publish else None
+            if state is not None:
+                fields["relay"] = state
+            if state != "finished":
+                state = poller.until(target, _job_state, cutoff, "deadline")
+            fields["outcome"] = state
         if work.title and fields.get("outcome") not in _NO_TITLE:
             wait_over = time.monotonic() + s.background_title_wait
             target = TITLE_PATH.replace("{id}", quoted).encode()

@@ -15,14 +15,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from types import FrameType
 from typing import Protocol
 
-from streaming_proxy import log, metrics
+from streaming_proxy import log, metrics, snapstart
 from streaming_proxy.coldstart import ColdStartFetch
 from streaming_proxy.errors import InitError, UpstreamFailed
 from streaming_proxy.runtime_api import Invocation, RuntimeApiClient
-from streaming_proxy.settings import Settings, SettingsError, load
+from streaming_proxy.settings import Settings, SettingsError, load, relay_redis_url
 from streaming_proxy.upstream import Upstream, upstream_env
 
 
@@ -48,6 +49,7 @@ def main(handler_factory: Callable[[], HandlerFactory]) -> int:
     metrics.configure(settings.function_name)
     api = RuntimeApiClient(settings.runtime_api)
     upstream: Upstream | None = None
+    snap = snapstart.HookChannel() if settings.snap_start else None
     try:
         fetch = ColdStartFetch(settings)  # forks: must come before any thread is started
         secrets = fetch.result()
@@ -59,6 +61,10 @@ def main(handler_factory: Callable[[], HandlerFactory]) -> int:
                 configObject=bool(settings.config_bucket),
                 secrets=len(secrets),
                 elapsedMs=elapsed_ms,
+            )
+        if settings.stream_relay and not settings.stream_relay_redis:  # REDIS_URI from SSM
+            settings = replace(
+                settings, stream_relay_redis=relay_redis_url({**os.environ, **secrets})
             )
         upstream = Upstream(
             settings.upstream_command,
@@ -75,11 +81,16 @@ def main(handler_factory: Callable[[], HandlerFactory]) -> int:
             settings.upstream_dirs,
         )
         del secrets
-        upstream.start()
+        if snap is None:
+            upstream.start()
+        else:
+            upstream.start((snap.child_fd,), snap.upstream_env(os.environ))
+            snap.spawned()
         _stop_upstream_on_sigterm(upstream)
         make_handler = handler_factory()
 
-        init_until = started + settings.init_budget
+        # SnapStart: the snapshot must hold a ready LibreChat; init may take up to 130 s.
+        init_until = started + (settings.ready_timeout if snap else settings.init_budget)
         ready_until = time.monotonic() + settings.ready_timeout
         ready = upstream.wait_healthy(min(init_until, ready_until))
         if not ready and ready_until <= init_until:
@@ -94,6 +105,8 @@ def main(handler_factory: Callable[[], HandlerFactory]) -> int:
             upstream.stop()
         message = f"{type(exc).__name__} in the runtime during init (a bug: please report it)"
         return _fail_init(settings.runtime_api, "Runtime.InternalError", message, api)
+    if snap is not None and (code := _snap_start(api, upstream, snap, settings)):
+        return code
     init_ms = round((time.monotonic() - started) * 1000, 1)
     log.info(
         "init done" if ready else "init budget spent; the first invocation waits for the upstream",
@@ -111,6 +124,49 @@ def main(handler_factory: Callable[[], HandlerFactory]) -> int:
         ).start()
     _wait_for_signals()
     return 1
+
+
+def _snap_start(
+    api: RuntimeApiClient, upstream: Upstream, channel: snapstart.HookChannel, settings: Settings
+) -> int:
+    """Before-snapshot, restore/next, after-restore; 0 once restored and ready, else the
+    exit code after reporting the failure (init/error before the snapshot, restore/error
+    after it)."""
+    try:
+        snapstart.before_snapshot(channel)
+    except snapstart.HookFailed as exc:
+        upstream.stop()
+        return _fail_init(settings.runtime_api, exc.error_type, exc.message, api)
+    log.info("SnapStart: ready for the snapshot; waiting in restore/next")
+    try:
+        api.restore_next()
+    except OSError as exc:
+        log.error("SnapStart: restore/next failed; exiting", error=f"{type(exc).__name__}: {exc}")
+        upstream.stop()
+        return 1
+    restored = time.monotonic()
+    deadline = restored + snapstart.RESTORE_BUDGET - snapstart.RESTORE_MARGIN
+    try:
+        snapstart.after_restore(channel, deadline)
+        if not upstream.wait_healthy(deadline):
+            raise snapstart.HookFailed(
+                snapstart.AFTER_RESTORE_ERROR,
+                f"SnapStart after: the upstream did not answer {settings.health_path} within "
+                f"the {snapstart.RESTORE_BUDGET:g} s restore budget",
+            )
+    except (snapstart.HookFailed, UpstreamFailed) as exc:
+        message = exc.message if isinstance(exc, snapstart.HookFailed) else exc.summary
+        log.error("SnapStart: after-restore failed", errorType=snapstart.AFTER_RESTORE_ERROR,
+                  error=message)  # fmt: skip
+        try:
+            api.restore_error(snapstart.AFTER_RESTORE_ERROR, message)
+        except OSError as report:
+            log.error("could not report the restore error to the Runtime API", error=str(report))
+        upstream.stop()
+        return 1
+    restore_ms = round((time.monotonic() - restored) * 1000, 1)
+    log.info("SnapStart: restored and ready", restoreMs=restore_ms)
+    return 0
 
 
 def _serve(handler: Handler, api: RuntimeApiClient) -> None:

@@ -21,6 +21,7 @@ class Outcome:
     status: int | None = None
     bytes_sent: int | None = None  # body bytes streamed, once a response went out
     stream_check_events: int | None = None
+    relay: str | None = None  # "redis": a resumable stream carried by the runtime
     error: str | None = None
     runtime_api: int | str | None = None  # what the Runtime API answered when not 202
     stream_ms: float | None = None  # until the response ended, when background work followed
@@ -63,6 +64,7 @@ class Outcome:
             ("status", self.status),
             ("bytes", self.bytes_sent),
             ("streamCheckEvents", self.stream_check_events),
+            ("relay", self.relay),
             ("error", self.error),
             ("runtimeApi", self.runtime_api),
             ("streamMs", self.stream_ms),

@@ -15,11 +15,13 @@ becomes a clean JSON error response here.
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from streaming_proxy import events, log, metrics, responses
 from streaming_proxy.background import CAPTURE_LIMIT, BackgroundRule
 from streaming_proxy.errors import RequestError
 from streaming_proxy.outcome import Outcome
+from streaming_proxy.resumable import resumable_for
 from streaming_proxy.runtime_api import Invocation, ResponseStream, RuntimeApiClient
 from streaming_proxy.settings import Settings
 from streaming_proxy.stream import relay
@@ -36,6 +38,7 @@ class Proxy:
         self.watchdog = Watchdog(settings.sse_keepalive_interval, settings.stream_idle_timeout)
         self.background = BackgroundRule(settings)
         self.stream_check = StreamCheck(settings.stream_check_path)
+        self.resumable = resumable_for(settings, self.transport, self.watchdog)
         self._host_header = f"{settings.upstream_host}:{settings.upstream_port}".encode()
 
     def handle(self, api: RuntimeApiClient, inv: Invocation) -> None:
@@ -79,10 +82,17 @@ class Proxy:
         if self.stream_check.handles(request):  # answered here, never by the upstream
             self.stream_check.serve(request, stream, cutoff, outcome)
             return
+        carried = self.resumable
+        if carried and carried.handles(request) and carried.serve(request, stream, cutoff, outcome):
+            return  # a resumable answer's stream, carried from another environment
         # Only an answer that may leave work running needs its start kept for step 5.
         keep = CAPTURE_LIMIT if self.background.may_start_work(request) else 0
-        with self.transport.send(request, cutoff) as response:
+        turn = None
+        with self.transport.send(request, cutoff) as sent:
             outcome.upstream_headers_ms = outcome.elapsed_ms(3)
+            response = sent
+            if keep and carried:  # a started job's turn is registered before the answer leaves
+                response, turn = carried.register(request, sent, cutoff)
             head = responses.head(request.method, response.status, response.headers)
             body_start = relay(stream, head, response, self.watchdog, cutoff, outcome, keep)
         if not body_start:
@@ -90,4 +100,7 @@ class Proxy:
         work = self.background.started_work(request, response.status, body_start)
         if work:
             outcome.stream_ms = outcome.elapsed_ms()
-            self.background.hold(request, work, cutoff, self.transport.fetch, inv.request_id)
+            publish = partial(carried.publish, request, turn) if carried and turn else None
+            self.background.hold(
+                request, work, cutoff, self.transport.fetch, inv.request_id, publish
+            )

@@ -1,5 +1,6 @@
 """Client of the Lambda Runtime API, all of it: the next event, the streamed response, the
-init error; one keep-alive connection per worker (http11.Connection).
+init error, and SnapStart's restore/next and restore error; one keep-alive connection per
+worker (http11.Connection).
 
 Lambda's response streaming is one chunked POST per invocation: the prelude (responses.py)
 and 8 NUL bytes, then the body as it comes, then the end, which carries error trailers on a
@@ -38,7 +39,8 @@ class Invocation:
 
 
 class RuntimeApiClient:
-    """The protocol steps of one worker: the next event, an init error; its connection's owner."""
+    """The protocol steps of one worker: the next event, an init error, SnapStart's restore
+    steps; its connection's owner."""
 
     def __init__(self, address: str) -> None:
         self.connection = Connection(address, "the Runtime API")
@@ -85,6 +87,19 @@ class RuntimeApiClient:
 
     def init_error(self, error_type: str, message: str) -> None:
         path = f"/{API_VERSION}/runtime/init/error"
+        self._post(path, error_json(error_type, message), checked_type(error_type))
+
+    def restore_next(self) -> None:
+        """SnapStart: block until Lambda restores this environment from its snapshot."""
+        path = f"/{API_VERSION}/runtime/restore/next"
+        status, _, body = self.connection.exchange(request_head("GET", path, self.connection.host))
+        if status != 200:
+            detail = body[:300].decode("utf-8", "replace")
+            raise RuntimeApiError(f"Runtime API /restore/next answered {status}: {detail}")
+
+    def restore_error(self, error_type: str, message: str) -> None:
+        """SnapStart: the after-restore work failed (Lambda then ends the environment)."""
+        path = f"/{API_VERSION}/runtime/restore/error"
         self._post(path, error_json(error_type, message), checked_type(error_type))
 
 

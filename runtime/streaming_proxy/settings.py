@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from streaming_proxy.variables import RUNTIME_ONLY, Env, Variable
+from streaming_proxy.variables import RUNTIME_ONLY, Env, Invalid, RedisUrl, Variable
 
 T = TypeVar("T")
 
@@ -20,6 +20,8 @@ __all__ = ["MANAGED_INSTANCES_INIT_TYPE", "RUNTIME_ONLY", "Settings", "SettingsE
 # concurrent /next and /response requests up to" (docs.aws.amazon.com/lambda/latest/dg/
 # runtimes-api.html); standard Lambda sets neither.
 MANAGED_INSTANCES_INIT_TYPE = "lambda-managed-instances"
+# ... and what SnapStart sets (snapstart-runtime-hooks-custom.html): snapstart.py runs its steps.
+SNAP_START_INIT_TYPE = "snap-start"
 
 
 class SettingsError(ValueError):
@@ -56,6 +58,12 @@ class Settings:
     managed_instances: bool
     stream_check_path: str
     function_name: str
+    stream_relay: bool
+    stream_relay_redis: str | None
+    stream_relay_retention: float
+    stream_relay_max_events: int
+    stream_relay_heartbeat: float
+    snap_start: bool
 
     @property
     def fetches_anything(self) -> bool:
@@ -128,10 +136,33 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         or Env.AWS_LAMBDA_MAX_CONCURRENCY.name in env,
         stream_check_path=read(Env.STREAM_CHECK_PATH),
         function_name=read(Env.AWS_LAMBDA_FUNCTION_NAME),
+        stream_relay=read(Env.STREAM_RELAY),
+        stream_relay_redis=relay_redis_url(env, problems),
+        stream_relay_retention=read(Env.STREAM_RELAY_RETENTION),
+        stream_relay_max_events=read(Env.STREAM_RELAY_MAX_EVENTS),
+        stream_relay_heartbeat=read(Env.STREAM_RELAY_HEARTBEAT),
+        snap_start=Env.AWS_LAMBDA_INITIALIZATION_TYPE.read(env, problems) == SNAP_START_INIT_TYPE,
     )
     if problems:
         raise SettingsError("Invalid runtime environment: " + "; ".join(problems))
     return settings
+
+
+def relay_redis_url(env: Mapping[str, str], problems: list[str] | None = None) -> str | None:
+    """The stream relay's Redis: STREAM_RELAY_REDIS, else LibreChat's own when it uses Redis
+    (its job store must be shared for the stop button and reconnects to work anyway)."""
+    problems = [] if problems is None else problems
+    explicit = Env.STREAM_RELAY_REDIS.read(env, problems)
+    if explicit or Env.STREAM_RELAY_REDIS.raw(env):
+        return explicit
+    if env.get("USE_REDIS", "").strip().lower() != "true" or not env.get("REDIS_URI", "").strip():
+        return None
+    uri = env["REDIS_URI"].strip()
+    try:
+        return RedisUrl()("REDIS_URI", uri)
+    except Invalid as exc:
+        problems.append(f"{exc} (the stream relay uses it; set STREAM_RELAY=off to leave it)")
+        return None
 
 
 def _host_of(url: str) -> str:

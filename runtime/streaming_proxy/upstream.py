@@ -50,7 +50,9 @@ class Upstream:
         self.waited = 0.0  # seconds spent waiting for health since the last start or health
         self.restarts = 0
 
-    def start(self) -> None:
+    def start(self, pass_fds: tuple[int, ...] = (), extra_env: Mapping[str, str] = {}) -> None:
+        """Start the child; ``pass_fds`` and ``extra_env`` reach this start only, not restarts
+        (SnapStart's hook channel belongs to the process that was snapshotted)."""
         for directory in self.dirs:
             try:
                 os.makedirs(directory, exist_ok=True)
@@ -64,7 +66,8 @@ class Upstream:
         try:
             self._process = subprocess.Popen(
                 self.command,
-                env=self._env,
+                env={**self._env, **extra_env},
+                pass_fds=pass_fds,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

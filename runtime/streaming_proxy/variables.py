@@ -208,6 +208,18 @@ class SsmSecrets:
     accepts = 'JSON `{"ENV_NAME": "/ssm/parameter"}`'
 
 
+@dataclass(frozen=True)
+class RedisUrl:
+    """A redis://, rediss:// or unix:// URL; never quoted back (it may carry a password)."""
+
+    def __call__(self, name: str, raw: str) -> str:
+        if not raw.startswith(("redis://", "rediss://", "unix://")):
+            raise Invalid(f"{name} must be a redis://, rediss:// or unix:// URL")
+        return raw
+
+    accepts = "`redis://`, `rediss://` or `unix://` URL"
+
+
 class Variable(Generic[T]):
     """One environment variable: its default (as text, like the environment gives it; None:
     unset), parser, what it means, and whether the upstream (LibreChat) sees it too."""
@@ -288,7 +300,8 @@ class Env:
         "no freeze, so no background hold",
     )  # fmt: skip
     AWS_LAMBDA_INITIALIZATION_TYPE = Variable(
-        None, Text(), "`lambda-managed-instances` on Managed Instances (set by Lambda)",
+        None, Text(), "`lambda-managed-instances` on Managed Instances, `snap-start` under "
+        "SnapStart: the runtime then runs its [SnapStart lifecycle](snapstart.md) (set by Lambda)",
         to_upstream=True,
     )  # fmt: skip
     _HANDLER = Variable(None, Text(), "set by Lambda; not read")
@@ -384,6 +397,28 @@ class Env:
         "GET path the runtime answers itself with a paced event stream (`n` <= 20 events, "
         "`interval_ms` <= 1000 apart; stream_check.py); empty = off",
         empty_is_a_value=True,
+    )  # fmt: skip
+    STREAM_RELAY = Variable(
+        "on", Flag(),
+        "carry resumable LibreChat streams (v0.8.2+) between environments through Redis "
+        "(resumable.py); only where environments freeze and a Redis is configured",
+    )  # fmt: skip
+    STREAM_RELAY_REDIS = Variable(
+        None, RedisUrl(),
+        "Redis of the stream relay; unset: LibreChat's `REDIS_URI` when `USE_REDIS=true` "
+        "(also when `REDIS_URI` comes from SSM_SECRETS)",
+    )  # fmt: skip
+    STREAM_RELAY_RETENTION = Variable(
+        "1800", Number(60, 86400), "seconds a turn's events stay in Redis after their last write"
+    )
+    STREAM_RELAY_MAX_EVENTS = Variable(
+        "20000", Integer(100, 1_000_000),
+        "events kept per turn (approximate trimming, oldest first)",
+    )  # fmt: skip
+    STREAM_RELAY_HEARTBEAT = Variable(
+        "5", Number(1, 60),
+        "seconds without a sign of life from the holding environment before the reader of its "
+        "answer ends the stream (an `error` event, then a clean end)",
     )  # fmt: skip
     LOG_LEVEL = Variable(
         "INFO", Choice(("DEBUG", "INFO", "WARNING", "ERROR")),

@@ -69,3 +69,13 @@ def runtime_env(**extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[object]:
+    """A real redis-server of the test's own (tests/runtime/redis_server.py)."""
+    from redis_server import RedisServer
+
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()

@@ -16,6 +16,14 @@ from LibreChat's api/server/index.js and agents controller at each tag:
   answered with ``{streamId, conversationId, status: "started"}``; before, the answer is
   streamed (SSE) by the POST itself. After the answer, the first message of a new conversation
   gets a title, saved after $TITLE_AFTER more seconds of running time.
+- Resumable streams (v0.8.2-rc2+), as LibreChat's GenerationJobManager serves them: the job
+  emits a ``created`` event, ?tokens= deltas ?delay= ms apart, then a ``final`` event, and
+  ``GET /api/agents/chat/stream/{id}`` replays them from the start, then live, to the job's
+  owner (Authorization: Bearer <user id>; ``GET /api/user`` answers who that is). With
+  USE_REDIS=true and REDIS_URI the job (owner, status, abort flag, events) is shared through
+  Redis like LibreChat's RedisJobStore, so another process ("replica") can serve its status,
+  its stream (polling: the slow cross-process path), a ``?resume=true`` sync event, and
+  ``POST /api/agents/chat/abort``.
 - ``/api/test/startup`` (test only) says whether the start-up is complete, at the time the
   request is served; ``/api/test/crash?once=<file>`` exits without answering the first time.
 """
@@ -40,6 +48,7 @@ TITLE_AFTER = float(os.environ.get("TITLE_AFTER", "0.5"))
 STATE = {"ready": False}
 JOBS: dict[str, bool] = {}  # conversationId -> running
 TITLES: dict[str, str] = {}  # conversationId -> title
+OWNERS: dict[str, str] = {}  # conversationId -> user id of the current job
 LOCK = threading.Lock()
 
 
@@ -52,6 +61,13 @@ def version_of(script: str) -> tuple[int, int, int, int]:
 
 
 VERSION = version_of(sys.argv[1])
+SHARED = None
+if os.environ.get("USE_REDIS") == "true" and os.environ.get("REDIS_URI"):
+    import redis
+
+    SHARED = redis.Redis.from_url(os.environ["REDIS_URI"])
+EVENTS: dict[str, list[bytes]] = {}  # conversationId -> the current job's SSE events so far
+EVENTS_CHANGED = threading.Condition()
 HAS_READYZ = VERSION >= (0, 8, 6, 99)
 HAS_JOBS = VERSION >= (0, 8, 2, 2)
 
@@ -80,6 +96,53 @@ def post_listen_startup() -> None:
         info("Server readiness checks passing.")
     elif HAS_JOBS:
         info("[GenerationJobManager] Configured with in-memory stores")
+
+
+def sse(data: dict) -> bytes:
+    return f"event: message\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def said(events: list[bytes]) -> str:
+    """The answer's text so far (LibreChat's aggregated content), from its delta events."""
+    return "".join(
+        part["text"]
+        for e in events
+        if b"on_message_delta" in e
+        for part in json.loads(e.split(b"data: ", 1)[1])["data"]["delta"]["content"]
+    )
+
+
+def emit(conversation: str, event: bytes) -> None:
+    with EVENTS_CHANGED:
+        EVENTS[conversation].append(event)
+        EVENTS_CHANGED.notify_all()
+    if SHARED is not None:
+        SHARED.rpush(f"fake:events:{conversation}", event)
+
+
+def aborted(conversation: str) -> bool:
+    if SHARED is not None:
+        return SHARED.hget(f"fake:job:{conversation}", "abort") == b"1"
+    return False
+
+
+def generate(conversation: str, body: dict, query: dict) -> None:
+    """The job: created, the tokens (each stamped with when it was sent), final."""
+    tokens, delay = int(query.get("tokens", "3")), float(query.get("delay", "20")) / 1000
+    emit(conversation, sse({"created": True, "message": {"conversationId": conversation}}))
+    text = ""
+    for i in range(tokens):
+        run_for(delay)
+        if aborted(conversation):
+            break
+        token = f"t{i} "
+        text += token
+        delta = {"id": "step-1", "delta": {"content": [{"type": "text", "text": token}]}}
+        emit(conversation, sse({"event": "on_message_delta", "data": delta, "sentAt": time.time()}))
+    final = {"final": True, "aborted": aborted(conversation), "responseMessage": {"text": text}}
+    emit(conversation, sse(final))
+    if SHARED is not None:
+        SHARED.hset(f"fake:job:{conversation}", "status", "complete")
 
 
 def after_answer(conversation: str, work: float, body: dict, marker: str | None) -> None:
@@ -125,6 +188,30 @@ class Handler(BaseHTTPRequestHandler):
             os._exit(1)
         elif path in ("/api/test/startup", "/api/test/crash"):
             self._json(200, {"done": STATE["ready"]})
+        elif path == "/api/user":
+            user = self._user()
+            if user is None:
+                self._json(401, {"message": "Unauthorized"})
+            else:
+                self._json(200, {"id": user, "username": user})
+        elif path.startswith("/api/agents/chat/stream/"):
+            self._stream(path.rsplit("/", 1)[1], query.get("resume") == "true")
+        elif path.startswith("/api/agents/chat/status/") and SHARED is not None:
+            job = SHARED.hgetall(f"fake:job:{path.rsplit('/', 1)[1]}")
+            if not job:
+                self._json(200, {"active": False})
+            elif job[b"owner"].decode() != self._user():
+                self._json(403, {"error": "Unauthorized"})
+            else:
+                status = job[b"status"].decode()
+                created = int(job[b"createdAt"])
+                events = self._shared_events(path.rsplit("/", 1)[1], 0)
+                state = {"aggregatedContent": [{"type": "text", "text": said(events)}]}
+                self._json(
+                    200,
+                    {"active": status == "running", "status": status, "createdAt": created,
+                     "resumeState": state},
+                )  # fmt: skip
         elif path.startswith("/api/agents/chat/status/"):
             with LOCK:
                 running = JOBS.get(path.rsplit("/", 1)[1], False)
@@ -143,10 +230,69 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(200, INDEX_HTML, "text/html; charset=utf-8")
 
+    def _user(self) -> str | None:
+        auth = self.headers.get("Authorization") or ""
+        return auth[7:] if auth.startswith("Bearer ") and len(auth) > 7 else None
+
+    def _stream(self, conversation: str, resume: bool) -> None:
+        """The job's events: in-process from the start, or (another replica) from Redis."""
+        with EVENTS_CHANGED:
+            local = conversation in EVENTS
+        job = SHARED.hgetall(f"fake:job:{conversation}") if SHARED is not None else {}
+        owner = job[b"owner"].decode() if job else OWNERS.get(conversation)
+        if not local and not job:
+            self._json(404, {"error": "Stream not found"})
+            return
+        if owner != self._user():
+            self._json(403, {"error": "Unauthorized"})
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache, no-transform")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        sent = 0
+        if resume:
+            events = self._shared_events(conversation, 0)
+            events = [e for e in events if b'"final": true' not in e]  # it follows the sync
+            state = {"aggregatedContent": [{"type": "text", "text": said(events)}]}
+            self._chunk(sse({"sync": True, "resumeState": state, "pendingEvents": []}))
+            sent = len(events)
+        while True:
+            if local and not resume:
+                with EVENTS_CHANGED:
+                    EVENTS_CHANGED.wait_for(
+                        lambda n=sent: len(EVENTS[conversation]) > n, timeout=30
+                    )
+                    events = EVENTS[conversation][sent:]
+            else:  # LibreChat's cross-process path: slower than in-process
+                time.sleep(0.05)
+                events = self._shared_events(conversation, sent)
+            for event in events:
+                self._chunk(event)
+            sent += len(events)
+            if any(b'"final": true' in e for e in events):
+                break
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _shared_events(self, conversation: str, start: int) -> list[bytes]:
+        if SHARED is None:
+            with EVENTS_CHANGED:
+                return EVENTS.get(conversation, [])[start:]
+        return list(SHARED.lrange(f"fake:events:{conversation}", start, -1))
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
     def do_POST(self) -> None:
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query))
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        if url.path == "/api/agents/chat/abort":
+            self._abort(body)
+            return
         if not url.path.startswith("/api/agents/chat"):
             self._json(404, {"message": "not found"})
             return
@@ -156,7 +302,21 @@ class Handler(BaseHTTPRequestHandler):
         work = float(query.get("work", "0.3"))
         args = (conversation, work if HAS_JOBS else 0.0, body, query.get("marker"))
         if HAS_JOBS:
-            threading.Thread(target=after_answer, args=args, daemon=True).start()
+            user = self._user() or "anonymous"
+            OWNERS[conversation] = user
+            with EVENTS_CHANGED:
+                EVENTS[conversation] = []
+            if SHARED is not None:
+                key = f"fake:job:{conversation}"
+                SHARED.delete(key, f"fake:events:{conversation}")
+                created = str(int(time.time() * 1000))
+                SHARED.hset(key, mapping={"owner": user, "status": "running", "createdAt": created})
+
+            def job() -> None:
+                generate(conversation, body, query)
+                after_answer(*args)
+
+            threading.Thread(target=job, daemon=True).start()
             self._json(
                 200, {"streamId": conversation, "conversationId": conversation, "status": "started"}
             )
@@ -178,6 +338,18 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
         threading.Thread(target=after_answer, args=args, daemon=True).start()
+
+    def _abort(self, body: dict) -> None:
+        """LibreChat's stop button: any replica marks the shared job; its generator stops."""
+        conversation = body.get("streamId") or body.get("conversationId") or ""
+        job = SHARED.hgetall(f"fake:job:{conversation}") if SHARED is not None else {}
+        if not job:
+            self._json(404, {"error": "Job not found"})
+        elif job[b"owner"].decode() != self._user():
+            self._json(403, {"error": "Unauthorized"})
+        else:
+            SHARED.hset(f"fake:job:{conversation}", "abort", "1")
+            self._json(200, {"success": True, "aborted": conversation})
 
 
 def main() -> None:

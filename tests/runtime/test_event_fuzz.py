@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 
 from emulator import LocalStack
 
+pytestmark = pytest.mark.slow  # starts the runtime or the emulator (tests/conftest.py)
+
 EXAMPLES = 250  # each is one invocation of the real runtime: a few ms
 
 ODD = [

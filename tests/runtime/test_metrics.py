@@ -198,6 +198,7 @@ def test_no_secret_or_header_value_reaches_a_metric_line(served):
         assert value not in text
 
 
+@pytest.mark.slow  # starts the runtime
 def test_a_failed_init_counts_a_failed_cold_start():
     with LocalStack(env=runtime_env(EXIT_AT_START="3"), function_timeout=30) as stack:
         stack.wait_for_log('"message":"init failed"')

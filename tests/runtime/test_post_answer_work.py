@@ -29,6 +29,7 @@ def hold_of(stack: LocalStack) -> dict[str, object]:
     return json.loads(stack.wait_for_log('"message":"background hold"', timeout=30))
 
 
+@pytest.mark.slow  # starts the runtime
 @pytest.mark.parametrize("version", ["v0.8.2", "v0.8.2-rc1"])
 def test_the_title_of_a_new_conversation_is_saved_before_the_environment_may_freeze(
     tmp_path, version
@@ -55,6 +56,7 @@ def test_the_title_of_a_new_conversation_is_saved_before_the_environment_may_fre
             time.sleep(0.02)
 
 
+@pytest.mark.slow  # starts the runtime
 def test_the_title_wait_is_bounded(tmp_path):
     """A title that never comes (titles off in librechat.yaml, a failing model) ends the wait
     at BACKGROUND_TITLE_WAIT; the environment goes back to serving."""
@@ -69,6 +71,7 @@ def test_the_title_wait_is_bounded(tmp_path):
 STARTED = json.dumps({"streamId": "c-1", "conversationId": "c-1", "status": "started"}).encode()
 
 
+@pytest.mark.slow  # starts the runtime
 @pytest.mark.parametrize(
     ("body", "env", "title"),
     [
@@ -91,6 +94,7 @@ def test_only_the_first_answer_of_a_new_saved_conversation_waits_for_a_title(bod
 MANAGED = {"AWS_LAMBDA_INITIALIZATION_TYPE": "lambda-managed-instances"}
 
 
+@pytest.mark.slow  # starts the runtime
 def test_on_managed_instances_the_worker_takes_the_next_event_while_the_job_runs(tmp_path):
     """No freeze there, so no hold: with one worker, the next request is served while the
     background job of the first one is still running, and the job still completes."""

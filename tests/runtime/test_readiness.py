@@ -36,6 +36,7 @@ def librechat(tmp_path: Path, version: str, **extra: str) -> dict[str, str]:
     return runtime_env(UPSTREAM_COMMAND=command, UPSTREAM_HEALTH_PATH="/health", **extra)
 
 
+@pytest.mark.slow  # starts the runtime
 @pytest.mark.parametrize(
     ("version", "signal"),
     [
@@ -55,6 +56,7 @@ def test_init_ends_only_after_the_start_up_after_listening_is_complete(tmp_path,
         assert httpx.get(f"{st.url}/api/test/startup", timeout=30).json() == {"done": True}
 
 
+@pytest.mark.slow  # starts the runtime
 def test_a_restarted_upstream_is_waited_for_again(tmp_path):
     """Readiness belongs to one start: the first boot's start-up line does not count again."""
     once = tmp_path / "crashed-once"
@@ -66,6 +68,7 @@ def test_a_restarted_upstream_is_waited_for_again(tmp_path):
         st.wait_for_log("upstream exited; restarting it")
 
 
+@pytest.mark.slow  # starts the runtime
 @pytest.mark.parametrize(
     ("version", "waited_for"),
     [

@@ -12,6 +12,8 @@ from conftest import runtime_env
 
 from emulator import LocalStack
 
+pytestmark = pytest.mark.slow  # starts the runtime or the emulator (tests/conftest.py)
+
 
 def start(env: dict[str, str], **kwargs: object) -> LocalStack:
     return LocalStack(env=env, **kwargs).start(init_timeout=30)

@@ -15,6 +15,8 @@ from conftest import UPSTREAM_APP, free_port, runtime_env
 
 from emulator import LocalStack
 
+pytestmark = pytest.mark.slow  # starts the runtime or the emulator (tests/conftest.py)
+
 IGNORED = {"date", "server", "connection", "keep-alive", "transfer-encoding", "x-amzn-requestid"}
 
 

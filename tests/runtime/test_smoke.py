@@ -14,6 +14,8 @@ from conftest import runtime_env
 from emulator import LocalStack
 from ops import smoke
 
+pytestmark = pytest.mark.slow  # starts the runtime or the emulator (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:

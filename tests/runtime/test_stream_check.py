@@ -12,6 +12,8 @@ from conftest import runtime_env
 
 from emulator import LocalStack
 
+pytestmark = pytest.mark.slow  # starts the runtime or the emulator (tests/conftest.py)
+
 CHECK = "/_runtime/stream-check"
 
 

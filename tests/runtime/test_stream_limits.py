@@ -13,6 +13,8 @@ from streaming_proxy.settings import SettingsError, load
 from emulator import LocalStack
 from emulator.invocation import Invocation
 
+pytestmark = pytest.mark.slow  # starts the runtime or the emulator (tests/conftest.py)
+
 
 def record_of(stack: LocalStack, path: str) -> Invocation:
     return next(inv for inv in stack.invocations if inv.event.get("path") == path)
