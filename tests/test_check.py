@@ -100,6 +100,7 @@ def test_the_aws_provider_keys_come_from_the_installed_provider() -> None:
     assert "regin" not in keys
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)  # a copy of the repository and two pytest runs, on a shared machine
 def test_a_new_stack_file_keeps_every_test_that_lists_the_stacks_green(tmp_path: Path) -> None:
     """A copy of the repository with one more stack file: the tests that list the stacks (the
