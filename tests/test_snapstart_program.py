@@ -85,6 +85,7 @@ def test_snapstart_refuses_deploy_time_secrets_and_says_why():
         compute=SNAP,
         function={**SMALL_TMP, "kmsKeyArn": KMS_KEY},
         secrets={"mode": "deploy", "parameters": {"JWT_SECRET": "/app/jwt"}},
+        pullRequestPreviews=False,  # a previewed stack refuses deploy mode anyway (security.md)
     )
     assert problem.startswith("librechat-lambda:secrets.mode must be runtime with")
     assert "every published version keeps the secret values" in problem
