@@ -37,6 +37,7 @@ SLOW_FIXTURES = frozenset(
     {
         "moto_endpoint",  # tests/runtime/conftest.py: moto's server
         "runtime_wire",  # a runtime under the emulator
+        "redis_server",  # tests/runtime/conftest.py: a real redis-server
     }
 )
 #: What a test not marked slow may not call: the ways a test starts a process or moto.

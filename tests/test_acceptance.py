@@ -29,6 +29,8 @@ from emulator.http11 import free_port
 from ops import acceptance
 from ops.acceptance import AcceptanceError, Steps, run, throwaway_config
 
+pytestmark = pytest.mark.slow  # the emulator and moto
+
 HERE = Path(__file__).resolve().parent
 REGION = "eu-west-1"
 LIBRECHAT_STAND_IN = f"{sys.executable} {HERE / 'librechat_api_upstream.py'}"

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs node (tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 FILL = ROOT / "runtime" / "fill-compile-cache.sh"
 PRELOAD = ROOT / "runtime" / "preload" / "compile-cache.cjs"

@@ -12,12 +12,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from emulator.__main__ import build_parser, readable
 from emulator.http11 import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_the_url_comes_last_the_log_is_readable_and_a_throttled_request_says_why() -> None:
     port = free_port()
     proc = subprocess.Popen(

@@ -14,6 +14,8 @@ from moto import mock_aws
 from ops import prune_versions
 from ops.prune_versions import prune, published_versions
 
+pytestmark = pytest.mark.slow  # moto (tests/conftest.py)
+
 REGION = "eu-west-1"  # the dev stack's
 FUNCTION = "librechat-lambda-dev"
 

@@ -274,8 +274,8 @@ class StackConfig(Section):
 
     def _snap_start_problems(self) -> Iterator[Problem]:
         """What SnapStart rules out (AWS: not with provisioned concurrency, EFS or more than
-        512 MB of /tmp), and deploy-time secrets, which every kept version would hold
-        (docs/compute-modes.md, SnapStart)."""
+        512 MB of /tmp; the runtime: arm64), and deploy-time secrets, which every kept version
+        would hold (docs/compute-modes.md, SnapStart)."""
         if not self.compute.snap_start:
             return
         fn = self.function
@@ -291,6 +291,13 @@ class StackConfig(Section):
                 f"is {fn.ephemeral_storage_mb}; compute.snapStart allows at most "
                 f"{SNAP_START_MAX_EPHEMERAL_MB} MB of /tmp: set it to "
                 f"{SNAP_START_MAX_EPHEMERAL_MB}",
+            )
+        if fn.architecture != "x86_64":
+            yield (
+                "function.architecture",
+                f"is {fn.architecture}; compute.snapStart needs x86_64: the runtime has OpenSSL "
+                "draw from the CPU's RDRAND so that no generator state sits in the snapshot, and "
+                "Graviton has none (docs/snapstart.md)",
             )
         if self.secrets.mode == "deploy" and self.secrets.parameters:
             yield (

@@ -88,11 +88,10 @@ class Proxy:
         # Only an answer that may leave work running needs its start kept for step 5.
         keep = CAPTURE_LIMIT if self.background.may_start_work(request) else 0
         turn = None
-        with self.transport.send(request, cutoff) as sent:
+        with self.transport.send(request, cutoff) as response:
             outcome.upstream_headers_ms = outcome.elapsed_ms(3)
-            response = sent
             if keep and carried:  # a started job's turn is registered before the answer leaves
-                response, turn = carried.register(request, sent, cutoff)
+                turn = carried.register(request, response, cutoff)
             head = responses.head(request.method, response.status, response.headers)
             body_start = relay(stream, head, response, self.watchdog, cutoff, outcome, keep)
         if not body_start:

@@ -35,10 +35,12 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import NamedTuple
+from types import TracebackType
+from typing import NamedTuple, Protocol
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from streaming_proxy import log
@@ -49,7 +51,6 @@ from streaming_proxy.redis_stream import STREAM_ID, RedisError, RelayStore, Turn
 from streaming_proxy.responses import prelude
 from streaming_proxy.runtime_api import ResponseStream
 from streaming_proxy.settings import Settings
-from streaming_proxy.transport import Transport, UpstreamResponse
 from streaming_proxy.watchdog import Watchdog
 
 STREAM_PATH = re.compile(r"^/api/agents/chat/stream/([^/]*)$")
@@ -71,17 +72,42 @@ _PRODUCER_GONE = (
 )
 
 
-class Prefetched(UpstreamResponse):
-    """An upstream response whose small body was read ahead (to register a turn first)."""
+class UpstreamResponse(Protocol):
+    """What the relay reads of an upstream response (transport.UpstreamResponse)."""
 
-    __slots__ = ("_data",)
+    @property
+    def status(self) -> int: ...
 
-    def __init__(self, response: UpstreamResponse, data: bytes) -> None:
-        super().__init__(response._response)
-        self._data = data
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]: ...
 
-    def body(self) -> Iterator[bytes]:
-        yield self._data
+    @property
+    def socket(self) -> socket.socket | None: ...
+
+    def body(self) -> Iterator[bytes]: ...
+
+    def read_ahead(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> UpstreamResponse: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+
+class Transport(Protocol):
+    """The requests the relay makes to its own LibreChat (transport.Transport)."""
+
+    def send(self, request: UpstreamRequest, cutoff: float) -> UpstreamResponse: ...
+
+    def fetch(
+        self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], timeout: float
+    ) -> tuple[int, bytes]: ...
 
 
 class Resumable:
@@ -103,30 +129,29 @@ class Resumable:
 
     def register(
         self, request: UpstreamRequest, response: UpstreamResponse, cutoff: float
-    ) -> tuple[UpstreamResponse, Turn | None]:
-        """Read a small chat answer ahead and, if it started a job, register the job's turn
-        before the answer leaves. Any failure leaves the answer as it was (no relay)."""
+    ) -> Turn | None:
+        """Read a small chat answer ahead (``response`` then relays it as it was) and, if it
+        started a job, register the job's turn before the answer leaves. Any failure leaves
+        the answer as it was (no relay)."""
         length = _content_length(response)
         if response.status != 200 or length is None or length > _ANSWER_LIMIT:
-            return response, None
-        data = response.read()
-        response.close()  # its connection goes back to the pool for the question below
-        answer = Prefetched(response, data)
+            return None
+        data = response.read_ahead()  # its connection goes back to the pool for the question below
         stream_id = _started_stream(data)
         if stream_id is None:
-            return answer, None
+            return None
         try:
             owner = self._user(request, cutoff)
             if owner is None:
-                return answer, None
+                return None
             turn = self.store.begin(stream_id, owner)
         except (RedisError, OSError, RequestError) as exc:
             log.warning(
                 "stream relay: turn not registered; LibreChat's own transport carries it",
                 error=type(exc).__name__,
             )
-            return answer, None
-        return answer, turn
+            return None
+        return turn
 
     def publish(self, request: UpstreamRequest, turn: Turn, cutoff: float) -> str:
         """Append the job's events, as the local LibreChat streams them, until the job ends.

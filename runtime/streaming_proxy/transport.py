@@ -91,16 +91,20 @@ class UpstreamResponse:
     called more than once.
     """
 
-    __slots__ = ("_closed", "_response", "headers", "status")
+    __slots__ = ("_closed", "_read_ahead", "_response", "headers", "status")
 
     def __init__(self, response: httpcore.Response) -> None:
         self._response = response
         self._closed = False
+        self._read_ahead: bytes | None = None
         self.status = response.status
         self.headers = response.headers
 
     def body(self) -> Iterator[bytes]:
         """The body's chunks as they arrive; a transport error becomes BodyBroke."""
+        if self._read_ahead is not None:
+            yield self._read_ahead
+            return
         try:
             yield from cast(Iterable[bytes], self._response.stream)  # the sync pool's: never async
         except _MAPPED as exc:
@@ -112,9 +116,20 @@ class UpstreamResponse:
         """The whole body, for small answers; httpcore's errors propagate as they are."""
         return self._response.read()
 
+    def read_ahead(self) -> bytes:
+        """Read the whole (small) body now and give the connection back; ``body`` then yields
+        it: an answer looked at before it is relayed."""
+        data = self.read()
+        self.close()
+        self._read_ahead = data
+        return data
+
     @property
     def socket(self) -> socket.socket | None:
-        """The connection's socket, for the watchdog to shut down at the cutoff."""
+        """The connection's socket, for the watchdog to shut down at the cutoff (none once the
+        connection went back to the pool)."""
+        if self._closed:
+            return None
         network = self._response.extensions.get("network_stream")
         return cast(socket.socket, network.get_extra_info("socket")) if network else None
 

@@ -25,6 +25,8 @@ from streaming_proxy import snapstart
 from emulator import LocalStack
 from emulator.sandbox import descendants, process_state
 
+pytestmark = pytest.mark.slow  # starts the runtime and node (tests/conftest.py)
+
 APP = HERE / "snapstart_app" / "server.cjs"
 
 

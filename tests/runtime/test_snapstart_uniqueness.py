@@ -12,6 +12,8 @@ import pytest
 
 from e2e import uniqueness
 
+pytestmark = pytest.mark.slow  # starts the runtime (tests/conftest.py)
+
 # The majors LibreChat v0.8.7/v0.8.8-rc1 load (uuid 11, nanoid 3, bson 6).
 PACKAGES = ("uuid@11.1.0", "nanoid@3.3.11", "bson@6.10.4")
 
