@@ -91,11 +91,7 @@ def test_snapstart_refuses_deploy_time_secrets_and_says_why():
         compute=SNAP,
         function={**SMALL_TMP, "kmsKeyArn": KMS_KEY},
         secrets={"mode": "deploy", "parameters": {"JWT_SECRET": "/app/jwt"}},
-<<<<<<< HEAD
-        pullRequestPreviews=False,  # a previewed stack refuses deploy mode anyway (security.md)
-=======
         pullRequestPreviews=False,  # which refuses deploy mode for a reason of its own
->>>>>>> main
     )
     assert problem.startswith("librechat-lambda:secrets.mode must be runtime with")
     assert "every published version keeps the secret values" in problem
