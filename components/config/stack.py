@@ -186,7 +186,7 @@ class StackConfig(Section):
                 "api.streamCheckTokenParameter",
                 "needs secrets.mode runtime: the runtime reads the token at cold start",
             )
-        if self.secrets.mode == "deploy" and self.pull_request_previews:
+        if self.secrets.mode == "deploy" and self.secrets.parameters and self.pull_request_previews:
             yield (
                 "secrets.mode",
                 "is deploy, but pull requests preview this stack (pullRequestPreviews) and a "
