@@ -42,7 +42,9 @@ def fake_stack(env: dict[str, str] | None = None, **kwargs: Any) -> Iterator[Loc
     kwargs.setdefault("function_timeout", 10.0)
     stack = LocalStack(FAKE_RUNTIME, env=env or {}, **kwargs)
     try:
-        stack.start(init_timeout=15)
+        stack.start(
+            init_timeout=60
+        )  # only a failing init waits it out; a loaded machine needs room
         yield stack
     finally:
         stack.stop()
