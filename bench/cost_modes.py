@@ -12,12 +12,14 @@ instance-hours plus a 15 % management fee whether busy or idle, and one environm
 streams.
 
 Model and its limits:
-- Every mode on arm64 (Graviton); API Gateway, NAT, logs and data transfer are left out: they
-  do not depend on the mode. Free tiers and Savings Plans are left out, and so is the init of
-  a standard cold start (billed as duration; a SnapStart restore replaces it).
+- Every mode on arm64 (Graviton) but SnapStart, on x86_64; API Gateway, NAT, logs and data
+  transfer are left out: they do not depend on the mode. Free tiers and Savings Plans are left
+  out, and so is the init of a standard cold start (billed as duration; a SnapStart restore
+  replaces it).
 - Standard: GB-seconds = (answers x billed environments per answer x answer seconds + other
   requests x their seconds) x function memory; plus requests (both legs of an answer count).
-- SnapStart: standard, plus the cache of the versions `make prune-versions` keeps, all month,
+- SnapStart: standard on x86_64 (the runtime's SnapStart needs RDRAND, docs/snapstart.md), plus
+  the cache of the versions `make prune-versions` keeps, all month,
   plus one restore per `ANSWERS_PER_RESTORE` answers (Lambda publishes no idle lifetime of an
   environment: a deliberately pessimistic guess).
 - Provisioned: two environments per stream at the peak kept initialized all month (an upper
@@ -59,6 +61,9 @@ EC2_PRICING = "https://aws.amazon.com/ec2/pricing/on-demand/ (Linux)"
 PRICES = {
     "lambda_arm_gb_second": Price(
         0.0000133334, "per GB-second (arm64, first 7.5 billion GB-s a month)", LAMBDA_PRICING
+    ),
+    "lambda_x86_gb_second": Price(
+        0.0000166667, "per GB-second (x86_64, first 6 billion GB-s a month)", LAMBDA_PRICING
     ),
     "lambda_request": Price(0.20 / 1e6, "per request ($0.20 per million)", LAMBDA_PRICING),
     "snapstart_cache_gb_second": Price(
@@ -137,15 +142,13 @@ def price(key: str) -> float:
     return PRICES[key].usd
 
 
-def standard_monthly(load: Load) -> float:
+def standard_monthly(load: Load, gb_second: str = "lambda_arm_gb_second") -> float:
     """Duration and requests on standard Lambda, in USD a month."""
     answer_seconds = load.answers_per_month * STANDARD_ENVIRONMENTS_PER_ANSWER * load.answer_seconds
     seconds = answer_seconds + load.other_requests_per_month * load.other_seconds
     requests = load.answers_per_month * STANDARD_ENVIRONMENTS_PER_ANSWER
     requests += load.other_requests_per_month
-    return seconds * STANDARD_MEMORY_GB * price("lambda_arm_gb_second") + requests * price(
-        "lambda_request"
-    )
+    return seconds * STANDARD_MEMORY_GB * price(gb_second) + requests * price("lambda_request")
 
 
 def snapstart_cache_monthly(versions: int = SNAPSTART_VERSIONS) -> float:
@@ -158,9 +161,11 @@ def restore_cost() -> float:
 
 
 def snapstart_monthly(load: Load) -> float:
-    """Standard, the kept versions' cache and the restores, in USD a month."""
+    """Standard on x86_64 (the runtime's SnapStart needs its RDRAND), the kept versions' cache
+    and the restores, in USD a month."""
     restores = load.answers_per_month / ANSWERS_PER_RESTORE
-    return standard_monthly(load) + snapstart_cache_monthly() + restores * restore_cost()
+    duration = standard_monthly(load, gb_second="lambda_x86_gb_second")
+    return duration + snapstart_cache_monthly() + restores * restore_cost()
 
 
 def provisioned_environments(load: Load) -> int:

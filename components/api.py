@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components import names
 from components.aws_rules import EndpointType
 
 #: API Gateway's maximum integration timeout in STREAM mode (15 minutes).
@@ -91,6 +92,9 @@ class StreamingApiArgs:
     """Turn off the default `https://<id>.execute-api...` URL (when a custom domain serves)."""
     web_acl_arn: str | None = None
     """An existing regional WAFv2 web ACL to associate with the stage."""
+    rate_limit_per_ip: int | None = None
+    """Set: the stage gets a web ACL of its own blocking a client IP above this many requests
+    in 5 minutes (`api.rateLimitPerIp`); excludes `web_acl_arn`."""
 
 
 def _fingerprint(*parts: object) -> str:
@@ -98,11 +102,50 @@ def _fingerprint(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def rate_limited_web_acl(
+    name: str,
+    api_name: str,
+    limit: int,
+    tags: Mapping[str, str],
+    opts: pulumi.ResourceOptions,
+) -> aws.wafv2.WebAcl:
+    """A regional web ACL that allows everything but a client IP over `limit` requests in
+    WAF's 5-minute window (`names.web_acl_name`: the CI deploy roles may manage it)."""
+    metric = f"{api_name}-rate".replace("-", "")
+    return aws.wafv2.WebAcl(
+        name,
+        name=names.web_acl_name(api_name),
+        scope="REGIONAL",
+        default_action={"allow": {}},
+        rules=[
+            {
+                "name": "per-ip-rate",
+                "priority": 0,
+                "action": {"block": {}},
+                "statement": {"rate_based_statement": {"limit": limit, "aggregate_key_type": "IP"}},
+                "visibility_config": {
+                    "cloudwatch_metrics_enabled": True,
+                    "metric_name": f"{metric}PerIp",
+                    "sampled_requests_enabled": True,
+                },
+            }
+        ],
+        visibility_config={
+            "cloudwatch_metrics_enabled": True,
+            "metric_name": metric,
+            "sampled_requests_enabled": False,
+        },
+        tags=dict(tags),
+        opts=opts,
+    )
+
+
 class StreamingApi(pulumi.ComponentResource):
     """REST API whose every route streams from one Lambda function."""
 
     rest_api: aws.apigateway.RestApi
     stage: aws.apigateway.Stage
+    web_acl: aws.wafv2.WebAcl | None
     rest_api_id: pulumi.Output[str]
     stage_name: pulumi.Output[str]
     stage_url: pulumi.Output[str]
@@ -236,11 +279,18 @@ class StreamingApi(pulumi.ComponentResource):
                 opts=child,
             )
 
-        if args.web_acl_arn is not None:
+        web_acl_arn: pulumi.Input[str] | None = args.web_acl_arn
+        self.web_acl = None
+        if args.rate_limit_per_ip is not None:
+            self.web_acl = rate_limited_web_acl(
+                f"{name}-rate", args.api_name or name, args.rate_limit_per_ip, tags, child
+            )
+            web_acl_arn = self.web_acl.arn
+        if web_acl_arn is not None:
             aws.wafv2.WebAclAssociation(
                 f"{name}-web-acl",
                 resource_arn=self.stage.arn,
-                web_acl_arn=args.web_acl_arn,
+                web_acl_arn=web_acl_arn,
                 opts=child,
             )
 

@@ -32,8 +32,6 @@ import pulumi_aws as aws
 from components import aws_rules, names
 from components.aws_rules import Architecture
 
-#: The AWS managed policy that is the operator role's whole permission.
-OPERATOR_POLICY_NAME = "AWSLambdaManagedEC2ResourceOperator"
 #: The one metric a capacity provider's target-tracking policy can follow.
 CPU_METRIC = "LambdaCapacityProviderAverageCPUUtilization"
 InstanceRequirement = aws.lambda_.CapacityProviderInstanceRequirementArgsDict
@@ -119,7 +117,7 @@ class CapacityProvider(pulumi.ComponentResource):
 
         # 1. The role Lambda assumes to run instances; AWS's managed policy is all it holds, and
         #    its permissions boundary too (the CI deploy roles require that boundary).
-        operator_policy_arn = f"arn:{partition}:iam::aws:policy/{OPERATOR_POLICY_NAME}"
+        operator_policy_arn = f"arn:{partition}:iam::aws:policy/{names.OPERATOR_POLICY_NAME}"
         self.operator_role = aws.iam.Role(
             f"{name}-operator",
             name=names.operator_role_name(args.name),

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from streaming_proxy.metrics import NAMESPACE as METRICS_NAMESPACE
+from streaming_proxy.stream_check import STREAM_CHECK_TOKEN, TOKEN_HEADER
 from streaming_proxy.variables import Env
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "METRICS_NAMESPACE",
     "SET_BY_PROGRAM",
     "STREAM_CHECK_PATH",
+    "STREAM_CHECK_TOKEN",
+    "TOKEN_HEADER",
     "UPSTREAM_COMMAND",
     "UPSTREAM_HEALTH_PATH",
     "UPSTREAM_PORT",
@@ -68,6 +71,7 @@ SET_BY_PROGRAM: Mapping[str, str | None] = MappingProxyType(
         "CONFIG_DOMAIN_FROM": "librechatConfig.domainFrom",
         "BASE_PATH": "domain.basePath",
         "SSM_SECRETS": "secrets.parameters (secrets.mode runtime)",
+        "STREAM_CHECK_PATH": "api.streamCheckTokenParameter",
         "NODE_ENV": None,
         "LIBRECHAT_LOG_DIR": None,
     }

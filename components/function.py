@@ -53,11 +53,12 @@ from components.config import RuntimeConfig
 from components.contract import (
     CONFIG_PATH,
     FIXED_ENVIRONMENT,
+    STREAM_CHECK_TOKEN,
     UPSTREAM_COMMAND,
     UPSTREAM_HEALTH_PATH,
     UPSTREAM_PORT,
 )
-from components.function_policy import AwsContext, in_vpc, policy_statements
+from components.function_policy import AwsContext, FunctionAccess, policy_statements
 
 #: Name of the alias the API invokes when versions are published (provisioned concurrency,
 #: SnapStart).
@@ -137,6 +138,8 @@ def plain_environment(args: LambdaFunctionArgs) -> dict[str, str]:
         "BACKGROUND_HOLD": "on" if args.runtime.background_hold else "off",
         "LOG_LEVEL": args.runtime.log_level,
     }
+    if STREAM_CHECK_TOKEN not in args.secrets:  # the stream check is on only with its token
+        env["STREAM_CHECK_PATH"] = ""
     if args.config_object is not None:
         env |= {
             "CONFIG_S3_BUCKET": args.config_object.bucket,
@@ -151,6 +154,24 @@ def plain_environment(args: LambdaFunctionArgs) -> dict[str, str]:
         env["SSM_SECRETS"] = json.dumps(dict(sorted(args.secrets.items())), separators=(",", ":"))
     env |= FIXED_ENVIRONMENT
     return env
+
+
+def in_vpc(args: LambdaFunctionArgs) -> bool:
+    """Whether the function itself is in the VPC (in managed mode its capacity provider is)."""
+    return bool(args.subnet_ids) and args.managed is None
+
+
+def access(args: LambdaFunctionArgs) -> FunctionAccess:
+    """What the role must reach, from the function's arguments."""
+    runtime_secrets = args.secrets if args.secrets_mode == "runtime" else {}
+    return FunctionAccess(
+        config_object=args.config_object,
+        files_bucket=args.files_bucket,
+        secret_parameters=runtime_secrets,
+        secrets_kms_key_arn=args.secrets_kms_key_arn,
+        in_vpc=in_vpc(args),
+        tracing=args.tracing,
+    )
 
 
 def streaming_invoke_arn(ctx: AwsContext, target_arn: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -238,7 +259,7 @@ class LambdaFunction(pulumi.ComponentResource):
         )
         self.policy_document = self.log_group.arn.apply(
             lambda arn: json.dumps(
-                {"Version": "2012-10-17", "Statement": policy_statements(args, ctx, arn)}
+                {"Version": "2012-10-17", "Statement": policy_statements(access(args), ctx, arn)}
             )
         )
         self.policy = aws.iam.RolePolicy(

@@ -16,11 +16,11 @@ page gives for DeleteNetworkInterface.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-if TYPE_CHECKING:
-    from components.function import LambdaFunctionArgs
+from components.aws_rules import S3Location
 
 #: Actions granted on `Resource: "*"`: AWS authorizes them on no narrower resource
 #: (Describe*, X-Ray), or Lambda's own permission check needs it (CreateNetworkInterface).
@@ -44,9 +44,18 @@ class AwsContext:
     account: str
 
 
-def in_vpc(args: LambdaFunctionArgs) -> bool:
-    """Whether the function itself is in the VPC (in managed mode its capacity provider is)."""
-    return bool(args.subnet_ids) and args.managed is None
+@dataclass(frozen=True)
+class FunctionAccess:
+    """What the function's role must reach: the policy builder's whole input."""
+
+    config_object: S3Location | None = None
+    files_bucket: str | None = None
+    secret_parameters: Mapping[str, str] = field(default_factory=dict)
+    """Parameters the runtime reads at cold start (runtime-mode secrets), by variable."""
+    secrets_kms_key_arn: str | None = None
+    in_vpc: bool = False
+    """The function itself is in the VPC (in managed mode its capacity provider is)."""
+    tracing: bool = False
 
 
 def ssm_parameter_arn(name: str, ctx: AwsContext) -> str:
@@ -58,7 +67,7 @@ def ssm_parameter_arn(name: str, ctx: AwsContext) -> str:
 
 
 def policy_statements(
-    args: LambdaFunctionArgs, ctx: AwsContext, log_group_arn: str
+    args: FunctionAccess, ctx: AwsContext, log_group_arn: str
 ) -> list[dict[str, Any]]:
     """The function role's statements, each scoped to the exact resources it needs."""
     p = ctx.partition
@@ -88,13 +97,15 @@ def policy_statements(
                 "Resource": [f"arn:{p}:s3:::{args.files_bucket}/*"],
             }
         )
-    if args.secrets_mode == "runtime" and args.secrets:
+    if args.secret_parameters:
         statements.append(
             {
                 "Sid": "ReadSecretParameters",
                 "Effect": "Allow",
                 "Action": ["ssm:GetParameters"],
-                "Resource": sorted({ssm_parameter_arn(n, ctx) for n in args.secrets.values()}),
+                "Resource": sorted(
+                    {ssm_parameter_arn(n, ctx) for n in args.secret_parameters.values()}
+                ),
             }
         )
         if args.secrets_kms_key_arn:
@@ -109,7 +120,7 @@ def policy_statements(
                     },
                 }
             )
-    if in_vpc(args):
+    if args.in_vpc:
         # The grant AWS documents (see the module docstring): Lambda checks CreateNetworkInterface
         # on the role at create time, and narrowed grants are reported to fail that check.
         statements += [

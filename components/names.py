@@ -40,6 +40,10 @@ def function_role_name(function: str) -> str:
     return f"{function}-function"
 
 
+#: AWS's managed policy a capacity provider's operator role holds, and is bounded by.
+OPERATOR_POLICY_NAME = "AWSLambdaManagedEC2ResourceOperator"
+
+
 def operator_role_name(name: str) -> str:
     """The capacity provider's operator role (managed instances)."""
     return f"{name}-capacity-operator"

@@ -190,7 +190,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], spawned: float) -> di
     return found
 
 
-def wait_started(root: Path, log: Path, spawned: float, timeout: float = 60.0) -> float | None:
+def wait_started(root: Path, log: Path, spawned: float, timeout: float = 180.0) -> float | None:
     """Seconds from spawn to the end of LibreChat's post-listen start-up, by the runtime's own
     rule (the baseline must not race it: v0.8.2 loses a chat job started before its job store
     is configured)."""

@@ -34,6 +34,7 @@ import yaml
 
 from components.config import PROJECT
 from components.contract import STREAM_CHECK_PATH
+from components.names import default_name
 from e2e.client import LibreChat
 from ops import check, smoke
 from ops.aws_evidence import aws_checks
@@ -103,7 +104,7 @@ def throwaway_config(stack: str, suffix: str, root: Path = ROOT) -> dict[str, An
     def key(name: str) -> str:
         return f"{PROJECT}:{name}"
 
-    name = str(config.get(key("name"), f"librechat-{stack}"))
+    name = str(config.get(key("name"), default_name(stack)))
     config[key("name")] = f"{name[: 40 - 10]}-acc{suffix}"
     image = dict(config.get(key("image")) or {})
     config[key("image")] = {**image, "forceDelete": True}  # destroy removes its images too

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from components.config import PROJECT, ConfigError, StackConfig, parse
+from components.names import default_name, deploy_role_name, preview_role_name
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Provider packages whose config namespaces a stack file may use; their keys are read from
@@ -114,7 +115,7 @@ def other_names(stack: str, root: Path) -> dict[str, str]:
         if other == stack:
             continue
         config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
-        names[other] = str(config.get(f"{PROJECT}:name", f"librechat-{other}"))
+        names[other] = str(config.get(f"{PROJECT}:name", default_name(other)))
     return names
 
 
@@ -177,17 +178,17 @@ def ci_todos(stack: str, name: str, region: str, root: Path) -> Iterator[str]:
     suffix = re.sub(r"[^A-Z0-9]", "_", stack.upper())
     yield (
         f"CI roles: run `pulumi up` in ci/ (it serves every Pulumi.<stack>.yaml): it creates "
-        f"{name}-preview and {name}-deploy"
+        f"{preview_role_name(name)} and {deploy_role_name(name)}"
     )
     yield (
         f'preview: gh variable set AWS_PREVIEW_ROLE_ARN_{suffix} --body "arn:aws:iam::<account>:'
-        f'role/{name}-preview"  (and AWS_REGION_{suffix} --body {region} if it differs from '
-        "AWS_REGION); give the Pulumi preview team Stack Read on the stack"
+        f'role/{preview_role_name(name)}"  (and AWS_REGION_{suffix} --body {region} if it '
+        "differs from AWS_REGION); give the Pulumi preview team Stack Read on the stack"
     )
     yield (
         f"deploy: create the GitHub environment {stack}, deployable from main only, with "
         f'gh variable set AWS_DEPLOY_ROLE_ARN --env {stack} --body "arn:aws:iam::<account>:'
-        f'role/{name}-deploy" and gh secret set PULUMI_DEPLOY_TOKEN --env {stack} '
+        f'role/{deploy_role_name(name)}" and gh secret set PULUMI_DEPLOY_TOKEN --env {stack} '
         "(docs/deploying.md, step 4)"
     )
     deploy = yaml.safe_load((root / ".github" / "workflows" / "deploy.yml").read_text())

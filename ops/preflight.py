@@ -101,7 +101,7 @@ def target_from_config(found: StackFile) -> Target:
         hosted_zone_name=domain.hosted_zone_name if domain else None,
         certificate_arn=domain.certificate_arn if domain else None,
         access_logging=cfg.api.access_logging,
-        reserved_concurrency=cfg.function.reserved_concurrency,
+        reserved_concurrency=cfg.reserved_concurrency,
         provisioned_concurrency=cfg.function.provisioned_concurrency,
     )
 

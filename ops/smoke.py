@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from components.config import ConfigError
-from components.contract import STREAM_CHECK_PATH
+from components.contract import STREAM_CHECK_PATH, TOKEN_HEADER
 from ops.stack import load_stack
 
 #: Arrivals must spread over at least this share of the time the runtime spread them over.
@@ -90,8 +90,22 @@ def check_health(client: httpx.Client, report: Report, wait: float) -> None:
         time.sleep(min(5.0, max(deadline - time.monotonic(), 0)))
 
 
+def stream_check_token(parameter: str) -> str:
+    """The stream check's token, from the stack's SSM parameter (api.streamCheckTokenParameter),
+    with the caller's AWS credentials; it is sent, never printed."""
+    import boto3  # noqa: PLC0415 (only a smoke of a stack with the check on needs AWS)
+
+    response = boto3.client("ssm").get_parameter(Name=parameter, WithDecryption=True)
+    return str(response["Parameter"]["Value"])
+
+
 def check_streaming(
-    client: httpx.Client, report: Report, path: str, count: int, interval_ms: int
+    client: httpx.Client,
+    report: Report,
+    path: str,
+    count: int,
+    interval_ms: int,
+    token: str | None = None,
 ) -> list[tuple[float, str]]:
     """Events `interval_ms` apart must arrive spread out, not all together; returns each
     event's arrival (monotonic seconds) with the runtime's clock when it sent it."""
@@ -99,7 +113,8 @@ def check_streaming(
     first_byte: float | None = None
     arrivals: list[tuple[float, dict[str, object]]] = []
     params = {"n": count, "interval_ms": interval_ms}
-    with client.stream("GET", path, params=params) as response:
+    headers = {TOKEN_HEADER.decode(): token} if token else {}
+    with client.stream("GET", path, params=params, headers=headers) as response:
         if response.status_code != 200:
             body = response.read()[:300].decode("utf-8", "replace")
             raise SmokeError(f"{path} answered {response.status_code} (expected 200): {body}")
@@ -160,7 +175,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     where.add_argument("--url", help="the public base URL (e.g. the stage_url output)")
     parser.add_argument("--check-path", default=STREAM_CHECK_PATH)
     parser.add_argument("--events", type=int, default=5, help="2 to 20 (the runtime's limit)")
-    parser.add_argument("--interval-ms", type=int, default=500, help="1 to 1000 (likewise)")
+    parser.add_argument(
+        "--interval-ms", type=int, default=500, help="1 to 1000; the whole check <= 3 s"
+    )
     parser.add_argument(
         "--wait", type=float, default=120.0, help="seconds /health may take (a cold start)"
     )
@@ -174,7 +191,20 @@ def main(argv: Iterable[str] | None = None) -> int:
         check_resolves(base, report)
         with httpx.Client(base_url=base.rstrip("/"), timeout=60, follow_redirects=False) as client:
             check_health(client, report, args.wait)
-            check_streaming(client, report, args.check_path, args.events, args.interval_ms)
+            parameter = (
+                load_stack(args.stack).config.api.stream_check_token_parameter
+                if args.stack
+                else None
+            )
+            if args.stack and parameter is None:
+                report.say(
+                    "skip  stream check: off in this stack (api.streamCheckTokenParameter unset)"
+                )
+            else:
+                token = stream_check_token(parameter) if parameter else None
+                check_streaming(
+                    client, report, args.check_path, args.events, args.interval_ms, token
+                )
     except (SmokeError, ConfigError, httpx.HTTPError, OSError) as exc:
         report.say(f"FAIL  {exc}")
         return 1

@@ -29,7 +29,7 @@ from emulator.http11 import free_port
 from ops import acceptance
 from ops.acceptance import AcceptanceError, Steps, run, throwaway_config
 
-pytestmark = pytest.mark.slow  # runs the acceptance script's processes (tests/conftest.py)
+pytestmark = pytest.mark.slow  # the emulator and moto
 
 HERE = Path(__file__).resolve().parent
 REGION = "eu-west-1"

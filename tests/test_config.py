@@ -434,3 +434,18 @@ def test_require_digest_refuses_a_tag_naming_the_key():
     pinned = "ghcr.io/danny-avila/librechat-api@sha256:" + "ab" * 32
     cfg = parse(with_(image={"requireDigest": True, "baseImage": pinned}), stack="dev")
     assert cfg.image.base_image == pinned
+
+
+def test_standard_mode_reserves_concurrency_by_default_and_managed_mode_does_not():
+    """A flood of requests (each stream holds an environment) stops at the reservation."""
+    from components.config.function import DEFAULT_RESERVED_CONCURRENCY
+
+    cfg = parse(with_(), stack="dev")
+    assert cfg.reserved_concurrency == DEFAULT_RESERVED_CONCURRENCY == cfg.concurrency_limit
+    assert parse(with_(function={"reservedConcurrency": 7}), stack="dev").reserved_concurrency == 7
+    with pytest.raises(ConfigError) as caught:
+        parse(
+            with_(function={"provisionedConcurrency": DEFAULT_RESERVED_CONCURRENCY + 1}),
+            stack="dev",
+        )
+    assert caught.value.problems[0].startswith("librechat-lambda:function.provisionedConcurrency")

@@ -47,12 +47,13 @@ def test_managed_grows_with_the_peak_not_with_the_answers():
     assert standard_monthly(longer) > standard_monthly(busy)
 
 
-def test_snapstart_adds_the_kept_versions_cache_and_a_restore_every_five_answers():
+def test_snapstart_bills_x86_duration_the_kept_versions_cache_and_a_restore_per_5_answers():
     # 3 versions x 2 GB x a month of cache, and 1,000 / 5 restores of 2 GB.
     cache = DEFAULT_KEEP * 2 * MONTH_SECONDS * 0.0000015046
     restores = 1_000 / 5 * 2 * 0.0001398
     assert DEFAULT_KEEP == 3
-    assert snapstart_monthly(QUIET) == pytest.approx(standard_monthly(QUIET) + cache + restores)
+    x86 = 1_000 * 2 * 10 * 2 * 0.0000166667 + 2_000 * 0.20 / 1e6  # SnapStart needs x86_64
+    assert snapstart_monthly(QUIET) == pytest.approx(x86 + cache + restores)
     assert cache == pytest.approx(23.72, abs=0.01)  # the figure docs/compute-modes.md states
 
 

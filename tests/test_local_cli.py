@@ -20,7 +20,7 @@ from emulator.http11 import free_port
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow  # starts the emulator
+@pytest.mark.slow
 def test_the_url_comes_last_the_log_is_readable_and_a_throttled_request_says_why() -> None:
     port = free_port()
     proc = subprocess.Popen(

@@ -75,6 +75,12 @@ def test_snapstart_refuses_more_than_512_mb_of_tmp_including_the_default():
     )
 
 
+def test_snapstart_refuses_arm64_whose_cpus_lack_the_rdrand_the_runtime_needs():
+    (problem,) = problems(compute=SNAP, function={**SMALL_TMP, "architecture": "arm64"})
+    assert problem.startswith("librechat-lambda:function.architecture is arm64; compute.snapStart")
+    assert "RDRAND" in problem
+
+
 def test_snapstart_refuses_managed_instances_naming_the_key():
     (problem,) = problems(compute={**SNAP, "mode": "managedInstances"})
     assert problem.startswith("librechat-lambda:compute.snapStart does not exist with compute.mode")
@@ -85,6 +91,7 @@ def test_snapstart_refuses_deploy_time_secrets_and_says_why():
         compute=SNAP,
         function={**SMALL_TMP, "kmsKeyArn": KMS_KEY},
         secrets={"mode": "deploy", "parameters": {"JWT_SECRET": "/app/jwt"}},
+        pullRequestPreviews=False,  # which refuses deploy mode for a reason of its own
     )
     assert problem.startswith("librechat-lambda:secrets.mode must be runtime with")
     assert "every published version keeps the secret values" in problem
@@ -92,7 +99,8 @@ def test_snapstart_refuses_deploy_time_secrets_and_says_why():
 
 def test_snapstart_takes_deploy_mode_without_parameters_and_runtime_secrets():
     for secrets in ({"mode": "deploy"}, {"mode": "runtime", "parameters": {"A_B": "/a/b"}}):
-        cfg = parse(with_(compute=SNAP, function=SMALL_TMP, secrets=secrets), stack="dev")
+        raw = with_(compute=SNAP, function=SMALL_TMP, secrets=secrets, pullRequestPreviews=False)
+        cfg = parse(raw, stack="dev")
         assert cfg.compute.snap_start
 
 

@@ -162,3 +162,38 @@ def test_the_base_image_is_built_by_digest_and_exported(mocks: PulumiMocks, stac
     assert image["build"]["args"] == {"BASE_IMAGE": pinned}
     assert mocks.inputs_of(T.ECR_REPOSITORY)["imageTagMutability"] == "IMMUTABLE"
     assert exports["image_uri"] == mocks.outputs["image-image"]["repoDigest"]
+
+
+# -- 5. the stream check and per-client limits (issue 17) -------------------------------------
+
+TOKEN_PARAMETER = "/librechat-lambda/dev/stream-check-token"
+
+
+def function_environment(mocks: PulumiMocks) -> dict[str, str]:
+    return plain(mocks.one(T.FUNCTION).inputs["environment"])["variables"]
+
+
+def test_the_stream_check_is_off_unless_the_stack_gives_it_a_token(mocks: PulumiMocks):
+    run(mocks, "dev")
+    env = function_environment(mocks)
+    assert env["STREAM_CHECK_PATH"] == ""
+    assert "STREAM_CHECK_TOKEN" not in json.loads(env["SSM_SECRETS"])
+
+
+def test_with_a_token_parameter_the_runtime_reads_it_from_ssm_at_cold_start(mocks: PulumiMocks):
+    run(mocks, "dev", api={"streamCheckTokenParameter": TOKEN_PARAMETER})
+    env = function_environment(mocks)
+    assert "STREAM_CHECK_PATH" not in env  # the runtime's default path: on
+    assert json.loads(env["SSM_SECRETS"])["STREAM_CHECK_TOKEN"] == TOKEN_PARAMETER
+    policies = [plain(p.inputs)["policy"] for p in mocks.of_type(T.ROLE_POLICY)]
+    assert any(f"parameter{TOKEN_PARAMETER}" in p for p in policies)
+
+
+def test_a_rate_limit_per_ip_gives_the_stage_a_web_acl_of_its_own(mocks: PulumiMocks):
+    run(mocks, "dev", api={"rateLimitPerIp": 300})
+    acl = mocks.inputs_of("aws:wafv2/webAcl:WebAcl")
+    assert acl["name"] == "librechat-lambda-dev-rate"
+    (rule,) = acl["rules"]
+    assert rule["action"] == {"block": {}}
+    assert rule["statement"]["rateBasedStatement"] == {"limit": 300, "aggregateKeyType": "IP"}
+    assert mocks.one("aws:wafv2/webAclAssociation:WebAclAssociation")

@@ -79,6 +79,7 @@ def run_step(step: dict[str, Any], env: dict[str, str]) -> dict[str, str]:
         return dict(line.split("=", 1) for line in output.read_text().splitlines())
 
 
+@pytest.mark.slow  # runs the workflow's shell step
 def test_the_preview_wiring_picks_each_stacks_own_role_and_region() -> None:
     """A stack's own variable wins (AWS_PREVIEW_ROLE_ARN_<STACK>), the repository's serves the rest."""
     wiring = named_step(load("preview.yml")["jobs"]["preview"], "Check the repository wiring")
@@ -176,6 +177,7 @@ def test_ci_runs_the_readme_test_command_on_every_pull_request_and_push() -> Non
         assert linter in lint, f"make lint must run {linter}"
 
 
+@pytest.mark.slow  # runs the workflow's shell step
 def test_preview_diffs_every_stack_on_pull_requests_as_a_comment() -> None:
     workflow = load("preview.yml")
     assert list(workflow["on"]) == ["pull_request"]
@@ -367,6 +369,7 @@ def test_every_pulumi_up_is_followed_by_the_smoke_test() -> None:
     assert "${{" not in smoke["run"], "inputs reach the shell through env, never inline"
 
 
+@pytest.mark.slow  # runs the workflow's script
 def test_the_bump_workflow_rewrites_a_moved_digest_and_leaves_tags_alone(tmp_path: Path) -> None:
     """Its resolve step, run under bash with a stand-in `docker` answering a new digest."""
     job = load("base-image-bump.yml")["jobs"]["bump"]

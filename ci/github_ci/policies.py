@@ -150,9 +150,6 @@ CAPACITY_PROVIDER_ACTIONS: tuple[str, ...] = (
     "lambda:TagResource",
     "lambda:UntagResource",
 )
-#: The one policy a capacity provider's operator role may hold (main program:
-#: components/capacity_provider.py).
-OPERATOR_POLICY_NAME = "AWSLambdaManagedEC2ResourceOperator"
 #: Lambda's service-linked role, which terminates a capacity provider's instances: Lambda
 #: creates it with the account's first capacity provider, as the caller, who therefore needs
 #: iam:CreateServiceLinkedRole for it (Lambda guide, using-service-linked-roles.html).
@@ -247,6 +244,16 @@ METRIC_FILTER_ACTIONS: tuple[str, ...] = (
     "logs:DeleteMetricFilter",
     "logs:DescribeMetricFilters",
 )
+#: components/api.py: the web ACL of `api.rateLimitPerIp`, `<name>-rate`.
+OWN_WEB_ACL_ACTIONS: tuple[str, ...] = (
+    "wafv2:CreateWebACL",
+    "wafv2:UpdateWebACL",
+    "wafv2:DeleteWebACL",
+    "wafv2:GetWebACL",
+    "wafv2:ListTagsForResource",
+    "wafv2:TagResource",
+    "wafv2:UntagResource",
+)
 WEB_ACL_ACTIONS: tuple[str, ...] = (
     "wafv2:AssociateWebACL",
     "wafv2:DisassociateWebACL",
@@ -329,7 +336,7 @@ def boundary_arn(target: StackTarget, account: Account) -> str:
 
 
 def operator_policy_arn(account: Account) -> str:
-    return f"arn:{account.partition}:iam::aws:policy/{OPERATOR_POLICY_NAME}"
+    return f"arn:{account.partition}:iam::aws:policy/{names.OPERATOR_POLICY_NAME}"
 
 
 def boundary_policy(target: StackTarget, account: Account) -> Document:
@@ -462,6 +469,16 @@ def deploy_policy(target: StackTarget, account: Account) -> Document:
             _tagged(name, "ResourceTag"),
         ),
         *_scope_tag_guards(name),
+    ]
+    own_acl = f"arn:{p}:wafv2:{r}:{a}:regional/webacl/{names.web_acl_name(name)}/*"
+    stages = f"{apigateway}/restapis/*/stages/*"
+    statements += [
+        # api.rateLimitPerIp: the stack's own web ACL, associated with its own stage.
+        _allow("OwnWebAcl", OWN_WEB_ACL_ACTIONS, [own_acl]),
+        _allow("AssociateOwnWebAcl", WEB_ACL_ACTIONS, [own_acl, stages]),
+        _allow(
+            "SetOwnStageWebAcl", ["apigateway:SetWebACL"], [stages], _tagged(name, "ResourceTag")
+        ),
     ]
     statements += _monitoring_statements(target, account)
     if target.domain is not None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated
 
 from pydantic import Field
 
 from components import aws_rules
-from components.config.base import Names, Retention, Section, rule
+from components.config.base import Names, Problem, Retention, Section, rule
 
 
 class ApiConfig(Section):
@@ -50,3 +51,22 @@ class ApiConfig(Section):
     web_acl_arn: Annotated[str, rule(aws_rules.check_web_acl_arn)] | None = Field(
         None, description="an existing regional WAFv2 web ACL to associate with the stage"
     )
+    rate_limit_per_ip: Annotated[int, Field(ge=10, le=2_000_000_000)] | None = Field(
+        None,
+        description="a web ACL of the stack's own (`<name>-rate`) blocks a client IP above this "
+        "many requests in 5 minutes (stage throttling is per stage, not per client)",
+    )
+    stream_check_token_parameter: Annotated[str, rule(aws_rules.check_ssm_name)] | None = Field(
+        None,
+        description="turns the runtime's stream check (`/_runtime/stream-check`, `make smoke`) "
+        "on: it answers only requests carrying this SSM parameter's value in "
+        "`X-Stream-Check-Token` (the runtime reads it at cold start); unset, the check is off",
+    )
+
+    def related_problems(self) -> Iterator[Problem]:
+        if self.rate_limit_per_ip is not None and self.web_acl_arn is not None:
+            yield (
+                "rateLimitPerIp",
+                "cannot be set with api.webAclArn (a stage takes one web ACL): add a rate-based "
+                "rule to that web ACL instead",
+            )

@@ -10,6 +10,11 @@ from pydantic import Field
 from components import aws_rules
 from components.config.base import Problem, Retention, Section, rule
 
+#: Standard mode's reservation when none is set: at 1 to 3 environments per chat answer (its
+#: POST, its stream GET, a title), about 20 answers at once; it caps what a flood of requests can
+#: hold (each stream holds an environment) and leaves an account's default 1000 to the rest.
+DEFAULT_RESERVED_CONCURRENCY = 50
+
 
 class FunctionConfig(Section):
     architecture: aws_rules.Architecture = Field(
@@ -32,7 +37,10 @@ class FunctionConfig(Section):
     )
     tracing: bool = Field(False, description="X-Ray active tracing")
     reserved_concurrency: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
-        None, description="reserved concurrent executions"
+        None,
+        description="reserved concurrent executions: the most environments the function (and "
+        "so one abusive client) can hold, and a share no other function can take",
+        json_schema_extra={"shown_default": f"{DEFAULT_RESERVED_CONCURRENCY} in standard mode"},
     )
     provisioned_concurrency: int = Field(
         0,
@@ -60,8 +68,9 @@ class FunctionConfig(Section):
         return aws_rules.PLATFORMS[self.architecture]
 
     def related_problems(self) -> Iterator[Problem]:
-        reserved, provisioned = self.reserved_concurrency, self.provisioned_concurrency
-        if reserved is not None and provisioned > reserved:
+        reserved = self.reserved_concurrency or DEFAULT_RESERVED_CONCURRENCY
+        provisioned = self.provisioned_concurrency
+        if provisioned > reserved:
             yield (
                 "provisionedConcurrency",
                 f"{provisioned} exceeds function.reservedConcurrency {reserved}; lower it or "

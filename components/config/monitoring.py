@@ -51,13 +51,7 @@ class MonitoringConfig(Section):
         le=100,
         description="alarm when concurrent executions reach this share of the limit "
         "(managed instances: `compute.maxEnvironments` x `compute.maxConcurrency`; else "
-        "`function.reservedConcurrency`, else `monitoring.accountConcurrency`)",
-    )
-    account_concurrency: int = Field(
-        1000,
-        ge=1,
-        description="the account's concurrent executions quota in the region (`make preflight` "
-        "prints it); the concurrency alarm's limit in standard mode without a reservation",
+        "the reservation, `function.reservedConcurrency`)",
     )
 
     def related_problems(self) -> Iterator[Problem]:

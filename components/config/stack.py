@@ -17,13 +17,14 @@ from components.config.compute import SNAP_START_MAX_EPHEMERAL_MB, ComputeConfig
 from components.config.domain import DomainConfig
 from components.config.environment import Environment
 from components.config.errors import ConfigError, problems_of
-from components.config.function import FunctionConfig
+from components.config.function import DEFAULT_RESERVED_CONCURRENCY, FunctionConfig
 from components.config.image import ImageConfig
 from components.config.librechat import LibreChatConfig
 from components.config.monitoring import MonitoringConfig
 from components.config.network import NetworkConfig
 from components.config.runtime import RuntimeConfig
 from components.config.secrets import SecretsConfig
+from components.contract import STREAM_CHECK_TOKEN
 
 PROJECT = names.PROJECT
 
@@ -121,15 +122,30 @@ class StackConfig(Section):
         return self.environment.get("AWS_BUCKET_NAME")
 
     @property
+    def secret_parameters(self) -> dict[str, str]:
+        """`secrets.parameters`, plus the stream check's token parameter (read by the runtime,
+        never passed to LibreChat: runtime/streaming_proxy/main.py)."""
+        token = self.api.stream_check_token_parameter
+        extra = {STREAM_CHECK_TOKEN: token} if token else {}
+        return {**self.secrets.parameters, **extra}
+
+    @property
+    def reserved_concurrency(self) -> int | None:
+        """`function.reservedConcurrency`, defaulting to `DEFAULT_RESERVED_CONCURRENCY` in
+        standard mode (managed instances have none: their environments bound it)."""
+        if self.compute.managed:
+            return None
+        reserved = self.function.reserved_concurrency
+        return DEFAULT_RESERVED_CONCURRENCY if reserved is None else reserved
+
+    @property
     def concurrency_limit(self) -> int:
         """Most concurrent executions the function gets, the concurrency alarm's limit: on managed
         instances every environment's share (compute.maxEnvironments x compute.maxConcurrency),
-        else the reservation, else the account's quota (monitoring.accountConcurrency)."""
+        else the reservation (standard mode always has one)."""
         if self.compute.managed:
             return self.compute.max_environments * self.compute.max_concurrency
-        if self.function.reserved_concurrency is not None:
-            return self.function.reserved_concurrency
-        return self.monitoring.account_concurrency if self.monitoring else 0
+        return self.reserved_concurrency or 0
 
     def advice(self) -> Iterator[str]:
         """What a valid stack still lacks for resumable LibreChat (>= v0.8.2) in standard mode,
@@ -164,6 +180,11 @@ class StackConfig(Section):
             yield (
                 "api.endpointType",
                 "must be REGIONAL when a custom domain is on (the domain is a REGIONAL endpoint)",
+            )
+        if self.api.stream_check_token_parameter and self.secrets.mode != "runtime":
+            yield (
+                "api.streamCheckTokenParameter",
+                "needs secrets.mode runtime: the runtime reads the token at cold start",
             )
         if self.secrets.mode == "deploy" and self.pull_request_previews:
             yield (
@@ -253,8 +274,8 @@ class StackConfig(Section):
 
     def _snap_start_problems(self) -> Iterator[Problem]:
         """What SnapStart rules out (AWS: not with provisioned concurrency, EFS or more than
-        512 MB of /tmp), and deploy-time secrets, which every kept version would hold
-        (docs/compute-modes.md, SnapStart)."""
+        512 MB of /tmp; the runtime: arm64), and deploy-time secrets, which every kept version
+        would hold (docs/compute-modes.md, SnapStart)."""
         if not self.compute.snap_start:
             return
         fn = self.function
@@ -270,6 +291,13 @@ class StackConfig(Section):
                 f"is {fn.ephemeral_storage_mb}; compute.snapStart allows at most "
                 f"{SNAP_START_MAX_EPHEMERAL_MB} MB of /tmp: set it to "
                 f"{SNAP_START_MAX_EPHEMERAL_MB}",
+            )
+        if fn.architecture != "x86_64":
+            yield (
+                "function.architecture",
+                f"is {fn.architecture}; compute.snapStart needs x86_64: the runtime has OpenSSL "
+                "draw from the CPU's RDRAND so that no generator state sits in the snapshot, and "
+                "Graviton has none (docs/snapstart.md)",
             )
         if self.secrets.mode == "deploy" and self.secrets.parameters:
             yield (

@@ -9,6 +9,7 @@ JSON log line and an /init/error with a Runtime.* type, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -24,6 +25,7 @@ from streaming_proxy.coldstart import ColdStartFetch
 from streaming_proxy.errors import InitError, UpstreamFailed
 from streaming_proxy.runtime_api import Invocation, RuntimeApiClient
 from streaming_proxy.settings import Settings, SettingsError, load, relay_redis_url
+from streaming_proxy.stream_check import STREAM_CHECK_TOKEN
 from streaming_proxy.upstream import Upstream, upstream_env
 
 
@@ -53,6 +55,9 @@ def main(handler_factory: Callable[[], HandlerFactory]) -> int:
     try:
         fetch = ColdStartFetch(settings)  # forks: must come before any thread is started
         secrets = fetch.result()
+        token = secrets.pop(STREAM_CHECK_TOKEN, None)  # the runtime's own: never LibreChat's
+        if token is not None:
+            settings = dataclasses.replace(settings, stream_check_token=token)
         if settings.fetches_anything:
             elapsed_ms = round((time.monotonic() - started) * 1000, 1)
             log.info(

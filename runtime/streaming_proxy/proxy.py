@@ -37,7 +37,7 @@ class Proxy:
         self.transport = Transport(settings, upstream)
         self.watchdog = Watchdog(settings.sse_keepalive_interval, settings.stream_idle_timeout)
         self.background = BackgroundRule(settings)
-        self.stream_check = StreamCheck(settings.stream_check_path)
+        self.stream_check = StreamCheck(settings.stream_check_path, settings.stream_check_token)
         self.resumable = resumable_for(settings, self.transport, self.watchdog)
         self._host_header = f"{settings.upstream_host}:{settings.upstream_port}".encode()
 

@@ -64,6 +64,9 @@ class Settings:
     stream_relay_max_events: int
     stream_relay_heartbeat: float
     snap_start: bool
+    stream_check_token: str | None = None
+    """The stream check's token: SSM_SECRETS' `STREAM_CHECK_TOKEN`, read at cold start and kept
+    from LibreChat (main.py); None: the check asks for none (local runs, the emulator)."""
 
     @property
     def fetches_anything(self) -> bool:

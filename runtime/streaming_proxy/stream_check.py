@@ -5,12 +5,18 @@ events ``interval_ms`` apart, each carrying the runtime's clock. A gateway or fu
 buffers still delivers every event, but all at once at the end; a client that sees the first
 event long before the last has proof that the domain, API Gateway's STREAM mode and the
 function stream end to end. The upstream is never asked, so the check works while LibreChat
-boots or is down, and the bounds (``n`` <= 20, ``interval_ms`` <= 1000) keep one check no
-dearer than an ordinary request.
+boots or is down, and the bounds (``n`` <= 20, ``interval_ms`` <= 1000, the whole check
+<= ``MAX_DURATION_MS``) keep one check no dearer than an ordinary request.
+
+A deployed stack turns the check on only with a token (its `api.streamCheckTokenParameter`,
+an SSM parameter the runtime reads at cold start as SSM_SECRETS' ``STREAM_CHECK_TOKEN``): a
+request without that value in ``X-Stream-Check-Token`` is refused before any event, so nobody
+else can hold environments with it.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import threading
 import time
@@ -25,6 +31,11 @@ from streaming_proxy.runtime_api import ResponseStream
 
 #: (default, maximum) of each query parameter; the minimum is 1 event and 0 ms.
 LIMITS = {"n": (5, 20), "interval_ms": (200, 1000)}
+#: The longest a check may hold its environment: (n - 1) x interval_ms.
+MAX_DURATION_MS = 3000
+#: The SSM_SECRETS key the token arrives under, and the header a caller sends it in.
+STREAM_CHECK_TOKEN = "STREAM_CHECK_TOKEN"  # noqa: S105 (a variable name, not a secret)
+TOKEN_HEADER = b"x-stream-check-token"
 HEADERS = [
     (b"Content-Type", b"text/event-stream; charset=utf-8"),
     (b"Cache-Control", b"no-cache, no-store"),
@@ -34,8 +45,9 @@ HEADERS = [
 class StreamCheck:
     """Serves the check on ``path`` (an empty path switches it off)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, token: str | None = None) -> None:
         self.path = path
+        self.token = token
         self.head = prelude(200, HEADERS)
 
     def handles(self, request: UpstreamRequest) -> bool:
@@ -51,7 +63,13 @@ class StreamCheck:
         """Send the events; a bad query or method raises RequestError before anything is sent."""
         if request.method != "GET":
             raise RequestError(405, f"{self.path} answers GET only", headers=((b"Allow", b"GET"),))
+        if self.token is not None and not _token_matches(request, self.token):
+            raise RequestError(403, f"{self.path} needs its token in X-Stream-Check-Token")
         count, interval_ms = parameters(request.target)
+        if (count - 1) * interval_ms > MAX_DURATION_MS:
+            raise RequestError(
+                400, f"n x interval_ms may span at most {MAX_DURATION_MS} ms (n - 1 intervals)"
+            )
         pause = threading.Event()
         stream.start(self.head, event(1, count))
         error: tuple[str, str] | None = None
@@ -103,3 +121,8 @@ def event(seq: int, count: int) -> bytes:
         seq,
         json.dumps(data, separators=(",", ":")).encode(),
     )
+
+
+def _token_matches(request: UpstreamRequest, token: str) -> bool:
+    sent = [v for k, v in request.headers if k.lower() == TOKEN_HEADER]
+    return len(sent) == 1 and hmac.compare_digest(sent[0], token.encode())

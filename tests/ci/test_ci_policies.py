@@ -339,7 +339,9 @@ def test_web_acl_association_is_granted_only_for_the_configured_acl() -> None:
     assert decide([prod], "apigateway:SetWebACL", stage) == "ImplicitDeny"
     other = "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/other/ffff"
     assert decide([prod], "wafv2:AssociateWebACL", other) == "ImplicitDeny"
-    assert decide([deploy_policy(DEV, ACCOUNT)], "wafv2:AssociateWebACL", stage) == "ImplicitDeny"
+    # Dev may associate only its own rate ACL (AWS checks the ACL and the stage): not prod's.
+    dev = deploy_policy(DEV, ACCOUNT)
+    assert decide([dev], "wafv2:AssociateWebACL", PROD.web_acl_arn or "") == "ImplicitDeny"
 
 
 def test_deploy_reads_no_secret_parameter_and_no_other_bucket() -> None:
@@ -531,3 +533,10 @@ def test_no_subscription_can_be_edited() -> None:
         policy = deploy_policy(target, ACCOUNT)
         assert decide([policy], "sns:SetSubscriptionAttributes", subscription) == "ImplicitDeny"
         assert decide([policy], "sns:SetSubscriptionAttributes", "*") == "ImplicitDeny"
+
+
+def test_deploy_manages_its_own_rate_web_acl_only() -> None:
+    dev = deploy_policy(DEV, ACCOUNT)
+    acl = "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/{}-rate/0123"
+    assert decide([dev], "wafv2:CreateWebACL", acl.format(DEV.name)) == "Allow"
+    assert decide([dev], "wafv2:DeleteWebACL", acl.format(PROD.name)) == "ImplicitDeny"

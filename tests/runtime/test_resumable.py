@@ -20,6 +20,8 @@ from test_readiness import librechat
 
 from emulator import LocalStack
 
+pytestmark = pytest.mark.slow  # runtimes under the emulator, redis-server, the stand-in
+
 NO_PARENT = "00000000-0000-0000-0000-000000000000"
 UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"
 

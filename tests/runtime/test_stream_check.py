@@ -119,3 +119,40 @@ def test_an_empty_path_switches_it_off_and_another_path_moves_it():
     ):
         assert len(read_events(client, "/chat/ops/check", n=2, interval_ms=0)) == 2
         assert client.get(f"/chat{CHECK}").status_code == 404
+
+
+# -- a deployed stack's check: a token, and a few seconds at most (issue 17) --------------
+
+
+def check_request(target: str, headers: list[tuple[bytes, bytes]]) -> object:
+    from streaming_proxy.events import UpstreamRequest
+
+    return UpstreamRequest("GET", target, target.split("?", maxsplit=1)[0], headers, b"")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [[], [(b"x-stream-check-token", b"wrong")], [(b"x-stream-check-token", b"t0k")] * 2],
+)
+def test_with_a_token_a_request_without_it_is_refused_before_any_event(headers):
+    from streaming_proxy.errors import RequestError
+    from streaming_proxy.stream_check import StreamCheck
+
+    check = StreamCheck(CHECK, token="t0k")
+    with pytest.raises(RequestError) as refused:
+        check.serve(check_request(CHECK, headers), stream=None, cutoff=0.0, outcome=None)  # type: ignore[arg-type]
+    assert refused.value.status == 403
+    assert "t0k" not in str(refused.value)
+
+
+def test_a_check_longer_than_the_cap_is_a_400_before_any_event():
+    from streaming_proxy.errors import RequestError
+    from streaming_proxy.stream_check import MAX_DURATION_MS, StreamCheck
+
+    check = StreamCheck(CHECK, token="t0k")
+    headers = [(b"X-Stream-Check-Token", b"t0k")]
+    target = f"{CHECK}?n=20&interval_ms=1000"  # 19 s: within each bound, over the cap
+    with pytest.raises(RequestError) as refused:
+        check.serve(check_request(target, headers), stream=None, cutoff=0.0, outcome=None)  # type: ignore[arg-type]
+    assert refused.value.status == 400
+    assert str(MAX_DURATION_MS) in str(refused.value)
