@@ -72,19 +72,20 @@ class StreamingApiArgs:
     invoke_arn: pulumi.Input[str]
     """`response_streaming_invoke_arn` of the function, or `LambdaFunction.streaming_invoke_arn`
     (which covers the alias); the plain invoke ARN fails."""
+    # Settings from the stack config's `api` section, whose schema states their defaults.
     stage_name: str
+    endpoint_type: EndpointType
+    binary_media_types: Sequence[str]
+    """`*/*` passes every request body through unaltered (base64 with `isBase64Encoded`)."""
+    throttling_burst_limit: int
+    throttling_rate_limit: float
+    log_retention_days: int
+    access_logging: bool
+    """Needs the account's API Gateway CloudWatch role; see the module docstring."""
     qualifier: pulumi.Input[str] | None = None
     """Alias or version the API invokes (provisioned concurrency, SnapStart, managed mode), else
     None; the permission then names it."""
-    endpoint_type: EndpointType = "REGIONAL"
-    binary_media_types: Sequence[str] = field(default_factory=lambda: ["*/*"])
-    """`*/*` passes every request body through unaltered (base64 with `isBase64Encoded`)."""
-    throttling_burst_limit: int | None = None
-    throttling_rate_limit: float | None = None
-    log_retention_days: int = 30
     tags: Mapping[str, str] = field(default_factory=dict)
-    access_logging: bool = True
-    """Needs the account's API Gateway CloudWatch role; see the module docstring."""
     api_name: str | None = None
     """Physical name of the REST API, also naming its access log group
     `/aws/apigateway/<api_name>/<stage>/access`; None: generated, the log group by API id."""
@@ -266,18 +267,17 @@ class StreamingApi(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        if args.throttling_burst_limit is not None or args.throttling_rate_limit is not None:
-            aws.apigateway.MethodSettings(
-                f"{name}-throttling",
-                rest_api=self.rest_api.id,
-                stage_name=self.stage.stage_name,
-                method_path="*/*",
-                settings=aws.apigateway.MethodSettingsSettingsArgs(
-                    throttling_burst_limit=args.throttling_burst_limit,
-                    throttling_rate_limit=args.throttling_rate_limit,
-                ),
-                opts=child,
-            )
+        aws.apigateway.MethodSettings(
+            f"{name}-throttling",
+            rest_api=self.rest_api.id,
+            stage_name=self.stage.stage_name,
+            method_path="*/*",
+            settings=aws.apigateway.MethodSettingsSettingsArgs(
+                throttling_burst_limit=args.throttling_burst_limit,
+                throttling_rate_limit=args.throttling_rate_limit,
+            ),
+            opts=child,
+        )
 
         web_acl_arn: pulumi.Input[str] | None = args.web_acl_arn
         self.web_acl = None

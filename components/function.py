@@ -86,11 +86,12 @@ class LambdaFunctionArgs:
 
     image_uri: pulumi.Input[str]
     function_name: str
-    architecture: Architecture = "x86_64"
-    memory_mb: int = 2048
-    timeout_seconds: int = 900
-    ephemeral_storage_mb: int = 1024
-    log_retention_days: int = 30
+    # Settings from the stack config's `function` section, whose schema states their defaults.
+    architecture: Architecture
+    memory_mb: int
+    timeout_seconds: int
+    ephemeral_storage_mb: int
+    log_retention_days: int
     environment: Mapping[str, str] = field(default_factory=dict)
     environment_is_secret: bool = False
     """Keep the environment secret in state even without deploy-mode secrets."""

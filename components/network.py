@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pulumi
 import pulumi_aws as aws
@@ -37,7 +37,7 @@ def resolve_network(network: NetworkConfig, opts: pulumi.InvokeOptions | None = 
     if vpc_id is None and network.vpc_tags:
         # get_vpc fails unless exactly one VPC matches; say which key to fix.
         try:
-            vpc_id = aws.ec2.get_vpc(filters=_tag_filters(network.vpc_tags), opts=opts).id
+            vpc_id = aws.ec2.get_vpc(filters=tag_filters(network.vpc_tags), opts=opts).id
         except Exception as exc:  # the provider reports "no match" / "multiple" as invoke errors
             _fail(
                 "network.vpcTags",
@@ -47,14 +47,14 @@ def resolve_network(network: NetworkConfig, opts: pulumi.InvokeOptions | None = 
 
     subnet_ids = tuple(network.subnet_ids)
     if not subnet_ids:
-        found = aws.ec2.get_subnets(filters=in_vpc + _tag_filters(network.subnet_tags), opts=opts)
+        found = aws.ec2.get_subnets(filters=in_vpc + tag_filters(network.subnet_tags), opts=opts)
         subnet_ids = tuple(sorted(found.ids))
         if not subnet_ids:
             _fail("network.subnetTags", f"matched no subnet in {vpc_id}: {network.subnet_tags}")
 
     sg_ids = tuple(network.security_group_ids)
     if not sg_ids:
-        filters = in_vpc + _tag_filters(network.security_group_tags)
+        filters = in_vpc + tag_filters(network.security_group_tags)
         what: object = network.security_group_tags
         key = "network.securityGroupTags"
         if network.security_group_names:
@@ -69,9 +69,15 @@ def resolve_network(network: NetworkConfig, opts: pulumi.InvokeOptions | None = 
     return NetworkIds(vpc_id=vpc_id, subnet_ids=subnet_ids, security_group_ids=sg_ids)
 
 
-def _tag_filters(tags: Mapping[str, str]) -> list[Filter]:
-    """EC2 Describe filters for tags; values may hold `*` and `?` wildcards."""
+def tag_filters(tags: Mapping[str, str]) -> list[Filter]:
+    """EC2 Describe filters for tags; values may hold `*` and `?` wildcards. ops/preflight.py
+    makes the same look-ups with boto3 (`boto3_filters`)."""
     return [{"name": f"tag:{key}", "values": [value]} for key, value in sorted(tags.items())]
+
+
+def boto3_filters(filters: list[Filter]) -> list[dict[str, Any]]:
+    """The same filters in boto3's spelling (`Name`, `Values`)."""
+    return [{"Name": f["name"], "Values": list(f["values"])} for f in filters]
 
 
 def _fail(key: str, message: str) -> NoReturn:

@@ -28,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from components.aws_rules import MAX_SECURITY_GROUPS, acm_arn_region
 from components.config import ConfigError
 from components.domain import candidate_zones
+from components.network import boto3_filters, tag_filters
 from ops.stack import StackFile, load_stack
 
 #: Lambda keeps this much of the account's concurrency unreserved (PutFunctionConcurrency).
@@ -244,7 +245,7 @@ def check_network(t: Target, session: boto3.Session) -> list[Result]:
             vpcs = ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Vpcs"]
             what = f"network.vpcId {vpc_id}"
         elif net.vpc_tags:
-            vpcs = ec2.describe_vpcs(Filters=_tag_filters(net.vpc_tags))["Vpcs"]
+            vpcs = ec2.describe_vpcs(Filters=boto3_filters(tag_filters(net.vpc_tags)))["Vpcs"]
             what = f"network.vpcTags {dict(net.vpc_tags)}"
         else:
             vpcs = []
@@ -291,7 +292,9 @@ def _subnets(ec2: Any, net: NetworkLookup, in_vpc: list[dict[str, Any]]) -> Resu
                 "fix the ids (aws ec2 describe-subnets)",
             )
         return ok("network subnets", f"{len(ids)} found: {', '.join(ids)}")
-    found = ec2.describe_subnets(Filters=in_vpc + _tag_filters(net.subnet_tags))["Subnets"]
+    found = ec2.describe_subnets(Filters=in_vpc + boto3_filters(tag_filters(net.subnet_tags)))[
+        "Subnets"
+    ]
     if not found:
         return problem(
             "network subnets",
@@ -312,7 +315,7 @@ def _security_groups(ec2: Any, net: NetworkLookup, in_vpc: list[dict[str, Any]])
         filters = [*in_vpc, {"Name": "group-name", "Values": list(net.security_group_names)}]
         what = f"network.securityGroupNames {list(net.security_group_names)}"
     else:
-        filters = in_vpc + _tag_filters(net.security_group_tags)
+        filters = in_vpc + boto3_filters(tag_filters(net.security_group_tags))
         what = f"network.securityGroupTags {dict(net.security_group_tags)}"
     groups = ec2.describe_security_groups(Filters=filters)["SecurityGroups"]
     ids = sorted(g["GroupId"] for g in groups)
@@ -329,10 +332,6 @@ def _security_groups(ec2: Any, net: NetworkLookup, in_vpc: list[dict[str, Any]])
             "narrow the filter",
         )
     return ok(name, f"{what} -> {len(ids)}: {', '.join(ids)}")
-
-
-def _tag_filters(tags: Mapping[str, str]) -> list[dict[str, Any]]:
-    return [{"Name": f"tag:{k}", "Values": [v]} for k, v in sorted(tags.items())]
 
 
 def check_hosted_zone(t: Target, session: boto3.Session) -> Result:

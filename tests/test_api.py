@@ -16,6 +16,7 @@ from components.function import (
     streaming_invoke_arn,
 )
 from components.function_policy import AwsContext
+from tests.config_defaults import api_settings, function_settings
 from tests.pulumi_mocks import ACCOUNT_ID, DEFAULT_REGION, PulumiMocks, T, run_program
 
 STREAMING_URI_PREFIX = f"arn:aws:apigateway:{DEFAULT_REGION}:lambda:path/2021-11-15/functions/"
@@ -32,7 +33,7 @@ def api_args(fn: aws.lambda_.Function, **overrides: Any) -> StreamingApiArgs:
     values: dict[str, Any] = {
         "function_name": fn.name,
         "invoke_arn": fn.response_streaming_invoke_arn,
-        "stage_name": "live",
+        **api_settings(),
     }
     return StreamingApiArgs(**(values | overrides))
 
@@ -138,6 +139,7 @@ def test_a_managed_function_is_invoked_at_its_published_version(mocks: PulumiMoc
             LambdaFunctionArgs(
                 image_uri="repo@sha256:1",
                 function_name="librechat-managed",
+                **function_settings(),
                 managed=ManagedCompute(
                     capacity_provider_arn="arn:aws:lambda:eu-west-1:1:capacity-provider:cp",
                     memory_per_vcpu_gib=2,
@@ -153,7 +155,7 @@ def test_a_managed_function_is_invoked_at_its_published_version(mocks: PulumiMoc
                 function_name=fn.function_name,
                 invoke_arn=fn.streaming_invoke_arn,
                 qualifier=fn.qualifier,
-                stage_name="live",
+                **api_settings(),
             ),
         )
         return {"fn_arn": fn.function_arn}
@@ -205,12 +207,6 @@ def test_stage_throttling_comes_from_args(mocks: PulumiMocks) -> None:
     assert settings["stageName"] == "live"
     assert settings["settings"]["throttlingBurstLimit"] == 50
     assert settings["settings"]["throttlingRateLimit"] == 12.5
-
-
-def test_no_method_settings_without_throttling(mocks: PulumiMocks) -> None:
-    run_program(build_api)
-
-    assert mocks.of_type(T.API_METHOD_SETTINGS) == []
 
 
 def test_stage_serves_the_deployment_and_reports_its_url(mocks: PulumiMocks) -> None:
@@ -266,6 +262,7 @@ def test_children_are_parented_to_the_component_and_named_after_it(mocks: Pulumi
             T.API_DEPLOYMENT: 1,
             T.LOG_GROUP: 1,
             T.API_STAGE: 1,
+            T.API_METHOD_SETTINGS: 1,
             T.PERMISSION: 1,
         }
     )

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.api import StreamingApi, StreamingApiArgs
+from tests.config_defaults import api_settings
 from tests.pulumi_mocks import PulumiMocks, T, plain, run_program
 
 WEB_ACL_ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
@@ -23,7 +24,7 @@ def build(**overrides: Any) -> dict[str, pulumi.Input[Any]]:
     args: dict[str, Any] = {
         "function_name": fn.name,
         "invoke_arn": fn.response_streaming_invoke_arn,
-        "stage_name": "live",
+        **api_settings(),
         **overrides,
     }
     api = StreamingApi("chat", StreamingApiArgs(**args))

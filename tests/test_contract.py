@@ -15,6 +15,7 @@ from components import contract
 from components.aws_rules import S3Location
 from components.config import RuntimeConfig
 from components.function import LambdaFunctionArgs, plain_environment
+from tests.config_defaults import function_settings
 from tests.pulumi_mocks import PulumiMocks, T, plain, run_main
 from tests.stack_files import STACKS, cli_config, stack_file
 
@@ -71,6 +72,7 @@ def every_option() -> LambdaFunctionArgs:
     return LambdaFunctionArgs(
         image_uri="repo@sha256:0",
         function_name="f",
+        **function_settings(),
         environment={"DOMAIN_SERVER": "https://chat.example.com"},
         secrets={"JWT_SECRET": "/app/jwt"},
         secrets_mode="runtime",

@@ -10,6 +10,7 @@ from pulumi.runtime import set_all_config
 
 from components.api import StreamingApi, StreamingApiArgs
 from components.domain import CustomDomain, CustomDomainArgs, candidate_zones
+from tests.config_defaults import api_settings
 from tests.pulumi_mocks import (
     APIGATEWAY_REGIONAL_ZONE_IDS,
     DEFAULT_REGION,
@@ -189,7 +190,7 @@ def test_domain_maps_to_the_streaming_api_stage(mocks: PulumiMocks) -> None:
                 invoke_arn="arn:aws:apigateway:eu-west-1:lambda:path/2021-11-15/functions/"
                 "arn:aws:lambda:eu-west-1:123456789012:function:librechat/"
                 "response-streaming-invocations",
-                stage_name="live",
+                **api_settings(),
             ),
         )
         CustomDomain(

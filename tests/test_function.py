@@ -18,6 +18,7 @@ from components.function import (
     ManagedCompute,
 )
 from components.function_policy import UNSCOPABLE_ACTIONS
+from tests.config_defaults import function_settings
 from tests.pulumi_mocks import (
     ACCOUNT_ID,
     DEFAULT_REGION,
@@ -51,6 +52,7 @@ def deploy(**overrides: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         "image_uri": IMAGE_URI,
         "function_name": "librechat-test",
+        **function_settings(),
         "environment": {"DOMAIN_SERVER": "https://chat.example.com", "USE_REDIS": "true"},
         "secrets": SECRETS,
         "config_object": S3Location("config-bucket", "lambda/librechat.yaml"),

@@ -7,6 +7,7 @@ from typing import Any
 
 from components.function import LambdaFunction, LambdaFunctionArgs
 from components.names import function_role_name
+from tests.config_defaults import function_settings
 from tests.pulumi_mocks import ACCOUNT_ID, C, PulumiMocks, T, run_program
 
 KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:key/0a1b2c3d-4e5f-4a1b-8c2d-3e4f5a6b7c8d"
@@ -16,6 +17,7 @@ def build(**overrides: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         "image_uri": f"{ACCOUNT_ID}.dkr.ecr.eu-west-1.amazonaws.com/r@sha256:{'a' * 64}",
         "function_name": "librechat-test",
+        **function_settings(),
         **overrides,
     }
     fn = LambdaFunction("function", LambdaFunctionArgs(**args))
