@@ -1,7 +1,7 @@
 # uv manages the environment; bootstrap it with pip when the machine does not have it.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: help bootstrap sync test test-fast pytest redis-server lint typecheck fmt local bench bench-concurrency requirements docs check preflight smoke prune-versions acceptance e2e-librechat
+.PHONY: help bootstrap sync test test-fast pytest test-tools lint typecheck fmt local bench bench-concurrency requirements docs check preflight smoke prune-versions acceptance e2e-librechat
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
@@ -37,7 +37,7 @@ test: sync lint pytest
 # module's fixtures (a runtime under the emulator, moto) start once. The coverage figure counts
 # the runtime's own processes ([tool.coverage.run] patch = subprocess); below the floor
 # ([tool.coverage.report] fail_under) the run fails.
-pytest: sync redis-server
+pytest: sync test-tools
 	$(UV) run --frozen pytest -n auto --dist loadfile --cov --cov-report=term:skip-covered
 
 # The edit loop and the pre-commit hook: every test not marked slow (tests/conftest.py marks
@@ -45,12 +45,15 @@ pytest: sync redis-server
 test-fast: sync
 	$(UV) run --frozen pytest -m "not slow" -q -p no:cacheprovider
 
-# The stream relay's tests run a real redis-server (Debian's); a clean machine gets it here.
-redis-server:
-	@command -v redis-server >/dev/null || { \
-		echo "installing redis-server (apt-get) for the stream relay's tests"; \
+# Debian's tools some tests run, installed on a clean machine: redis-server (the stream relay's
+# tests), strace (the SnapStart proof watches OpenSSL's seeding).
+TEST_TOOLS := redis-server strace
+test-tools:
+	@missing=$$(for t in $(TEST_TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
+	[ -z "$$missing" ] || { \
+		echo "installing $$missing (apt-get) for the tests"; \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; }
 
 # What the type checker covers (settings in pyproject.toml [tool.mypy]); ci/ is a program of its
 # own (another __main__), so it is checked on its own.
