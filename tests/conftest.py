@@ -123,3 +123,17 @@ def runtime_wire() -> Iterator[WireLog]:
     wire = WireLog()
     yield wire
     assert not wire.errors, f"the runtime sent HTTP that h11 rejects: {wire.errors}"
+
+
+@pytest.fixture
+def moto_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3 in this process, under moto's in-process mock: fake credentials in the dev stack's
+    region, and no endpoint left over from a test that pointed boto3 at a moto server."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

@@ -30,15 +30,7 @@ LOADER = botocore.session.get_session().get_component("data_loader")
 
 
 @pytest.fixture
-def session(monkeypatch):
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def session(monkeypatch, moto_credentials):
     monkeypatch.delenv("MOTO_LAMBDA_CONCURRENCY_QUOTA", raising=False)
     core = botocore.session.get_session()
     core.register_component("data_loader", LOADER)

@@ -23,15 +23,7 @@ pytestmark = pytest.mark.slow  # moto: not for make test-fast
 
 
 @pytest.fixture
-def lam(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def lam(moto_credentials: None) -> Iterator[Any]:
     with mock_aws():
         yield boto3.client("lambda", region_name=REGION)
 
