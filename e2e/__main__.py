@@ -298,7 +298,13 @@ def front_phase(
             )
         result["warm_health_ms"] = warm_health(emulator.url)
         client = LibreChat(emulator.url)
-        journey = Journey(client, services.llm, lines=emulator.lines, baseline_ms=baseline_ms)
+        journey = Journey(
+            client,
+            services.llm,
+            lines=emulator.lines,
+            baseline_ms=baseline_ms,
+            across_environments=args.mode != "managed",
+        )
         journey.run()
         result["cells"] = journey.cells()  # the relay per answer kind and direction
         result["steps"] = [vars(s) for s in journey.steps]
