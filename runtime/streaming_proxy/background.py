@@ -43,9 +43,6 @@ _TERMINAL = {"complete", "completed", "error", "aborted", "requires_action"}
 # (the status endpoint refused, say) may still be running: the title wait covers it too.
 _NO_TITLE = {"error", "aborted", "requires_action", "deadline"}
 _REQUEST_LIMIT = 1024 * 1024  # chat request bodies are read for title eligibility up to this
-# The poll carries the caller's own headers: LibreChat authenticates it like the caller and
-# bans clients without a browser User-Agent. Only body and encoding headers are left out.
-_NOT_FORWARDED = {b"content-length", b"content-type", b"content-encoding", b"accept-encoding"}
 
 # (method, target, headers, timeout) -> (status, body)
 Fetch = Callable[[bytes, bytes, list[tuple[bytes, bytes]], float], tuple[int, bytes]]
@@ -106,7 +103,7 @@ class BackgroundRule:
         stream to the end; should the relay stop early, the status is polled as without it.
         """
         s = self.settings
-        headers = [(k, v) for k, v in request.headers if k.lower() not in _NOT_FORWARDED]
+        headers = request.headers_without_body()
         quoted = quote(work.conversation_id, safe="")
         poller = _Poller(fetch, headers, s.background_poll_interval)
         started = time.monotonic()

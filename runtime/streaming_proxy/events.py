@@ -41,6 +41,9 @@ _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _PATH_SAFE_ENCODED = "/%:@!$&'()*+,;=-._~"
 _PATH_SAFE_DECODED = "/:@!$&'()*+,;=-._~"
 _QUERY_SAFE = "/:@!$'()*,;?"
+# Headers that describe a request's body: requests the runtime makes on the caller's behalf
+# (status polls, identity checks, the relay's own stream read) carry the caller's other ones.
+_BODY_HEADERS = {b"content-length", b"content-type", b"content-encoding", b"accept-encoding"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,11 @@ class UpstreamRequest:
             if key.lower() == name:
                 return value
         return None
+
+    def headers_without_body(self) -> list[tuple[bytes, bytes]]:
+        """The caller's headers for a body-less request made on its behalf: LibreChat
+        authenticates it like the caller, and bans clients without a browser User-Agent."""
+        return [(k, v) for k, v in self.headers if k.lower() not in _BODY_HEADERS]
 
 
 def from_invocation(

@@ -82,6 +82,7 @@ def main(handler_factory: Callable[[], HandlerFactory]) -> int:
                 settings.upstream_port,
                 settings.config_path if settings.config_bucket else None,
                 secrets,
+                settings.carries_streams,
             ),
             settings.upstream_dirs,
         )

@@ -87,16 +87,20 @@ class Proxy:
             return  # a resumable answer's stream, carried from another environment
         # Only an answer that may leave work running needs its start kept for step 5.
         keep = CAPTURE_LIMIT if self.background.may_start_work(request) else 0
+        body_start, work = None, None
         turn = None
-        with self.transport.send(request, cutoff) as response:
-            outcome.upstream_headers_ms = outcome.elapsed_ms(3)
-            if keep and carried:  # a started job's turn is registered before the answer leaves
-                turn = carried.register(request, response, cutoff)
-            head = responses.head(request.method, response.status, response.headers)
-            body_start = relay(stream, head, response, self.watchdog, cutoff, outcome, keep)
-        if not body_start:
-            return
-        work = self.background.started_work(request, response.status, body_start)
+        try:
+            with self.transport.send(request, cutoff) as response:
+                outcome.upstream_headers_ms = outcome.elapsed_ms(3)
+                if keep and carried:  # a started job's turn is registered before the answer
+                    turn = carried.register(request, response, cutoff)
+                head = responses.head(request.method, response.status, response.headers)
+                body_start = relay(stream, head, response, self.watchdog, cutoff, outcome, keep)
+            work = self.background.started_work(request, response.status, body_start or [])
+        finally:
+            if carried and turn and not (body_start and work and work.job):
+                carried.release(turn)  # the answer did not reach the client: nothing to carry
+                turn = None
         if work:
             outcome.stream_ms = outcome.elapsed_ms()
             publish = partial(carried.publish, request, turn) if carried and turn else None

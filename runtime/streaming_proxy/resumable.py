@@ -18,16 +18,19 @@ in a conversation reuse the stream id and lose tokens or their final event that 
   first entry with XREAD BLOCK. It ends on the end entry, when the producer's heartbeat
   expires (A died: an ``error`` event, then a clean end), or at its own deadline.
 
-A reconnect (``?resume=true``) gets LibreChat's own ``sync`` event first: the resume state
-B's LibreChat builds from its Redis job store (``BACKGROUND_STATUS_PATH`` answers it, with the
-caller's credentials). The relay then skips the turn's events up to as much text as that
-state holds and relays the rest, so nothing is said twice on screen (LibreChat's own
-cross-process resume lost tokens between the two on v0.8.7: docs/decisions.md).
+LibreChat keeps its jobs in its own memory here (``USE_REDIS_STREAMS=false``, upstream.py):
+its reader on A gets each event in order at once, where its Redis transport waited out
+reorder timeouts on follow-ups. What else concerns the job goes to A (forward.py): the stop
+button from a third environment, the job's status, steering, the sidebar's active jobs.
 
-What stays LibreChat's: the stop button (``POST /chat/abort`` aborts the job through
-LibreChat's Redis job store from any environment; A's reader then gets the abort's final
-event like any other). A stream nobody registered (an older turn, a runtime without the
-relay) and any Redis failure fall back to LibreChat's own path.
+A reconnect (``?resume=true``) gets LibreChat's own ``sync`` event first: the resume state
+A's LibreChat builds from the job (its status path, asked through forward.py). The relay then
+skips the turn's events up to as much text as that state holds and relays the rest, so
+nothing is said twice on screen.
+
+A stream nobody registered (registering failed, a runtime without the relay) and Redis down
+are left to LibreChat here, which does not know the job: the browser gets LibreChat's "stream
+not found" at once instead of a hang, and the answer is saved as always.
 """
 
 from __future__ import annotations
@@ -44,10 +47,12 @@ from typing import NamedTuple, Protocol
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from streaming_proxy import log
+from streaming_proxy.caller import user_of
 from streaming_proxy.errors import BodyBroke, RequestError
 from streaming_proxy.events import UpstreamRequest
+from streaming_proxy.forward import Forwarding
 from streaming_proxy.outcome import Outcome
-from streaming_proxy.redis_stream import STREAM_ID, RedisError, RelayStore, Turn
+from streaming_proxy.redis_stream import STREAM_ID, Listener, RedisError, RelayStore, Turn
 from streaming_proxy.responses import prelude
 from streaming_proxy.runtime_api import ResponseStream
 from streaming_proxy.settings import Settings
@@ -55,9 +60,7 @@ from streaming_proxy.watchdog import Watchdog
 
 STREAM_PATH = re.compile(r"^/api/agents/chat/stream/([^/]*)$")
 STREAM_TARGET = "/api/agents/chat/stream/{id}"
-USER_PATH = b"/api/user"  # LibreChat's current user (req.user), for every version here
 _ANSWER_LIMIT = 64 * 1024  # a "started" answer is ~100 bytes; larger ones are not read ahead
-_BODY_HEADERS = {b"content-length", b"content-type", b"content-encoding", b"accept-encoding"}
 _SSE_HEAD = [
     (b"Content-Type", b"text/event-stream"),
     (b"Cache-Control", b"no-cache, no-transform"),
@@ -85,6 +88,8 @@ class UpstreamResponse(Protocol):
     def socket(self) -> socket.socket | None: ...
 
     def body(self) -> Iterator[bytes]: ...
+
+    def read(self) -> bytes: ...
 
     def read_ahead(self) -> bytes: ...
 
@@ -120,10 +125,12 @@ class Resumable:
         status_path: str = "/api/agents/chat/status/{id}",
     ) -> None:
         self.store = store
+        self.forwarding = Forwarding(store, transport)
         self._status_path = status_path
         self._transport = transport
         self._watchdog = watchdog
         self._start_wait = start_wait
+        self._listeners: dict[Turn, Listener] = {}
 
     # -- environment A: the chat POST ---------------------------------------------------------
 
@@ -141,10 +148,12 @@ class Resumable:
         if stream_id is None:
             return None
         try:
-            owner = self._user(request, cutoff)
+            owner = user_of(self._transport.fetch, request, cutoff)
             if owner is None:
                 return None
             turn = self.store.begin(stream_id, owner)
+            # Listening before the answer leaves: the stop button cannot come before it.
+            self._listeners[turn] = self.forwarding.listen(turn, cutoff)
         except (RedisError, OSError, RequestError) as exc:
             log.warning(
                 "stream relay: turn not registered; LibreChat's own transport carries it",
@@ -159,9 +168,8 @@ class Resumable:
         Returns the job's outcome for the hold: "finished", or why the relay stopped early
         (then the hold polls the job's status instead, as without the relay).
         """
-        headers = [(k, v) for k, v in request.headers if k.lower() not in _BODY_HEADERS]
         target = STREAM_TARGET.replace("{id}", quote(turn.stream_id, safe=""))
-        get = UpstreamRequest("GET", target, target, headers, b"")
+        get = UpstreamRequest("GET", target, target, request.headers_without_body(), b"")
         done = threading.Event()
         beat = threading.Thread(
             target=self._beat, args=(turn, done), name="relay-heartbeat", daemon=True
@@ -195,8 +203,19 @@ class Resumable:
             reason = f"relay stopped: Redis {type(exc).__name__}"
         finally:
             done.set()
+            self._stop_listening(turn)
         log.info("stream relay published", streamId=turn.stream_id, turn=turn.turn, events=events)
         return reason
+
+    def release(self, turn: Turn) -> None:
+        """A registered turn whose answer never reached the client: nothing will publish it."""
+        self._stop_listening(turn)
+        self._end_quietly(turn, "the chat answer did not reach the client")
+
+    def _stop_listening(self, turn: Turn) -> None:
+        listener = self._listeners.pop(turn, None)
+        if listener is not None:
+            listener.stop()
 
     def _beat(self, turn: Turn, done: threading.Event) -> None:
         interval = self.store.heartbeat / 3
@@ -211,12 +230,18 @@ class Resumable:
     # -- environment B: the stream GET ---------------------------------------------------------
 
     def handles(self, request: UpstreamRequest) -> bool:
+        return self._is_stream(request) or self.forwarding.handles(request)
+
+    def _is_stream(self, request: UpstreamRequest) -> bool:
         return request.method == "GET" and STREAM_PATH.match(request.path) is not None
 
     def serve(
         self, request: UpstreamRequest, stream: ResponseStream, cutoff: float, outcome: Outcome
     ) -> bool:
-        """Relay the stream's current turn; False leaves the request to LibreChat itself."""
+        """Relay the stream's current turn, or send a job request to the environment running
+        the job; False leaves the request to LibreChat itself."""
+        if not self._is_stream(request):
+            return self.forwarding.serve(request, stream, cutoff, outcome)
         match = STREAM_PATH.match(request.path)
         assert match is not None
         stream_id = match.group(1)
@@ -239,23 +264,24 @@ class Resumable:
         if current is None:
             return False
         turn, owner = current
-        user = self._user(request, cutoff)
+        user = user_of(self._transport.fetch, request, cutoff)
         if user != owner:
             raise RequestError(403, "this stream belongs to another user")
         outcome.relay = "redis"
-        sync = self._sync(request, stream_id, cutoff) if resume else None
+        sync = self._sync(request, turn, cutoff) if resume else None
         self._relay(turn, stream, cutoff, outcome, sync)
         return True
 
-    def _sync(self, request: UpstreamRequest, stream_id: str, cutoff: float) -> Sync:
-        """LibreChat's resume state of the job, from the status path, as a sync event."""
-        headers = [(k, v) for k, v in request.headers if k.lower() not in _BODY_HEADERS]
-        target = self._status_path.replace("{id}", quote(stream_id, safe="")).encode()
-        timeout = max(min(cutoff - time.monotonic(), 10.0), 0.01)
+    def _sync(self, request: UpstreamRequest, turn: Turn, cutoff: float) -> Sync:
+        """LibreChat's resume state of the job, from the status path of the environment
+        generating it, as a sync event."""
+        target = self._status_path.replace("{id}", quote(turn.stream_id, safe=""))
+        status_request = UpstreamRequest("GET", target, target, request.headers_without_body(), b"")
         try:
-            status, body = self._transport.fetch(b"GET", target, headers, timeout)
-            data = json.loads(body) if status == 200 else None
-        except Exception:
+            answer = self.forwarding.ask(turn, status_request, cutoff)
+            data = json.loads(answer[2]) if answer is not None and answer[0] == 200 else None
+        except Exception as exc:
+            log.warning("stream relay: no resume state", error=repr(exc))
             data = None
         state = data.get("resumeState") if isinstance(data, dict) else None
         if not isinstance(state, dict):
@@ -341,29 +367,6 @@ class Resumable:
         outcome.responded(status, stream.bytes_sent, error)
         outcome.answered(stream.end(error))
 
-    # -- both ----------------------------------------------------------------------------------
-
-    def _user(self, request: UpstreamRequest, cutoff: float) -> str | None:
-        """The LibreChat user id of the request's credentials; its refusal is the caller's."""
-        headers = [(k, v) for k, v in request.headers if k.lower() not in _BODY_HEADERS]
-        timeout = max(min(cutoff - time.monotonic(), 10.0), 0.01)
-        try:
-            status, body = self._transport.fetch(b"GET", USER_PATH, headers, timeout)
-        except Exception as exc:
-            raise RequestError(
-                502, f"asking the upstream who the caller is failed ({type(exc).__name__})"
-            ) from None
-        if status in (401, 403):
-            raise RequestError(status, "the upstream did not accept the request's credentials")
-        if status != 200:
-            raise RequestError(502, f"asking the upstream who the caller is got status {status}")
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
-        user = data.get("id") or data.get("_id") if isinstance(data, dict) else None
-        return user if isinstance(user, str) and user else None
-
 
 class Sync(NamedTuple):
     """A resume's first event (None: no state to send) and how much text it already holds."""
@@ -445,7 +448,7 @@ def _head(raw: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
 def resumable_for(settings: Settings, transport: Transport, watchdog: Watchdog) -> Resumable | None:
     """The relay, where it is needed: environments that freeze (standard Lambda), with a Redis."""
     s = settings
-    if not (s.stream_relay and s.stream_relay_redis and s.background_hold) or s.managed_instances:
+    if not s.carries_streams or s.stream_relay_redis is None:
         return None
     store = RelayStore(
         s.stream_relay_redis,

@@ -72,6 +72,17 @@ class Settings:
     def fetches_anything(self) -> bool:
         return bool(self.config_bucket or self.ssm_secrets)
 
+    @property
+    def carries_streams(self) -> bool:
+        """Whether the runtime carries resumable streams between environments (resumable.py):
+        where environments freeze (standard Lambda) and the relay has a Redis."""
+        return (
+            self.stream_relay
+            and bool(self.stream_relay_redis)
+            and self.background_hold
+            and not self.managed_instances
+        )
+
 
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from the environment (variables.py declares each variable), collecting

@@ -157,9 +157,12 @@ class Transport:
     def __init__(self, settings: Settings, upstream: Upstream) -> None:
         self._upstream = upstream
         self._ready_timeout = settings.ready_timeout
+        # Beside each invocation's own request: the relay's read of the job it holds and a
+        # job request another environment forwards to it (resumable.py, forward.py).
+        connections = settings.max_concurrency + (2 if settings.carries_streams else 0)
         self._pool = httpcore.ConnectionPool(
-            max_connections=settings.max_concurrency,
-            max_keepalive_connections=settings.max_concurrency,
+            max_connections=connections,
+            max_keepalive_connections=connections,
             keepalive_expiry=KEEPALIVE_EXPIRY,
         )
         self._host = settings.upstream_host.encode()

@@ -234,8 +234,15 @@ def upstream_env(
     port: int,
     config_path: str | None,
     secrets: Mapping[str, str],
+    carries_streams: bool = False,
 ) -> dict[str, str]:
     """The child's environment: ours minus the runtime's own plumbing, plus its settings.
+
+    Where the runtime carries resumable streams (``carries_streams``), LibreChat keeps its
+    generation jobs in its own memory (``USE_REDIS_STREAMS=false``): its reader then gets
+    each event in order at once, where its Redis transport would wait out reorder timeouts
+    (docs/decisions.md), and the runtime routes what concerns a job to the environment that
+    runs it (forward.py).
 
     Without AWS_LAMBDA_RUNTIME_API, neither LibreChat nor an MCP server it starts can take
     events meant for the runtime. A secret the OS cannot put in an environment fails init
@@ -258,4 +265,6 @@ def upstream_env(
     if config_path:
         env["CONFIG_PATH"] = config_path
     env.update(secrets)
+    if carries_streams:
+        env["USE_REDIS_STREAMS"] = "false"
     return env

@@ -20,10 +20,14 @@ from LibreChat's api/server/index.js and agents controller at each tag:
   emits a ``created`` event, ?tokens= deltas ?delay= ms apart, then a ``final`` event, and
   ``GET /api/agents/chat/stream/{id}`` replays them from the start, then live, to the job's
   owner (Authorization: Bearer <user id>; ``GET /api/user`` answers who that is). With
-  USE_REDIS=true and REDIS_URI the job (owner, status, abort flag, events) is shared through
-  Redis like LibreChat's RedisJobStore, so another process ("replica") can serve its status,
-  its stream (polling: the slow cross-process path), a ``?resume=true`` sync event, and
-  ``POST /api/agents/chat/abort``.
+  USE_REDIS=true and REDIS_URI (and USE_REDIS_STREAMS not "false", LibreChat's switch for its
+  job store) the job (owner, status, abort flag, events) is shared through Redis like
+  LibreChat's RedisJobStore, so another process ("replica") can serve its status, its stream
+  (polling: the slow cross-process path), a ``?resume=true`` sync event, and
+  ``POST /api/agents/chat/abort``; otherwise only the process running the job knows it, as
+  with LibreChat's in-memory job store. ``GET /api/agents/chat/active`` lists the caller's
+  running jobs this process knows; ``POST /api/agents/chat/steer`` (v0.8.8) is accepted for a
+  running job of the caller's that this process knows.
 - ``/api/test/startup`` (test only) says whether the start-up is complete, at the time the
   request is served; ``/api/test/crash?once=<file>`` exits without answering the first time.
 """
@@ -62,10 +66,12 @@ def version_of(script: str) -> tuple[int, int, int, int]:
 
 VERSION = version_of(sys.argv[1])
 SHARED = None
-if os.environ.get("USE_REDIS") == "true" and os.environ.get("REDIS_URI"):
+JOB_STORE_IN_REDIS = os.environ.get("USE_REDIS_STREAMS", os.environ.get("USE_REDIS")) == "true"
+if os.environ.get("USE_REDIS") == "true" and os.environ.get("REDIS_URI") and JOB_STORE_IN_REDIS:
     import redis
 
     SHARED = redis.Redis.from_url(os.environ["REDIS_URI"])
+ABORTED: set[str] = set()  # in-memory jobs the stop button stopped
 EVENTS: dict[str, list[bytes]] = {}  # conversationId -> the current job's SSE events so far
 EVENTS_CHANGED = threading.Condition()
 HAS_READYZ = VERSION >= (0, 8, 6, 99)
@@ -123,7 +129,7 @@ def emit(conversation: str, event: bytes) -> None:
 def aborted(conversation: str) -> bool:
     if SHARED is not None:
         return SHARED.hget(f"fake:job:{conversation}", "abort") == b"1"
-    return False
+    return conversation in ABORTED
 
 
 def generate(conversation: str, body: dict, query: dict) -> None:
@@ -213,9 +219,23 @@ class Handler(BaseHTTPRequestHandler):
                      "resumeState": state},
                 )  # fmt: skip
         elif path.startswith("/api/agents/chat/status/"):
+            conversation = path.rsplit("/", 1)[1]
             with LOCK:
-                running = JOBS.get(path.rsplit("/", 1)[1], False)
-            self._json(200, {"active": True, "status": "running"} if running else {"active": False})
+                running, owner = JOBS.get(conversation, False), OWNERS.get(conversation)
+            if not running:
+                self._json(200, {"active": False})
+            elif owner is not None and owner != self._user():
+                self._json(403, {"error": "Unauthorized"})
+            else:
+                events = self._shared_events(conversation, 0)
+                events = [e for e in events if b'"final": true' not in e]
+                state = {"aggregatedContent": [{"type": "text", "text": said(events)}]}
+                self._json(200, {"active": True, "status": "running", "resumeState": state})
+        elif path == "/api/agents/chat/active":
+            user = self._user()
+            with LOCK:
+                ids = [c for c, running in JOBS.items() if running and OWNERS.get(c) == user]
+            self._json(200, {"activeJobIds": ids})
         elif path.startswith("/api/convos/"):
             conversation = path.rsplit("/", 1)[1]
             with LOCK:
@@ -293,12 +313,24 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/api/agents/chat/abort":
             self._abort(body)
             return
+        if url.path == "/api/agents/chat/steer":  # v0.8.8: a message to the running job
+            conversation = body.get("conversationId", "")
+            with LOCK:
+                owner = OWNERS.get(conversation) if JOBS.get(conversation) else None
+            if owner is None:
+                self._json(404, {"code": "NO_ACTIVE_GENERATION"})
+            elif owner != self._user():
+                self._json(403, {"error": "Unauthorized"})
+            else:
+                self._json(200, {"queued": True, "text": body.get("text")})
+            return
         if not url.path.startswith("/api/agents/chat"):
             self._json(404, {"message": "not found"})
             return
         conversation = body.get("conversationId") or str(uuid.uuid4())
         with LOCK:
             JOBS[conversation] = True
+            ABORTED.discard(conversation)
         work = float(query.get("work", "0.3"))
         args = (conversation, work if HAS_JOBS else 0.0, body, query.get("marker"))
         if HAS_JOBS:
@@ -340,15 +372,23 @@ class Handler(BaseHTTPRequestHandler):
         threading.Thread(target=after_answer, args=args, daemon=True).start()
 
     def _abort(self, body: dict) -> None:
-        """LibreChat's stop button: any replica marks the shared job; its generator stops."""
+        """LibreChat's stop button: marks the job (the shared one: from any replica); its
+        generator stops."""
         conversation = body.get("streamId") or body.get("conversationId") or ""
-        job = SHARED.hgetall(f"fake:job:{conversation}") if SHARED is not None else {}
-        if not job:
+        if SHARED is not None:
+            job = SHARED.hgetall(f"fake:job:{conversation}")
+            owner = job[b"owner"].decode() if job else None
+        else:
+            with LOCK:
+                owner = OWNERS.get(conversation) if JOBS.get(conversation) else None
+        if owner is None:
             self._json(404, {"error": "Job not found"})
-        elif job[b"owner"].decode() != self._user():
+        elif owner != self._user():
             self._json(403, {"error": "Unauthorized"})
         else:
-            SHARED.hset(f"fake:job:{conversation}", "abort", "1")
+            if SHARED is not None:
+                SHARED.hset(f"fake:job:{conversation}", "abort", "1")
+            ABORTED.add(conversation)
             self._json(200, {"success": True, "aborted": conversation})
 
 

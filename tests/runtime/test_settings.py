@@ -115,3 +115,31 @@ def test_stream_check_path_defaults_and_must_be_a_path():
     assert load({"AWS_LAMBDA_RUNTIME_API": "x:1", "STREAM_CHECK_PATH": ""}).stream_check_path == ""
     with pytest.raises(SettingsError, match="STREAM_CHECK_PATH='check' must start with '/'"):
         load({"AWS_LAMBDA_RUNTIME_API": "x:1", "STREAM_CHECK_PATH": "check"})
+
+
+@pytest.mark.parametrize(
+    ("extra", "carries"),
+    [
+        ({"USE_REDIS": "true", "REDIS_URI": "redis://r:6379"}, True),  # standard Lambda
+        ({"STREAM_RELAY_REDIS": "redis://r:6379"}, True),
+        ({}, False),  # no Redis: LibreChat's own single-environment path
+        ({"USE_REDIS": "true", "REDIS_URI": "redis://r:6379", "STREAM_RELAY": "off"}, False),
+        ({"USE_REDIS": "true", "REDIS_URI": "redis://r:6379", "BACKGROUND_HOLD": "off"}, False),
+        (
+            {
+                "USE_REDIS": "true",
+                "REDIS_URI": "redis://r:6379",
+                "AWS_LAMBDA_INITIALIZATION_TYPE": "lambda-managed-instances",
+            },
+            False,  # nothing freezes: one environment serves the POST and its stream
+        ),
+    ],
+)
+def test_the_runtime_carries_streams_only_where_environments_freeze_and_redis_exists(
+    extra, carries
+):
+    settings = load({"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", **extra})
+    assert settings.carries_streams is carries
+    env = upstream_env({}, "127.0.0.1", 3080, None, {}, settings.carries_streams)
+    # LibreChat keeps its jobs in its own memory where the runtime carries their streams.
+    assert env.get("USE_REDIS_STREAMS") == ("false" if carries else None)
