@@ -271,15 +271,23 @@ class Journey:
 
     def environments(self, stream: Stream) -> tuple[int | None, int | None]:
         """Which environment held the answer's POST and which served its stream GET: the n-th
-        answer of a conversation is the n-th hold and the n-th GET of its stream id."""
+        answer of a conversation is the n-th hold and the n-th turn its runtime published;
+        the GET that relayed that turn names it in its request line."""
         records = self.runtime_records()
         same = [s for _, s in self.turns if s.conversation_id == stream.conversation_id]
         n = next((i for i, s in enumerate(same) if s is stream), 0)
         holds = [e for e, r in records if r.get("message") == "background hold"
                  and r.get("conversationId") == stream.conversation_id]  # fmt: skip
-        gets = [e for e, r in records if r.get("message") == "request" and r.get("method") == "GET"
-                and r.get("path") == f"/api/agents/chat/stream/{stream.stream_id}"]  # fmt: skip
-        return (holds[n] if n < len(holds) else None, gets[n] if n < len(gets) else None)
+        turns = [r.get("turn") for _, r in records if r.get("message") == "stream relay published"
+                 and r.get("streamId") == stream.stream_id]  # fmt: skip
+        path = f"/api/agents/chat/stream/{stream.stream_id}"
+        gets = [(e, r.get("turn")) for e, r in records if r.get("message") == "request"
+                and r.get("method") == "GET" and r.get("path") == path]  # fmt: skip
+        if n < len(turns) and turns[n] is not None:  # the relay carried it: paired by turn
+            get_env = next((e for e, turn in gets if turn == turns[n]), None)
+        else:  # LibreChat's own path (managed mode): the n-th GET of the stream id
+            get_env = gets[n][0] if n < len(gets) else None
+        return (holds[n] if n < len(holds) else None, get_env)
 
     def wait_for_hold(self, stream: Stream, timeout: float = 30.0) -> None:
         """The hold's log line comes when the environment lets go of the POST, the GET's when

@@ -21,7 +21,8 @@ class Outcome:
     status: int | None = None
     bytes_sent: int | None = None  # body bytes streamed, once a response went out
     stream_check_events: int | None = None
-    relay: str | None = None  # "redis": a resumable stream carried by the runtime
+    relay: str | None = None  # "redis": a resumable stream carried; "forwarded": a job request
+    turn: str | None = None  # the carried answer's turn (its producer logs the same id)
     error: str | None = None
     runtime_api: int | str | None = None  # what the Runtime API answered when not 202
     stream_ms: float | None = None  # until the response ended, when background work followed
@@ -65,6 +66,7 @@ class Outcome:
             ("bytes", self.bytes_sent),
             ("streamCheckEvents", self.stream_check_events),
             ("relay", self.relay),
+            ("turn", self.turn),
             ("error", self.error),
             ("runtimeApi", self.runtime_api),
             ("streamMs", self.stream_ms),

@@ -267,7 +267,7 @@ class Resumable:
         user = user_of(self._transport.fetch, request, cutoff)
         if user != owner:
             raise RequestError(403, "this stream belongs to another user")
-        outcome.relay = "redis"
+        outcome.relay, outcome.turn = "redis", turn.turn
         sync = self._sync(request, turn, cutoff) if resume else None
         self._relay(turn, stream, cutoff, outcome, sync)
         return True

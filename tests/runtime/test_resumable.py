@@ -1,10 +1,11 @@
 """Resumable LibreChat across environments: the runtime carries each answer through Redis.
 
 The chat POST is held by one environment and the browser's stream GET lands on another, as
-on standard Lambda. The stand-in LibreChat shares its jobs through a real redis-server like
-LibreChat's RedisJobStore, and serves a job's stream in-process only where it runs (anywhere
-else through the slow shared path): an answer that arrives whole, in order, once, from
-another environment than the POST's, came through the runtime's relay.
+on standard Lambda. The runtime starts each stand-in LibreChat with its jobs in its own memory
+(USE_REDIS_STREAMS=false, as LibreChat's in-memory job store), so another environment's
+LibreChat knows nothing of the job: an answer that arrives whole, in order, once, from another
+environment than the POST's, came through the runtime's relay, and a stop button that works
+from a third environment went through the runtime's forwarding (test_forward.py).
 """
 
 from __future__ import annotations
