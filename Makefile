@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
-	@echo "make test-fast - the tests that start no process and no moto: the edit loop"
+	@echo "make test-fast - the edit loop (~10 s): no process, no moto, no whole-program run"
 	@echo "make local  - local API Gateway + Lambda emulator with a demo upstream; curl -N the printed URL"
 	@echo "             (ENVIRONMENTS=N: up to N environments; MANAGED=N: Managed Instances, N per environment;"
 	@echo "              PORT=8080; LOG=pretty: one short line per log record instead of JSON;"
@@ -40,10 +40,12 @@ test: sync lint pytest
 pytest: sync test-tools
 	$(UV) run --frozen pytest -n auto --dist loadfile --cov --cov-report=term:skip-covered
 
-# The edit loop and the pre-commit hook: every test not marked slow (tests/conftest.py marks
-# each that starts a process or moto, and fails one that does so unmarked).
+# The edit loop and the pre-commit hook: every test but those marked slow (a process or moto)
+# or program (a whole Pulumi program run); tests/conftest.py fails either when unmarked.
+# Bytecode is written even where the shell sets PYTHONDONTWRITEBYTECODE: pulumi_aws alone
+# compiles for ~8 s on every run otherwise.
 test-fast: sync
-	$(UV) run --frozen pytest -m "not slow" -q -p no:cacheprovider
+	PYTHONDONTWRITEBYTECODE= $(UV) run --frozen pytest -m "not slow and not program" -q -p no:cacheprovider
 
 # Debian's tools some tests run, installed on a clean machine: redis-server (the stream relay's
 # tests), strace (the SnapStart proof watches OpenSSL's seeding).

@@ -11,6 +11,7 @@ test that forgets the fixture then fails loudly instead of sharing another test'
 from __future__ import annotations
 
 import asyncio
+import runpy
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -82,6 +83,30 @@ def _refuse_unless_slow(original: Any) -> Any:
 
 for _owner, _name in _STARTERS:
     setattr(_owner, _name, _refuse_unless_slow(getattr(_owner, _name)))
+
+
+def _refuse_unless_program(original: Any) -> Any:
+    """A whole program's run costs ~0.3 s: the edit loop (make test-fast) leaves those out."""
+
+    def guarded(path: Any, *args: Any, **kwargs: Any) -> Any:
+        item = _running[-1] if _running else None
+        if (
+            str(path).endswith("__main__.py")
+            and item is not None
+            and not any(item.get_closest_marker(mark) for mark in ("program", "slow"))
+        ):
+            pytest.fail(
+                f"{item.nodeid} runs a whole program ({path}) but is not marked program: "
+                "mark it (@pytest.mark.program, or pytestmark in its module), so that "
+                "make test-fast leaves it out",
+                pytrace=False,
+            )
+        return original(path, *args, **kwargs)
+
+    return guarded
+
+
+runpy.run_path = _refuse_unless_program(runpy.run_path)
 
 
 @pytest.fixture(autouse=True)

@@ -29,6 +29,7 @@ def deployed_environment(mocks: PulumiMocks, config: dict[str, str]) -> dict[str
     return plain(mocks.one(T.FUNCTION).inputs["environment"])["variables"]
 
 
+@pytest.mark.program
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_stack_environment_loads_in_the_runtime_with_the_agreed_values(
     mocks: PulumiMocks, stack: str
@@ -54,6 +55,7 @@ def test_every_stack_environment_loads_in_the_runtime_with_the_agreed_values(
     assert dict(loaded.ssm_secrets) == (secrets["parameters"] if runtime_mode else {})
 
 
+@pytest.mark.program
 def test_every_option_the_program_sets_loads_in_the_runtime(mocks: PulumiMocks):
     config = cli_config(
         "prod",

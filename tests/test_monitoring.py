@@ -255,6 +255,7 @@ def run_stack(mocks: PulumiMocks, **overrides: Any) -> dict[str, Any]:
     return run_main(cli_config("dev", **overrides))
 
 
+@pytest.mark.program
 def test_the_dev_stack_is_monitored_by_default(mocks: PulumiMocks):
     out = run_stack(mocks)
     assert len(mocks.of_type(ALARM)) == 6 and mocks.of_type(DASHBOARD)
@@ -264,6 +265,7 @@ def test_the_dev_stack_is_monitored_by_default(mocks: PulumiMocks):
     assert m["dimensions"] == {"ApiName": mocks.outputs[api.name]["name"], "Stage": "live"}
 
 
+@pytest.mark.program
 def test_the_managed_prod_stack_keeps_the_stack_names_and_its_fleets_concurrency_limit(
     mocks: PulumiMocks,
 ):
@@ -285,6 +287,7 @@ def test_the_managed_prod_stack_keeps_the_stack_names_and_its_fleets_concurrency
     assert concurrency["threshold"] == math.ceil(12 * 32 * 0.8)
 
 
+@pytest.mark.program
 def test_disabling_monitoring_removes_all_of_it(mocks: PulumiMocks):
     out = run_stack(mocks, monitoring={"enabled": False})
     for typ in MONITORING_TYPES:

@@ -25,6 +25,8 @@ from tests.pulumi_mocks import (
 )
 from tests.stack_files import cli_config, stack_file
 
+pytestmark = pytest.mark.program  # each runs the whole program
+
 DEV_DOMAIN = "lambda-test.sandbox.data.apro.is"
 DEV_ZONE_ID = "ZSANDBOXZONE"
 

@@ -113,6 +113,7 @@ def dev(mocks: PulumiMocks) -> dict[str, Any]:
     return run_main(cli_config("dev"))
 
 
+@pytest.mark.program
 def test_the_dev_stack_enables_snapstart(mocks: PulumiMocks, dev: dict[str, Any]):
     assert stack_file("dev")["librechat-lambda:compute"]["snapStart"] is True
     function = plain(mocks.inputs_of(T.FUNCTION))
@@ -121,6 +122,7 @@ def test_the_dev_stack_enables_snapstart(mocks: PulumiMocks, dev: dict[str, Any]
     assert function["publish"] is True
 
 
+@pytest.mark.program
 def test_dev_streams_and_permits_through_the_alias_of_the_newest_version(
     mocks: PulumiMocks, dev: dict[str, Any]
 ):
@@ -133,6 +135,7 @@ def test_dev_streams_and_permits_through_the_alias_of_the_newest_version(
     assert (permission["function"], permission["qualifier"]) == ("librechat-lambda-dev", "live")
 
 
+@pytest.mark.program
 def test_managed_prod_with_snapstart_fails_before_any_resource(mocks: PulumiMocks):
     compute = {**stack_file("prod")["librechat-lambda:compute"], **SNAP}
     with pytest.raises(ConfigError) as caught:

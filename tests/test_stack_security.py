@@ -23,6 +23,8 @@ from tests.pulumi_mocks import (
 )
 from tests.stack_files import STACKS, cli_config, stack_file
 
+pytestmark = pytest.mark.program  # each runs the whole program
+
 KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT_ID}:key/0a1b2c3d-4e5f-4a1b-8c2d-3e4f5a6b7c8d"
 WEB_ACL = f"arn:aws:wafv2:eu-west-1:{ACCOUNT_ID}:regional/webacl/librechat/0a1b2c3d"
 WEB_ACL_ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"

@@ -352,6 +352,7 @@ def test_deploy_reads_no_secret_parameter_and_no_other_bucket() -> None:
     assert decide([dev], "secretsmanager:GetSecretValue", "*") == "ImplicitDeny"
 
 
+@pytest.mark.program
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_deploy_may_manage_every_monitoring_resource_the_program_names(mocks, stack) -> None:
     """The names components/monitoring.py gives its alarms, dashboard and topic fall inside

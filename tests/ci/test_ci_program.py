@@ -28,6 +28,8 @@ from tests.ci.iam_policy import ALLOW_EVERYTHING, decide
 from tests.pulumi_mocks import ACCOUNT_ID, C, PulumiMocks, T, plain, run_program
 from tests.stack_files import ROOT, cli_config, stack_file
 
+pytestmark = pytest.mark.program  # each runs the whole program
+
 CI = ROOT / "ci"
 REPO = "aprochat/librechat-lambda"
 PROVIDER_ARN = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/token.actions.githubusercontent.com"
