@@ -35,10 +35,11 @@ import time
 from typing import Any
 
 import h11
-from bench_runtime import UPSTREAM_APP, free_port, pct, runtime_rss, start_upstream
+from bench_runtime import UPSTREAM_APP, pct, runtime_rss, start_upstream
 
 from emulator import LocalStack
 from emulator.events import build_rest_event
+from emulator.http11 import free_port
 
 LEVELS = (1, 8, 32, 64)
 TARGETS = {

@@ -35,11 +35,11 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / d) for d in ("tests/runtime", "runtime", ".")]
-from conftest import free_port  # noqa: E402
 from redis_server import RedisServer  # noqa: E402
 from test_readiness import librechat  # noqa: E402
 
 from emulator import LocalStack  # noqa: E402
+from emulator.http11 import free_port  # noqa: E402
 
 NO_PARENT = "00000000-0000-0000-0000-000000000000"
 HEADERS = {"Authorization": "Bearer bench-user", "User-Agent": "Mozilla/5.0 bench"}

@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "runtime")]
 
 from emulator import LocalStack  # noqa: E402
+from emulator.http11 import free_port  # noqa: E402
 from emulator.sandbox import descendants  # noqa: E402
 
 UPSTREAM_APP = ROOT / "tests" / "runtime" / "upstream_app.py"
@@ -67,12 +68,6 @@ MIX = [
     ("GET", "/binary"),
     ("GET", "/status/204"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pct(values: list[float], q: float) -> float:

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from e2e.__main__ import wait_ready
-from e2e.services import Services, free_port
+from e2e.services import Services
+from emulator.http11 import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 FILL = ROOT / "runtime" / "fill-compile-cache.sh"

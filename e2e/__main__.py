@@ -35,7 +35,8 @@ from streaming_proxy.readiness import librechat_version, startup_lines
 
 from e2e.client import USER_AGENT, LibreChat
 from e2e.scenario import PASSWORD, Journey, percentile, token_latencies
-from e2e.services import Services, free_port
+from e2e.services import Services
+from emulator.http11 import free_port
 
 E2E_DIR = Path(__file__).resolve().parent
 REPO_ROOT = E2E_DIR.parent

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from e2e.fake_llm import ENDPOINT, MODEL, FakeLlm
 from e2e.mongo_wire import MongoWireServer
+from emulator.http11 import free_port
 
 LIBRECHAT_YAML = """\
 version: 1.2.1
@@ -40,12 +41,6 @@ modelSpecs:
         endpoint: "{endpoint}"
         model: "{model}"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Redis:

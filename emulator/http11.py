@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import secrets
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any, cast
 
 import h11
@@ -302,11 +304,30 @@ def sendv(sock: socket.socket, parts: list[bytes]) -> None:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on now, for a process about to bind it."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A port nobody uses now, for a process about to bind it.
+
+    Drawn from below the kernel's ephemeral range, never with `bind(0)`: a port `bind(0)`
+    hands out is an ephemeral one, and any connection opened before the process binds it may
+    take it as its local port (the upstream then fails with EADDRINUSE, as it did in CI).
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        start = max(1024, low - 12_000)
+        port = start + secrets.randbelow(low - start)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port on {host} below the ephemeral range ({low})")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; macOS starts at 49152, so this stays below it too
 
 
 class TcpServer:

@@ -27,12 +27,6 @@ HERE = Path(__file__).resolve().parent
 EMULATOR_UPSTREAM = f"{sys.executable} {HERE / 'emulator_upstream.py'}"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Latch:
     """A control socket: each fake-runtime connection waits until the test releases it."""
 

@@ -28,6 +28,7 @@ from emulator import LocalStack
 from emulator import responses as responses_module
 from emulator import sandbox as sandbox_module
 from emulator.events import build_function_url_event, build_rest_event, parse_query
+from emulator.http11 import free_port
 from emulator.sandbox import Sandbox, process_state
 from tests.fake_runtime import Api
 
@@ -738,13 +739,18 @@ def test_unknown_request_id_is_rejected() -> None:
     assert json.loads(body)["errorType"] == "InvalidRequestID"
 
 
+def test_free_ports_come_from_below_the_ephemeral_range() -> None:
+    # A port from the ephemeral range can be taken by any outgoing connection before the
+    # process meant to listen on it binds it (CI saw the upstream die with EADDRINUSE).
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(50)]
+    assert all(1024 <= port < low for port in ports)
+    assert len(set(ports)) > 1  # drawn, not a fixed port every caller would collide on
+    with socket.create_server(("127.0.0.1", ports[-1])):
+        pass
+
+
 # -- demo upstream and CLI -----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_demo_upstream_is_healthy_and_streams_tokens_as_events() -> None:

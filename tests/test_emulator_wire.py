@@ -10,8 +10,9 @@ import json
 import pytest
 
 from emulator import LocalStack, WireLog
+from emulator.http11 import free_port
 from emulator.responses import DELIMITER
-from tests.emulator_support import EMULATOR_UPSTREAM, free_port
+from tests.emulator_support import EMULATOR_UPSTREAM
 from tests.test_emulator import FAKE_RUNTIME
 
 pytestmark = pytest.mark.slow  # starts the runtime or the emulator (tests/conftest.py)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,15 +11,11 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from emulator.http11 import free_port
+
 HERE = Path(__file__).parent
 UPSTREAM_APP = HERE / "upstream_app.py"
 REGION = "eu-west-1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import redis
-from conftest import free_port
+
+from emulator.http11 import free_port
 
 
 class RedisServer:

@@ -16,10 +16,10 @@ import time
 
 import httpx
 import pytest
-from conftest import free_port
 from test_readiness import librechat
 
 from emulator import LocalStack
+from emulator.http11 import free_port
 
 pytestmark = pytest.mark.slow  # runtimes under the emulator, redis-server, the stand-in
 

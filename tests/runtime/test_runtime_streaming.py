@@ -11,9 +11,10 @@ import time
 
 import httpx
 import pytest
-from conftest import UPSTREAM_APP, free_port, runtime_env
+from conftest import UPSTREAM_APP, runtime_env
 
 from emulator import LocalStack
+from emulator.http11 import free_port
 
 pytestmark = pytest.mark.slow  # starts the runtime or the emulator (tests/conftest.py)
 
