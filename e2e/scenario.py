@@ -7,6 +7,7 @@ LibreChat answered; later steps still run where they can, so one run shows every
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import statistics
@@ -296,26 +297,42 @@ class Journey:
         while None in self.environments(stream) and time.monotonic() < deadline:
             time.sleep(0.1)
 
-    def follow_ups_both_ways(self, first: Stream) -> tuple[bool, str]:
-        """Follow-ups in one conversation until one went each way between two environments."""
-        seen: list[str] = []
-        ok, stream = True, first
+    def follow_ups_both_ways(self, turns: list[Stream]) -> tuple[bool, str]:
+        """Follow-ups in one conversation (one stream id) until one reversed the previous
+        turn's environments (the GET's environment now holds the POST) and one repeated them.
+
+        The emulator routes to the most recently idle environment, as Lambda tends to, and
+        the holding environment lets go after the reader's stream ended: so once reversed,
+        follow-ups repeat that way, and under load the order varies."""
+        directions: list[tuple[int | None, int | None]] = []
+        for turn in turns:
+            self.wait_for_hold(turn)
+            directions.append(self.environments(turn))
+        seen = [f"{p}->{g}" for p, g in directions]
+        ok, stream = True, turns[-1]
         for i in range(FOLLOW_UPS):
+            if self._reversed_and_repeated(directions):
+                break
             parent = stream.response_message.get("messageId")
             stream = self.chat(
-                f"follow-up {i + 2}", first.conversation_id, parent, kind="follow-up"
+                f"follow-up {i + 2}", turns[0].conversation_id, parent, kind="follow-up"
             )
             good, detail = self.streamed(stream)
             self.wait_for_hold(stream)
-            post_env, get_env = self.environments(stream)
-            seen.append(f"{post_env}->{get_env}")
+            directions.append(self.environments(stream))
+            seen.append("{}->{}".format(*directions[-1]) + ("" if good else f" ({detail})"))
             ok = ok and good
-            if not good:
-                seen[-1] += f" ({detail})"
-            pairs = {(p, g) for p, g in (pair.split("->") for pair in seen[-(i + 1) :])}
-            if any((g, p) in pairs and p != g for p, g in pairs):
-                return ok, f"POST->GET environments: {', '.join(seen)}; every token live"
-        return False, f"not both ways in {FOLLOW_UPS} follow-ups: {', '.join(seen)}"
+        if not self._reversed_and_repeated(directions):
+            return False, f"turns' POST->GET environments: {', '.join(seen)}; no follow-up " \
+                "both reversed and repeated the previous turn's"  # fmt: skip
+        return ok, f"turns' POST->GET environments: {', '.join(seen)}; every token live"
+
+    @staticmethod
+    def _reversed_and_repeated(directions: list[tuple[int | None, int | None]]) -> bool:
+        known = [
+            (a, b) for a, b in itertools.pairwise(directions) if None not in a + b and a[0] != a[1]
+        ]
+        return any(b == (a[1], a[0]) for a, b in known) and any(b == a for a, b in known)
 
     def stop_button(self) -> tuple[bool, str]:
         """The stop button mid-answer, its request landing on a third environment."""
@@ -421,7 +438,7 @@ class Journey:
         across = resumable and bool(self.lines) and self.across_environments  # issue 15
         if across:
             self.check("follow-ups both ways between two environments",
-                       lambda: self.follow_ups_both_ways(follow))  # fmt: skip
+                       lambda: self.follow_ups_both_ways([first, follow]))  # fmt: skip
         self.check("upload an image", self.upload)
         self.check("two concurrent chats", self.concurrent_chats)
         if across:

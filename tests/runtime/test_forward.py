@@ -123,7 +123,7 @@ def test_the_job_channel_runs_only_job_requests_whatever_redis_carries(tmp_path,
     """Anyone who can publish to Redis gets no more than the job routes, with credentials
     LibreChat checks; malformed requests and foreign reply channels get nothing."""
     with stack(tmp_path, redis_server.url).start(init_timeout=30) as st:
-        stream_id = post(st, "user-1", tokens=300, delay=100)
+        stream_id = post(st, "user-1", tokens=200, delay=30)
         reader = Reader(st, stream_id, "user-1")
         reader.wait_tokens(2)
         client = redis.Redis.from_url(redis_server.url)
@@ -148,7 +148,9 @@ def test_the_job_channel_runs_only_job_requests_whatever_redis_carries(tmp_path,
         answer = send(user)
         assert answer["status"] == 403
         assert b"user-1" not in base64.b64decode(answer["body"])  # LibreChat was not asked
-        assert send({**user, "reply": "elsewhere"}) is None
+        # The listener answers one request at a time, in order: an answer to the next
+        # request proves nothing went to the foreign channel (send() fails on one).
+        assert client.publish(ask, json.dumps({**user, "reply": "elsewhere"})) == 1
         assert send({**user, "body": "not base64!"})["status"] == 400
         assert client.publish(ask, b"{not json") == 1
         status = {**user, "target": f"/api/agents/chat/status/{stream_id}"}
