@@ -7,7 +7,6 @@ LibreChat answered; later steps still run where they can, so one run shows every
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import statistics
@@ -298,41 +297,49 @@ class Journey:
             time.sleep(0.1)
 
     def follow_ups_both_ways(self, turns: list[Stream]) -> tuple[bool, str]:
-        """Follow-ups in one conversation (one stream id) until one reversed the previous
-        turn's environments (the GET's environment now holds the POST) and one repeated them.
+        """Follow-ups in one conversation (one stream id, one Redis key per turn) until the
+        roles swapped both ways: an environment that held a turn's POST served a later turn's
+        GET, and one that served a turn's GET held a later turn's POST. That is where state
+        one role left behind for the stream id would break the other.
 
         The emulator routes to the most recently idle environment, as Lambda tends to, and
-        the holding environment lets go after the reader's stream ended: so once reversed,
-        follow-ups repeat that way, and under load the order varies."""
+        the holding environment lets go a moment after the reader's stream ended: a follow-up
+        sent after that lands on the holder again. So the follow-ups alternate it with one
+        sent the moment the answer ended, as a quick user does, which finds the holder busy."""
+        streams, ok = list(turns), True
+        notes: dict[int, str] = {}  # a turn that did not stream well: what went wrong
         directions: list[tuple[int | None, int | None]] = []
-        for turn in turns:
-            self.wait_for_hold(turn)
-            directions.append(self.environments(turn))
-        seen = [f"{p}->{g}" for p, g in directions]
-        ok, stream = True, turns[-1]
-        for i in range(FOLLOW_UPS):
-            if self._reversed_and_repeated(directions):
-                break
-            parent = stream.response_message.get("messageId")
+        for i in range(FOLLOW_UPS + 1):
+            patient = i % 2 == 0
+            if patient:  # waits for every hold so far, then knows every direction
+                directions = [self._direction(s) for s in streams]
+                if self._roles_swapped(directions) or i == FOLLOW_UPS:
+                    break
+            parent = streams[-1].response_message.get("messageId")
             stream = self.chat(
                 f"follow-up {i + 2}", turns[0].conversation_id, parent, kind="follow-up"
             )
             good, detail = self.streamed(stream)
-            self.wait_for_hold(stream)
-            directions.append(self.environments(stream))
-            seen.append("{}->{}".format(*directions[-1]) + ("" if good else f" ({detail})"))
             ok = ok and good
-        if not self._reversed_and_repeated(directions):
-            return False, f"turns' POST->GET environments: {', '.join(seen)}; no follow-up " \
-                "both reversed and repeated the previous turn's"  # fmt: skip
-        return ok, f"turns' POST->GET environments: {', '.join(seen)}; every token live"
+            if not good:
+                notes[len(streams)] = f" ({detail})"
+            streams.append(stream)
+        directions = [self._direction(s) for s in streams]
+        seen = ", ".join("{}->{}".format(*d) + notes.get(n, "") for n, d in enumerate(directions))
+        if not self._roles_swapped(directions):
+            return False, f"turns' POST->GET environments: {seen}; no environment " \
+                "took both roles in both orders"  # fmt: skip
+        return ok, f"turns' POST->GET environments: {seen}; every token live"
+
+    def _direction(self, stream: Stream) -> tuple[int | None, int | None]:
+        self.wait_for_hold(stream)
+        return self.environments(stream)
 
     @staticmethod
-    def _reversed_and_repeated(directions: list[tuple[int | None, int | None]]) -> bool:
-        known = [
-            (a, b) for a, b in itertools.pairwise(directions) if None not in a + b and a[0] != a[1]
-        ]
-        return any(b == (a[1], a[0]) for a, b in known) and any(b == a for a, b in known)
+    def _roles_swapped(directions: list[tuple[int | None, int | None]]) -> bool:
+        known = [d for d in directions if None not in d and d[0] != d[1]]
+        later = [(a, b) for i, a in enumerate(known) for b in known[i + 1 :]]
+        return any(a[0] == b[1] for a, b in later) and any(a[1] == b[0] for a, b in later)
 
     def stop_button(self) -> tuple[bool, str]:
         """The stop button mid-answer, its request landing on a third environment."""
