@@ -270,30 +270,49 @@ class Journey:
         return records
 
     def environments(self, stream: Stream) -> tuple[int | None, int | None]:
-        """Which environment held the answer's POST and which served its stream GET: the n-th
-        answer of a conversation is the n-th hold and the n-th turn its runtime published;
-        the GET that relayed that turn names it in its request line."""
+        """Which environment held the answer's POST and which served its stream GET."""
+        post_env, get_env, _ = self._sides(stream)
+        return post_env, get_env
+
+    def _sides(self, stream: Stream) -> tuple[int | None, int | None, bool]:
+        """The answer's POST and GET environments, and whether the POST's hold has ended.
+
+        Where the relay carried the answer, the n-th answer of a conversation is its n-th turn
+        (turn ids start with the time they were registered), published by the environment
+        holding the POST and named in the request line of the GET that relayed it. Otherwise
+        (managed mode) the n-th hold and the n-th GET of the stream id: log order, which a
+        hold outlasting the next answer's would break, so only where holds do not overlap."""
         records = self.runtime_records()
         same = [s for _, s in self.turns if s.conversation_id == stream.conversation_id]
         n = next((i for i, s in enumerate(same) if s is stream), 0)
         holds = [e for e, r in records if r.get("message") == "background hold"
                  and r.get("conversationId") == stream.conversation_id]  # fmt: skip
-        turns = [r.get("turn") for _, r in records if r.get("message") == "stream relay published"
-                 and r.get("streamId") == stream.stream_id]  # fmt: skip
+        # Turn ids begin with their registration time in fixed-width hex: they sort as text.
+        published = sorted(
+            (str(r["turn"]), e)
+            for e, r in records
+            if r.get("message") == "stream relay published"
+            and r.get("streamId") == stream.stream_id
+            and r.get("turn")
+        )
         path = f"/api/agents/chat/stream/{stream.stream_id}"
         gets = [(e, r.get("turn")) for e, r in records if r.get("message") == "request"
                 and r.get("method") == "GET" and r.get("path") == path]  # fmt: skip
-        if n < len(turns) and turns[n] is not None:  # the relay carried it: paired by turn
-            get_env = next((e for e, turn in gets if turn == turns[n]), None)
-        else:  # LibreChat's own path (managed mode): the n-th GET of the stream id
-            get_env = gets[n][0] if n < len(gets) else None
-        return (holds[n] if n < len(holds) else None, get_env)
+        held = len(holds) > n
+        if n < len(published):
+            turn, post_env = published[n]
+            return post_env, next((e for e, t in gets if t == turn), None), held
+        get_env = gets[n][0] if n < len(gets) else None
+        return (holds[n] if held else None), get_env, held
 
     def wait_for_hold(self, stream: Stream, timeout: float = 30.0) -> None:
         """The hold's log line comes when the environment lets go of the POST, the GET's when
         its stream ended."""
         deadline = time.monotonic() + timeout
-        while None in self.environments(stream) and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            post_env, get_env, held = self._sides(stream)
+            if held and None not in (post_env, get_env):
+                return
             time.sleep(0.1)
 
     def follow_ups_both_ways(self, turns: list[Stream]) -> tuple[bool, str]:
