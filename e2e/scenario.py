@@ -322,9 +322,9 @@ class Journey:
         one role left behind for the stream id would break the other.
 
         The emulator routes to the most recently idle environment, as Lambda tends to, and
-        the holding environment lets go a moment after the reader's stream ended: a follow-up
+        the holding environment lets go 10-250 ms after the reader's stream ended: a follow-up
         sent after that lands on the holder again. So the follow-ups alternate it with one
-        sent the moment the answer ended, as a quick user does, which finds the holder busy."""
+        sent the moment the reader's environment is free, while the holder is still busy."""
         streams, ok = list(turns), True
         notes: dict[int, str] = {}  # a turn that did not stream well: what went wrong
         directions: list[tuple[int | None, int | None]] = []
@@ -334,6 +334,8 @@ class Journey:
                 directions = [self._direction(s) for s in streams]
                 if self._roles_swapped(directions) or i == FOLLOW_UPS:
                     break
+            else:  # the moment the reader's environment is free, the holder still busy
+                self._wait_for_gets(streams[-1], len(streams))
             parent = streams[-1].response_message.get("messageId")
             stream = self.chat(
                 f"follow-up {i + 2}", turns[0].conversation_id, parent, kind="follow-up"
@@ -349,6 +351,18 @@ class Journey:
             return False, f"turns' POST->GET environments: {seen}; no environment " \
                 "took both roles in both orders"  # fmt: skip
         return ok, f"turns' POST->GET environments: {seen}; every token live"
+
+    def _wait_for_gets(self, stream: Stream, count: int, timeout: float = 10.0) -> None:
+        """Until the runtimes logged `count` stream GETs of the stream id: each logs its
+        request when its stream ended, just before its environment asks for the next event
+        (while the holding environment is still reading the end of LibreChat's response)."""
+        needle = f'"path":"/api/agents/chat/stream/{stream.stream_id}"'
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = sum(1 for line in list(self.lines) if needle in line and '"GET"' in line)
+            if done >= count:
+                return
+            time.sleep(0.005)
 
     def _direction(self, stream: Stream) -> tuple[int | None, int | None]:
         self.wait_for_hold(stream)
