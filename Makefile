@@ -36,14 +36,15 @@ test: sync lint pytest
 # The whole suite on every core. --dist loadfile keeps a file's tests on one worker, so a
 # module's fixtures (a runtime under the emulator, moto) start once. The coverage figure counts
 # the runtime's own processes ([tool.coverage.run] patch = subprocess); below the floor
-# ([tool.coverage.report] fail_under) the run fails.
+# ([tool.coverage.report] fail_under) the run fails. Bytecode is written even where the shell
+# sets PYTHONDONTWRITEBYTECODE (as on the build machines): otherwise every worker and every
+# process the tests start compiles pulumi_aws again (~8 s each).
 pytest: sync test-tools
-	$(UV) run --frozen pytest -n auto --dist loadfile --cov --cov-report=term:skip-covered
+	PYTHONDONTWRITEBYTECODE= $(UV) run --frozen pytest -n auto --dist loadfile --cov --cov-report=term:skip-covered
 
 # The edit loop and the pre-commit hook: every test but those marked slow (a process or moto)
 # or program (a whole Pulumi program run); tests/conftest.py fails either when unmarked.
-# Bytecode is written even where the shell sets PYTHONDONTWRITEBYTECODE: pulumi_aws alone
-# compiles for ~8 s on every run otherwise.
+# Bytecode is written for the reason given at pytest.
 test-fast: sync
 	PYTHONDONTWRITEBYTECODE= $(UV) run --frozen pytest -m "not slow and not program" -q -p no:cacheprovider
 

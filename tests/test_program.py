@@ -129,7 +129,8 @@ def test_function_runs_the_digest_pinned_single_platform_image(
 ):
     image = mocks.inputs_of(T.DOCKER_IMAGE)
     assert image["build"]["platform"] == "linux/amd64"
-    base = "ghcr.io/danny-avila/librechat-api:v0.8.2-rc1"
+    base = stack_file("dev")["librechat-lambda:image"]["baseImage"]
+    assert base.startswith("ghcr.io/danny-avila/librechat-api:")  # a tag: pulumi resolves it
     assert image["build"]["args"] == {
         "BASE_IMAGE": f"ghcr.io/danny-avila/librechat-api@{fake_registry_digest(base)}"
     }
