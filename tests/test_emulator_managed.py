@@ -19,13 +19,13 @@ import pytest
 
 from emulator import LocalStack
 from emulator.environment import MANAGED_INITIALIZATION_TYPE
+from emulator.http11 import free_port
 from emulator.sandbox import descendants, process_state
 from tests.emulator_support import (
     CUT,
     EMULATOR_UPSTREAM,
     END,
     EventStream,
-    free_port,
     round_gate,
     wait_until,
 )

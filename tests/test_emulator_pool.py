@@ -19,13 +19,13 @@ import pytest
 
 from emulator import LocalStack
 from emulator import pool as pool_module
+from emulator.http11 import free_port
 from emulator.sandbox import process_state
 from tests.emulator_support import (
     EMULATOR_UPSTREAM,
     END,
     EventStream,
     Latch,
-    free_port,
     latch,
     round_gate,
     wait_until,
