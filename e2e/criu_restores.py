@@ -22,9 +22,11 @@ the runtime) and LibreChat, its child: the holder makes the runtime's HookChanne
 does in snap-start mode (the preload and the OpenSSL config in NODE_OPTIONS, SNAPSTART_HOOK_FD).
 Both ends of the channel are inside the image, as the runtime and LibreChat are both inside a
 Lambda snapshot; the driver reaches the holder over a loopback listening socket (restored
-with the image) and asks it for the before and after steps. Node runs with UV_USE_IO_URING=0:
-CRIU cannot dump io_uring. LibreChat's stdout goes to a file, which CRIU checks by size at
-restore, so the file as it was at dump time is put back before each restore.
+with the image) and asks it for the before and after steps. CRIU cannot dump io_uring, and
+Node 24's libuv sets up io_uring rings even with UV_USE_IO_URING=0, so the holder starts Node
+under a seccomp filter that fails io_uring_setup with ENOSYS (libuv then uses epoll and its
+thread pool). LibreChat's stdout goes to a file, which CRIU checks by size at restore, so the
+file as it was at dump time is put back before each restore.
 
 CRIU: built from source, tag v4.2 (commit 3c7d4fa013297b431da48eff821db7f2e8b90c27, from
 github checkpoint-restore/criu) in /work/criu-src/criu with `make -j2 criu` (no docs), on the
@@ -39,11 +41,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import errno
 import json
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -64,6 +68,10 @@ from emulator.http11 import free_port
 E2E_DIR = Path(__file__).resolve().parent
 REPO_ROOT = E2E_DIR.parent
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+BPF_LD_W_ABS, BPF_JEQ_K, BPF_RET_K = 0x20, 0x15, 0x06
+AUDIT_ARCH_X86_64, NR_IO_URING_SETUP = 0xC000003E, 425
+SECCOMP_RET_ERRNO, SECCOMP_RET_ALLOW = 0x00050000, 0x7FFF0000
 LIBRECHAT_DB = "LibreChat"
 
 
@@ -75,7 +83,12 @@ def hold(port: int, command: list[str]) -> int:
     (one JSON line per connection) on 127.0.0.1:port until LibreChat exits or `stop`."""
     channel = snapstart.HookChannel()
     env = os.environ | channel.upstream_env(os.environ)
-    node = subprocess.Popen(command, env=env, pass_fds=(channel.child_fd,))
+    node = subprocess.Popen(
+        command,
+        env=env,
+        pass_fds=(channel.child_fd,),
+        preexec_fn=refuse_io_uring,  # noqa: PLW1509 (no threads yet)
+    )
     channel.spawned()
     listener = socket.create_server(("127.0.0.1", port))
     listener.settimeout(0.2)
@@ -95,6 +108,31 @@ def hold(port: int, command: list[str]) -> int:
         node.kill()
     node.wait()
     return 0
+
+
+def refuse_io_uring() -> None:
+    """A seccomp filter that fails io_uring_setup with ENOSYS, as a kernel without io_uring
+    would, so libuv falls back to epoll and thread-pool file I/O: CRIU cannot dump an io_uring
+    instance, and Node 24's libuv (1.52) sets up its rings whatever UV_USE_IO_URING says."""
+    program = [
+        (BPF_LD_W_ABS, 0, 0, 4),  # seccomp_data.arch
+        (BPF_JEQ_K, 0, 3, AUDIT_ARCH_X86_64),
+        (BPF_LD_W_ABS, 0, 0, 0),  # seccomp_data.nr
+        (BPF_JEQ_K, 0, 1, NR_IO_URING_SETUP),
+        (BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.ENOSYS),
+        (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
+    ]
+    code = ctypes.create_string_buffer(b"".join(struct.pack("<HBBI", *op) for op in program))
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fprog = SockFprog(len(program), ctypes.addressof(code))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
 
 
 def _hold_step(
@@ -299,6 +337,11 @@ class Pair:
                 "conversationId (new conversation)": stream.conversation_id,
                 "responseMessage.messageId": message.get("messageId"),
             }
+            # A public link to the conversation: its shareId is nanoid's (a pooled source).
+            share = client.request("POST", f"/api/share/{stream.conversation_id}", json={})
+            result["share_status"] = share.status_code
+            if share.status_code == 200:
+                result["values"]["shareId (nanoid)"] = share.json().get("shareId")
             client.close()
             time.sleep(1.0)  # the answer's last saves
             result["object_ids"] = self._new_object_ids(before)
