@@ -75,20 +75,26 @@ BPF_LD_W_ABS, BPF_JEQ_K, BPF_RET_K = 0x20, 0x15, 0x06
 AUDIT_ARCH_X86_64, NR_IO_URING_SETUP = 0xC000003E, 425
 SECCOMP_RET_ERRNO, SECCOMP_RET_ALLOW = 0x00050000, 0x7FFF0000
 LIBRECHAT_DB = "LibreChat"
+PAIRS = {  # one image each, restored twice
+    "snapstart": "started as in snap-start mode; before step, dump, restore + after step (x2)",
+    "control": "started as in snap-start mode; dump, restore (x2): no SnapStart step",
+    "bare": "started as on demand (no preload, no OpenSSL config); dump, restore (x2)",
+}
 
 
 # -- the holder: the runtime's side of the hook channel, inside the checkpointed tree ----------
 
 
-def hold(port: int, command: list[str]) -> int:
-    """Start LibreChat as the runtime does in snap-start mode and serve the driver's requests
-    (one JSON line per connection) on 127.0.0.1:port until LibreChat exits or `stop`."""
+def hold(port: int, command: list[str], bare: bool = False) -> int:
+    """Start LibreChat as the runtime does in snap-start mode (`bare`: as it does on demand,
+    without the preload and its OpenSSL config) and serve the driver's requests (one JSON line
+    per connection) on 127.0.0.1:port until LibreChat exits or `stop`."""
     channel = snapstart.HookChannel()
-    env = os.environ | channel.upstream_env(os.environ)
+    env = dict(os.environ) if bare else os.environ | channel.upstream_env(os.environ)
     node = subprocess.Popen(
         command,
         env=env,
-        pass_fds=(channel.child_fd,),
+        pass_fds=() if bare else (channel.child_fd,),
         preexec_fn=refuse_io_uring,  # noqa: PLW1509 (no threads yet)
     )
     channel.spawned()
@@ -173,8 +179,11 @@ def ask(port: int, step: str, timeout: float = 90.0) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--hold"]:
-        return hold(int(argv[1]), argv[3:] if argv[2:3] == ["--"] else argv[2:])
+    if argv[:1] == ["--hold"]:  # --hold PORT [--bare] -- COMMAND...
+        rest = argv[2:]
+        bare = rest[:1] == ["--bare"]
+        rest = rest[1:] if bare else rest
+        return hold(int(argv[1]), rest[1:] if rest[:1] == ["--"] else rest, bare)
     args = _parser().parse_args(argv)
     # Orphans of the checkpointed tree (LibreChat when criu kills the holder first) come to us
     # to be reaped, so their PIDs are free for the restores.
@@ -195,11 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     services = Services(out / "services")
     try:
-        for label, hooks in (("snapstart", True), ("control", False)):
-            if label == "control" and args.no_control:
+        for label, what in PAIRS.items():
+            if label != "snapstart" and args.no_control:
                 continue
-            print(f"== {args.version}: {label} image (SnapStart steps: {hooks})", flush=True)
-            summary[label] = Pair(args, root, services, out / label, hooks).run()
+            print(f"== {args.version}: {label} image: {what}", flush=True)
+            summary[label] = Pair(args, root, services, out / label, label).run()
     except Exception as exc:  # the summary still says how far the run got
         summary["aborted"] = f"{type(exc).__name__}: {exc}"
         print(f"criu_restores: aborted: {summary['aborted']}", file=sys.stderr, flush=True)
@@ -228,9 +237,11 @@ class Pair:
     """One LibreChat booted, checkpointed into one image, and restored from it twice."""
 
     def __init__(
-        self, args: argparse.Namespace, root: Path, services: Any, out: Path, hooks: bool
+        self, args: argparse.Namespace, root: Path, services: Any, out: Path, label: str
     ) -> None:
-        self.args, self.root, self.services, self.out, self.hooks = args, root, services, out, hooks
+        self.args, self.root, self.services, self.out = args, root, services, out
+        self.hooks = label == "snapstart"  # the before and after steps
+        self.bare = label == "bare"  # LibreChat without the preload and its OpenSSL config
         self.out.mkdir(parents=True)
         self.images = Path(args.images) / f"{args.version}-{out.name}"
         shutil.rmtree(self.images, ignore_errors=True)
@@ -241,7 +252,7 @@ class Pair:
         self.node_pid = 0
 
     def run(self) -> dict[str, Any]:
-        result: dict[str, Any] = {"hooks": self.hooks}
+        result: dict[str, Any] = {"hooks": self.hooks, "preload": not self.bare}
         result["boot"], result["user"] = self.boot()
         result["dump"] = self.dump()
         result["restores"] = []
@@ -256,8 +267,9 @@ class Pair:
         env = os.environ | self.services.librechat_env(self.url)
         env |= {"HOST": "127.0.0.1", "PORT": str(self.port), "UV_USE_IO_URING": "0"}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        bare = ["--bare"] if self.bare else []
         command = [sys.executable, "-m", "e2e.criu_restores", "--hold", str(self.control_port),
-                   "--", "node", "api/server/index.js"]  # fmt: skip
+                   *bare, "--", "node", "api/server/index.js"]  # fmt: skip
         # O_APPEND: each restore writes on at the end of the dump-time log, put back before it.
         log = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         spawned = time.perf_counter()
@@ -416,52 +428,60 @@ def sources(restore: dict[str, Any]) -> dict[str, Any]:
 
 
 def uniqueness(summary: dict[str, Any]) -> dict[str, Any]:
-    """Per source: restore 1's and 2's values with the SnapStart steps (must differ), and
-    whether the control's two restores repeated it (they should: the check can fail)."""
+    """Per source: restore 1's and 2's values with the SnapStart steps (must differ), and for
+    each control pair its two values and whether they repeated (they should, for the sources
+    the steps are there for: so the check can fail)."""
+    by_pair = {
+        label: [sources(r) for r in (summary.get(label) or {}).get("restores", [])]
+        for label in PAIRS
+    }
     table: dict[str, Any] = {}
-    pair = [sources(r) for r in (summary.get("snapstart") or {}).get("restores", [])]
-    control = [sources(r) for r in (summary.get("control") or {}).get("restores", [])]
-    for name in sorted(set().union(*pair, *control) if pair or control else []):
-        a = pair[0].get(name) if len(pair) > 1 else None
-        b = pair[1].get(name) if len(pair) > 1 else None
-        c = [v.get(name) for v in control] if len(control) > 1 else [None, None]
-        table[name] = {
-            "restore_1": a,
-            "restore_2": b,
-            "fresh": a is not None and b is not None and a != b,
-            "control": c,
-            "control_repeated": c[0] is not None and c[0] == c[1],
-        }
+    for name in sorted(set().union(*(v for pair in by_pair.values() for v in pair))):
+        row: dict[str, Any] = {}
+        for label, pair in by_pair.items():
+            values = [v.get(name) for v in pair] if len(pair) > 1 else [None, None]
+            row[label] = values
+            row[f"{label}_repeated"] = values[0] is not None and values[0] == values[1]
+        a, b = row["snapstart"]
+        row["fresh"] = a is not None and b is not None and a != b
+        table[name] = row
     return table
 
 
 def report(summary: dict[str, Any], out: Path) -> int:
     print(f"== {summary['version']} (CRIU {summary['criu']}, Node {summary['node']})")
-    for label in ("snapstart", "control"):
+    for label in PAIRS:
         for r in (summary.get(label) or {}).get("restores", []):
             print(f"  {label} restore {r['n']}: {json.dumps(_headline(r))}")
     table = summary["uniqueness"]
+    counts = ", ".join(
+        f"{sum(1 for s in table.values() if s[f'{label}_repeated'])} repeated in {label}"
+        for label in PAIRS
+        if label != "snapstart"
+    )
     fresh = sum(1 for s in table.values() if s["fresh"])
-    repeated = sum(1 for s in table.values() if s["control_repeated"])
-    print(f"  uniqueness: {fresh}/{len(table)} sources fresh with the steps; "
-          f"{repeated}/{len(table)} repeated in the control")  # fmt: skip
+    print(f"  uniqueness, {len(table)} sources: {fresh} fresh with the steps; {counts}")
     for name, s in table.items():
-        verdict = "fresh" if s["fresh"] else "SAME"
-        control = "repeated" if s["control_repeated"] else "differed"
-        print(f"    [{verdict}] {name}: {s['restore_1']} / {s['restore_2']}; "
-              f"control {control} {s['control'][0]} / {s['control'][1]}")  # fmt: skip
+        print(f"    [{'fresh' if s['fresh'] else 'SAME'}] {name}: {_pair(s['snapstart'])}")
+        for label in PAIRS:
+            if label != "snapstart" and s[label][0] is not None:
+                said = "repeated" if s[f"{label}_repeated"] else "differed"
+                print(f"        {label} {said}: {_pair(s[label])}")
     print(f"  results: {out / 'summary.json'}")
-    restores = [r for label in ("snapstart", "control")
-                for r in (summary.get(label) or {}).get("restores", [])]  # fmt: skip
+    restores = [r for label in PAIRS for r in (summary.get(label) or {}).get("restores", [])]
     steps = [s for r in restores for s in r.get("steps", [])]
     failed = [s["name"] for s in steps if not s["ok"]]
     if summary.get("aborted"):
         failed.append(f"aborted ({summary['aborted']})")
-    if any(not s["fresh"] for s in table.values() if s["restore_1"] is not None):
+    if any(not s["fresh"] for s in table.values() if s["snapstart"][0] is not None):
         failed.append("uniqueness")
     if failed:
         print("  FAILED: " + "; ".join(failed))
     return 1 if failed else 0
+
+
+def _pair(values: list[Any]) -> str:
+    return f"{values[0]} / {values[1]}"
 
 
 def _headline(r: dict[str, Any]) -> dict[str, Any]:
