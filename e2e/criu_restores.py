@@ -11,10 +11,12 @@ two-process model of plain Node. Here one booted LibreChat is checkpointed with 
 other, as two Lambda environments restored from one snapshot would be. Per restore: restore
 command start to the first byte of `GET /health` (after the after-restore step), and the first
 token of a chat by a user who logs in afresh. Uniqueness is judged on values LibreChat itself
-produced after each restore (the new conversation's and answer's ids, the ObjectIds of the
-documents it saved, read from the MongoDB wire server). A control pair of restores, from a
-second image taken with neither SnapStart step, shows the same values repeat there, so the
-check can fail.
+produced after each restore (the new conversation's and answer's ids, a share link's nanoid,
+the ObjectIds of the documents it saved, read from the MongoDB wire server). Two control
+images, each restored twice without either SnapStart step, show values repeat there, so the
+check can fail: `control` starts LibreChat as snap-start mode does, `bare` as on-demand mode
+does (no preload, no OpenSSL config). Exit status 0 only if every step passed and every
+source differed between the two restores with the steps.
 
 The checkpointed tree is a small holder process (this module with --hold, standing in for
 the runtime) and LibreChat, its child: the holder makes the runtime's HookChannel socketpair
