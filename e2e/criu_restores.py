@@ -255,8 +255,17 @@ class Pair:
 
     def run(self) -> dict[str, Any]:
         result: dict[str, Any] = {"hooks": self.hooks, "preload": not self.bare}
-        result["boot"], result["user"] = self.boot()
-        result["dump"] = self.dump()
+        try:
+            result["boot"], result["user"] = self.boot()
+            result["dump"] = self.dump()
+        except BaseException:  # a failed dump leaves the tree running: it must not outlive us
+            holder: subprocess.Popen[bytes] | None = getattr(self, "holder", None)
+            if holder is not None and holder.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(holder.pid, signal.SIGKILL)
+                holder.wait(30)
+                _reap(self.node_pid)
+            raise
         result["restores"] = []
         for n in (1, 2):
             restore = self.restore(n, result["user"])
