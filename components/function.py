@@ -92,12 +92,19 @@ class LambdaFunctionArgs:
     timeout_seconds: int
     ephemeral_storage_mb: int
     log_retention_days: int
+    tracing: bool
+    provisioned_concurrency: int
+    # From `secrets.mode`, `compute.snapStart` and the `runtime` section, likewise.
+    secrets_mode: Literal["deploy", "runtime"]
+    """Values are read only when `deploy` is asked for."""
+    snap_start: bool
+    """Publish SnapStart versions; the API invokes them through the alias (standard mode)."""
+    runtime: RuntimeConfig
+    """The streaming runtime's tunables (runtime/streaming_proxy/variables.py)."""
     environment: Mapping[str, str] = field(default_factory=dict)
     environment_is_secret: bool = False
     """Keep the environment secret in state even without deploy-mode secrets."""
     secrets: Mapping[str, str] = field(default_factory=dict)
-    secrets_mode: Literal["deploy", "runtime"] = "runtime"
-    """As the stack config's `secrets.mode`: values are read only when `deploy` is asked for."""
     secrets_kms_key_arn: str | None = None
     environment_kms_key_arn: str | None = None
     """Customer-managed KMS key encrypting the function's environment (its configuration is then
@@ -106,15 +113,9 @@ class LambdaFunctionArgs:
     config_domain_from: str | None = None
     base_path: str | None = None
     files_bucket: str | None = None
-    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
-    """The streaming runtime's tunables (see runtime/streaming_proxy/__init__.py)."""
     subnet_ids: Sequence[str] = ()
     security_group_ids: Sequence[str] = ()
-    tracing: bool = False
     reserved_concurrency: int | None = None
-    provisioned_concurrency: int = 0
-    snap_start: bool = False
-    """Publish SnapStart versions; the API invokes them through the alias (standard mode)."""
     managed: ManagedCompute | None = None
     """Set: run on Lambda Managed Instances (no VPC config, reservation or provisioning here)."""
     log_group_name: str | None = None

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.config import ApiConfig, FunctionConfig
+from components.config import ApiConfig, ComputeConfig, FunctionConfig, RuntimeConfig, SecretsConfig
 
 _FUNCTION = FunctionConfig()
 _API = ApiConfig()
 
 
 def function_settings() -> dict[str, Any]:
-    """`LambdaFunctionArgs` keywords taken from the `function` section's defaults."""
-    keys = ("architecture", "memory_mb", "timeout_seconds", "ephemeral_storage_mb")
+    """`LambdaFunctionArgs` keywords taken from the defaults of the sections they come from."""
+    keys = ("architecture", "memory_mb", "timeout_seconds", "ephemeral_storage_mb",
+            "log_retention_days", "tracing", "provisioned_concurrency")  # fmt: skip
     return {key: getattr(_FUNCTION, key) for key in keys} | {
-        "log_retention_days": _FUNCTION.log_retention_days
+        "secrets_mode": SecretsConfig().mode,
+        "snap_start": ComputeConfig().snap_start,
+        "runtime": RuntimeConfig(),
     }
 
 

@@ -77,7 +77,6 @@ def every_option() -> LambdaFunctionArgs:
         **function_settings(),
         environment={"DOMAIN_SERVER": "https://chat.example.com"},
         secrets={"JWT_SECRET": "/app/jwt"},
-        secrets_mode="runtime",
         config_object=S3Location("bucket", "librechat.yaml"),
         config_domain_from="old.example.com",
         base_path="chat",
