@@ -43,22 +43,19 @@ def resolve_network(network: NetworkConfig, opts: pulumi.InvokeOptions | None = 
                 "network.vpcTags",
                 f"did not match exactly one VPC: {dict(network.vpc_tags)} ({exc})",
             )
-    in_vpc: list[Filter] = [{"name": "vpc-id", "values": [vpc_id]}] if vpc_id else []
-
     subnet_ids = tuple(network.subnet_ids)
     if not subnet_ids:
-        found = aws.ec2.get_subnets(filters=in_vpc + tag_filters(network.subnet_tags), opts=opts)
+        found = aws.ec2.get_subnets(filters=subnet_filters(network, vpc_id), opts=opts)
         subnet_ids = tuple(sorted(found.ids))
         if not subnet_ids:
             _fail("network.subnetTags", f"matched no subnet in {vpc_id}: {network.subnet_tags}")
 
     sg_ids = tuple(network.security_group_ids)
     if not sg_ids:
-        filters = in_vpc + tag_filters(network.security_group_tags)
+        filters = security_group_filters(network, vpc_id)
         what: object = network.security_group_tags
         key = "network.securityGroupTags"
         if network.security_group_names:
-            filters.append({"name": "group-name", "values": list(network.security_group_names)})
             what, key = list(network.security_group_names), "network.securityGroupNames"
         sg_ids = tuple(sorted(aws.ec2.get_security_groups(filters=filters, opts=opts).ids))
         if not sg_ids:
@@ -67,6 +64,24 @@ def resolve_network(network: NetworkConfig, opts: pulumi.InvokeOptions | None = 
             _fail(key, f"matched {len(sg_ids)} security groups ({', '.join(sg_ids)}); "
                   f"Lambda takes at most {MAX_SECURITY_GROUPS}: narrow the filter")  # fmt: skip
     return NetworkIds(vpc_id=vpc_id, subnet_ids=subnet_ids, security_group_ids=sg_ids)
+
+
+def subnet_filters(network: NetworkConfig, vpc_id: str | None) -> list[Filter]:
+    """The look-up of the function's subnets when the stack names no ids (ops/preflight.py
+    makes the same one with boto3)."""
+    return _in_vpc(vpc_id) + tag_filters(network.subnet_tags)
+
+
+def security_group_filters(network: NetworkConfig, vpc_id: str | None) -> list[Filter]:
+    """The look-up of the function's security groups when the stack names no ids."""
+    filters = _in_vpc(vpc_id) + tag_filters(network.security_group_tags)
+    if network.security_group_names:
+        filters.append({"name": "group-name", "values": list(network.security_group_names)})
+    return filters
+
+
+def _in_vpc(vpc_id: str | None) -> list[Filter]:
+    return [{"name": "vpc-id", "values": [vpc_id]}] if vpc_id else []
 
 
 def tag_filters(tags: Mapping[str, str]) -> list[Filter]:

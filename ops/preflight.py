@@ -26,9 +26,14 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from components.aws_rules import MAX_SECURITY_GROUPS, acm_arn_region
-from components.config import ConfigError
+from components.config import ConfigError, NetworkConfig
 from components.domain import candidate_zones
-from components.network import boto3_filters, tag_filters
+from components.network import (
+    boto3_filters,
+    security_group_filters,
+    subnet_filters,
+    tag_filters,
+)
 from ops.stack import StackFile, load_stack
 
 #: Lambda keeps this much of the account's concurrency unreserved (PutFunctionConcurrency).
@@ -43,19 +48,6 @@ ATTESTING_DRIVERS = ("docker-container", "kubernetes", "remote")
 
 
 @dataclass(frozen=True)
-class NetworkLookup:
-    """How the stack names its VPC placement: ids, or tags and names to look up."""
-
-    vpc_id: str | None = None
-    vpc_tags: Mapping[str, str] = field(default_factory=dict)
-    subnet_ids: tuple[str, ...] = ()
-    subnet_tags: Mapping[str, str] = field(default_factory=dict)
-    security_group_ids: tuple[str, ...] = ()
-    security_group_names: tuple[str, ...] = ()
-    security_group_tags: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Target:
     """What `pulumi up` of one stack needs from the account; the checks read only this."""
 
@@ -66,7 +58,8 @@ class Target:
     """Environment variable -> SSM parameter name or ARN."""
     config_object: tuple[str, str] | None = None
     """(bucket, key) of librechat.yaml."""
-    network: NetworkLookup | None = None
+    network: NetworkConfig | None = None
+    """The stack's `network` section; None: the function runs outside a VPC."""
     domain_name: str | None = None
     hosted_zone_id: str | None = None
     hosted_zone_name: str | None = None
@@ -86,17 +79,7 @@ def target_from_config(found: StackFile) -> Target:
         function_name=cfg.name,
         ssm_parameters=dict(cfg.secrets.parameters),
         config_object=(location.bucket, location.key) if location else None,
-        network=None
-        if net is None
-        else NetworkLookup(
-            vpc_id=net.vpc_id,
-            vpc_tags=dict(net.vpc_tags),
-            subnet_ids=tuple(net.subnet_ids),
-            subnet_tags=dict(net.subnet_tags),
-            security_group_ids=tuple(net.security_group_ids),
-            security_group_names=tuple(net.security_group_names),
-            security_group_tags=dict(net.security_group_tags),
-        ),
+        network=net,
         domain_name=domain.name if domain else None,
         hosted_zone_id=domain.hosted_zone_id if domain else None,
         hosted_zone_name=domain.hosted_zone_name if domain else None,
@@ -263,9 +246,8 @@ def check_network(t: Target, session: boto3.Session) -> list[Result]:
                 return results
             vpc_id = vpcs[0]["VpcId"]
             results.append(ok("network vpc", f"{what} -> {vpc_id} (1 match)"))
-        in_vpc = [{"Name": "vpc-id", "Values": [vpc_id]}] if vpc_id else []
-        results.append(_subnets(ec2, net, in_vpc))
-        results.append(_security_groups(ec2, net, in_vpc))
+        results.append(_subnets(ec2, net, vpc_id))
+        results.append(_security_groups(ec2, net, vpc_id))
     except (ClientError, BotoCoreError) as exc:
         results.append(
             problem(
@@ -278,7 +260,7 @@ def check_network(t: Target, session: boto3.Session) -> list[Result]:
     return results
 
 
-def _subnets(ec2: Any, net: NetworkLookup, in_vpc: list[dict[str, Any]]) -> Result:
+def _subnets(ec2: Any, net: NetworkConfig, vpc_id: str | None) -> Result:
     if net.subnet_ids:
         found = ec2.describe_subnets(
             Filters=[{"Name": "subnet-id", "Values": list(net.subnet_ids)}]
@@ -292,9 +274,7 @@ def _subnets(ec2: Any, net: NetworkLookup, in_vpc: list[dict[str, Any]]) -> Resu
                 "fix the ids (aws ec2 describe-subnets)",
             )
         return ok("network subnets", f"{len(ids)} found: {', '.join(ids)}")
-    found = ec2.describe_subnets(Filters=in_vpc + boto3_filters(tag_filters(net.subnet_tags)))[
-        "Subnets"
-    ]
+    found = ec2.describe_subnets(Filters=boto3_filters(subnet_filters(net, vpc_id)))["Subnets"]
     if not found:
         return problem(
             "network subnets",
@@ -306,17 +286,16 @@ def _subnets(ec2: Any, net: NetworkLookup, in_vpc: list[dict[str, Any]]) -> Resu
     return ok("network subnets", f"{len(found)} matched in {len(zones)} AZs: {listed}")
 
 
-def _security_groups(ec2: Any, net: NetworkLookup, in_vpc: list[dict[str, Any]]) -> Result:
+def _security_groups(ec2: Any, net: NetworkConfig, vpc_id: str | None) -> Result:
     name = "network security groups"
     if net.security_group_ids:
         filters = [{"Name": "group-id", "Values": list(net.security_group_ids)}]
         what = f"network.securityGroupIds {list(net.security_group_ids)}"
-    elif net.security_group_names:
-        filters = [*in_vpc, {"Name": "group-name", "Values": list(net.security_group_names)}]
-        what = f"network.securityGroupNames {list(net.security_group_names)}"
     else:
-        filters = in_vpc + boto3_filters(tag_filters(net.security_group_tags))
+        filters = boto3_filters(security_group_filters(net, vpc_id))
         what = f"network.securityGroupTags {dict(net.security_group_tags)}"
+        if net.security_group_names:
+            what = f"network.securityGroupNames {list(net.security_group_names)}"
     groups = ec2.describe_security_groups(Filters=filters)["SecurityGroups"]
     ids = sorted(g["GroupId"] for g in groups)
     if net.security_group_ids and len(ids) != len(set(net.security_group_ids)):

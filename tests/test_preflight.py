@@ -8,6 +8,7 @@ import os
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 import boto3
 import botocore.session
@@ -18,8 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
+from components.config import NetworkConfig
 from ops import preflight
-from ops.preflight import NetworkLookup, Target
+from ops.preflight import Target
 from tests import moto_lambda_account
 
 REGION = "eu-west-1"
@@ -163,10 +165,15 @@ def vpc(session):
     return ec2, vpc_id
 
 
-NETWORK = NetworkLookup(
-    vpc_tags={"Name": "dev-core*"},
-    subnet_tags={"Name": "*private*"},
-    security_group_names=("*librechat*",),
+def network(**keys: Any) -> NetworkConfig:
+    """The stack's `network` section, as a stack file writes it (camelCase keys)."""
+    return NetworkConfig.model_validate(keys)
+
+
+NETWORK = network(
+    vpcTags={"Name": "dev-core*"},
+    subnetTags={"Name": "*private*"},
+    securityGroupNames=["*librechat*"],
 )
 
 
@@ -185,7 +192,9 @@ def test_network_lookups_resolve_with_counts(vpc, session):
 
 
 def test_no_matching_vpc_is_a_problem(vpc, session):
-    lookup = NetworkLookup(vpc_tags={"Name": "prod-*"}, subnet_tags={"Name": "*"})
+    lookup = network(
+        vpcTags={"Name": "prod-*"}, subnetTags={"Name": "*"}, securityGroupNames=["*librechat*"]
+    )
     (result,) = preflight.check_network(target(network=lookup), session)
     assert not result.ok and "matched 0 VPCs (none)" in result.detail
 
@@ -199,10 +208,10 @@ def test_an_ambiguous_vpc_match_is_a_problem(vpc, session):
 
 
 def test_subnet_and_group_filters_that_match_nothing_are_problems(vpc, session):
-    lookup = NetworkLookup(
-        vpc_tags={"Name": "dev-core*"},
-        subnet_tags={"Name": "*public*"},
-        security_group_names=("*redis*",),
+    lookup = network(
+        vpcTags={"Name": "dev-core*"},
+        subnetTags={"Name": "*public*"},
+        securityGroupNames=["*redis*"],
     )
     results = preflight.check_network(target(network=lookup), session)
     assert [r.ok for r in results] == [True, False, False]
@@ -223,10 +232,10 @@ def test_too_many_security_groups_is_a_problem(vpc, session):
 def test_unknown_subnet_ids_are_named(vpc, session):
     ec2, vpc_id = vpc
     real = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
-    lookup = NetworkLookup(
-        vpc_id=vpc_id,
-        subnet_ids=(real, "subnet-0123456789abcdef0"),
-        security_group_names=("*librechat*",),
+    lookup = network(
+        vpcId=vpc_id,
+        subnetIds=[real, "subnet-0123456789abcdef0"],
+        securityGroupNames=["*librechat*"],
     )
     results = preflight.check_network(target(network=lookup), session)
     assert not results[1].ok and "subnet-0123456789abcdef0" in results[1].detail
