@@ -311,8 +311,8 @@ def free_port(host: str = "127.0.0.1") -> int:
     take it as its local port (the upstream then fails with EADDRINUSE, as it did in CI).
     """
     low = _ephemeral_low()
+    start = max(1024, low - 12_000)
     for _ in range(200):
-        start = max(1024, low - 12_000)
         port = start + secrets.randbelow(low - start)
         with socket.socket() as s:
             try:
