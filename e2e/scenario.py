@@ -443,8 +443,11 @@ class Journey:
         for kind, stream in self.turns:
             if stream.how != "resumable":
                 continue
-            post_env, get_env = self.environments(stream)
-            grouped.setdefault(f"{kind} {post_env}->{get_env}", []).append(stream)
+            cell = kind  # managed mode: one environment serves them all
+            if self.across_environments:
+                post_env, get_env = self.environments(stream)
+                cell = f"{kind} {post_env}->{get_env}"
+            grouped.setdefault(cell, []).append(stream)
         baseline = self.baseline_ms or 0.0
         cells = {}
         for name, streams in sorted(grouped.items()):
