@@ -350,7 +350,8 @@ class Journey:
         if not self._roles_swapped(directions):
             return False, f"turns' POST->GET environments: {seen}; no environment " \
                 "took both roles in both orders"  # fmt: skip
-        return ok, f"turns' POST->GET environments: {seen}; every token live"
+        verdict = "every token live" if ok else "a follow-up did not stream well"
+        return ok, f"turns' POST->GET environments: {seen}; {verdict}"
 
     def _wait_for_gets(self, stream: Stream, count: int, timeout: float = 10.0) -> None:
         """Until the runtimes logged `count` stream GETs of the stream id: each logs its
