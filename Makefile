@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
 help:
 	@echo "make test   - lint + the whole test suite (installs what it needs)"
-	@echo "make test-fast - the edit loop (~10 s): no process, no moto, no whole-program run"
+	@echo "make test-fast - the edit loop (~13 s): no process, no moto, no whole-program run"
 	@echo "make local  - local API Gateway + Lambda emulator with a demo upstream; curl -N the printed URL"
 	@echo "             (ENVIRONMENTS=N: up to N environments; MANAGED=N: Managed Instances, N per environment;"
 	@echo "              PORT=8080; LOG=pretty: one short line per log record instead of JSON;"
@@ -33,17 +33,17 @@ sync: bootstrap
 
 test: sync lint pytest
 
-# The whole suite on one worker more than there are cores: most slow tests wait on the
-# processes and sockets they start, so a third worker on two cores took the suite from 165 s to
-# 129 s (a fourth: 141 s). --dist loadfile keeps a file's tests on one worker, so a module's
+# The whole suite on one worker more than there are cores (PYTEST_WORKERS=N overrides; nproc does not
+# see a container's CPU quota): most slow tests wait on the processes and sockets they start,
+# so the extra worker pays (docs/decisions.md, "Two lanes", has the figures). --dist loadfile keeps a file's tests on one worker, so a module's
 # fixtures (a runtime under the emulator, moto) start once. The coverage figure counts
 # the runtime's own processes ([tool.coverage.run] patch = subprocess); below the floor
 # ([tool.coverage.report] fail_under) the run fails. Bytecode is written even where the shell
 # sets PYTHONDONTWRITEBYTECODE (as on the build machines): otherwise every worker and every
 # process the tests start compiles pulumi_aws again (~8 s each).
-WORKERS := $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 pytest: sync test-tools
-	PYTHONDONTWRITEBYTECODE= $(UV) run --frozen pytest -n $(WORKERS) --dist loadfile --cov --cov-report=term:skip-covered
+	PYTHONDONTWRITEBYTECODE= $(UV) run --frozen pytest -n $(PYTEST_WORKERS) --dist loadfile --cov --cov-report=term:skip-covered
 
 # The edit loop and the pre-commit hook: every test but those marked slow (a process or moto)
 # or program (a whole Pulumi program run); tests/conftest.py fails either when unmarked.

@@ -26,7 +26,7 @@ PASSWORD = "e2e-password-1"  # noqa: S105 - a throwaway user in a throwaway data
 # The standard-mode targets of a token's relay (issue 15): its latency through the front,
 # less the same LibreChat's read in-process (the direct run's median), at these percentiles.
 RELAY_TARGETS_MS = {50: 10.0, 95: 100.0}
-FOLLOW_UPS = 6  # at most, until follow-ups went both ways between two environments
+FOLLOW_UPS = 6  # at most, until the environments swapped roles both ways
 _RUNTIME_LINE = re.compile(r"env (\d+): (\{.*\})\s*$")
 
 
@@ -295,9 +295,7 @@ class Journey:
             and r.get("streamId") == stream.stream_id
             and r.get("turn")
         )
-        path = f"/api/agents/chat/stream/{stream.stream_id}"
-        gets = [(e, r.get("turn")) for e, r in records if r.get("message") == "request"
-                and r.get("method") == "GET" and r.get("path") == path]  # fmt: skip
+        gets = [(e, r.get("turn")) for e, r in records if _is_stream_get(r, stream)]
         held = len(holds) > n
         if n < len(published):
             turn, post_env = published[n]
@@ -327,12 +325,18 @@ class Journey:
         sent the moment the reader's environment is free, while the holder is still busy."""
         streams, ok = list(turns), True
         notes: dict[int, str] = {}  # a turn that did not stream well: what went wrong
-        directions: list[tuple[int | None, int | None]] = []
+        known: dict[int, tuple[int | None, int | None]] = {}  # each turn's, waited for once
+
+        def directions() -> list[tuple[int | None, int | None]]:
+            for n, s in enumerate(streams):
+                if n not in known:
+                    known[n] = self._direction(s)
+            return [known[n] for n in range(len(streams))]
+
         for i in range(FOLLOW_UPS + 1):
             patient = i % 2 == 0
             if patient:  # waits for every hold so far, then knows every direction
-                directions = [self._direction(s) for s in streams]
-                if self._roles_swapped(directions) or i == FOLLOW_UPS:
+                if self._roles_swapped(directions()) or i == FOLLOW_UPS:
                     break
             else:  # the moment the reader's environment is free, the holder still busy
                 self._wait_for_gets(streams[-1], len(streams))
@@ -345,11 +349,12 @@ class Journey:
             if not good:
                 notes[len(streams)] = f" ({detail})"
             streams.append(stream)
-        directions = [self._direction(s) for s in streams]
-        seen = ", ".join("{}->{}".format(*d) + notes.get(n, "") for n, d in enumerate(directions))
-        if not self._roles_swapped(directions):
-            return False, f"turns' POST->GET environments: {seen}; no environment " \
-                "took both roles in both orders"  # fmt: skip
+        directions()  # the last turns' too
+        final = [d if None not in d else self.environments(streams[n]) for n, d in known.items()]
+        seen = ", ".join("{}->{}".format(*d) + notes.get(n, "") for n, d in enumerate(final))
+        if not self._roles_swapped(final):
+            return False, f"turns' POST->GET environments: {seen}; not both: a holder " \
+                "later serving a GET, a reader later holding a POST"  # fmt: skip
         verdict = "every token live" if ok else "a follow-up did not stream well"
         return ok, f"turns' POST->GET environments: {seen}; {verdict}"
 
@@ -357,10 +362,9 @@ class Journey:
         """Until the runtimes logged `count` stream GETs of the stream id: each logs its
         request when its stream ended, just before its environment asks for the next event
         (while the holding environment is still reading the end of LibreChat's response)."""
-        needle = f'"path":"/api/agents/chat/stream/{stream.stream_id}"'
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            done = sum(1 for line in list(self.lines) if needle in line and '"GET"' in line)
+            done = sum(1 for _, r in self.runtime_records() if _is_stream_get(r, stream))
             if done >= count:
                 return
             time.sleep(0.005)
@@ -481,7 +485,7 @@ class Journey:
         resumable = first.how == "resumable"
         across = resumable and bool(self.lines) and self.across_environments  # issue 15
         if across:
-            self.check("follow-ups both ways between two environments",
+            self.check("follow-ups: environments swap roles both ways",
                        lambda: self.follow_ups_both_ways([first, follow]))  # fmt: skip
         self.check("upload an image", self.upload)
         self.check("two concurrent chats", self.concurrent_chats)
@@ -492,6 +496,16 @@ class Journey:
             self.check("relay within p50 10 ms / p95 100 ms, no token lost",
                        self.relay_within_targets)  # fmt: skip
         self.check("logout (refresh refused afterwards)", self.logout)
+
+
+def _is_stream_get(record: dict[str, Any], stream: Stream) -> bool:
+    """A runtime's request line for a GET of the answer's stream."""
+    path = f"/api/agents/chat/stream/{stream.stream_id}"
+    return bool(
+        record.get("message") == "request"
+        and record.get("method") == "GET"
+        and record.get("path") == path
+    )
 
 
 def _message_text(message: dict[str, Any]) -> str:

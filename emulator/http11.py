@@ -306,28 +306,56 @@ def sendv(sock: socket.socket, parts: list[bytes]) -> None:
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody uses now, for a process about to bind it.
 
-    Drawn from below the kernel's ephemeral range, never with `bind(0)`: a port `bind(0)`
-    hands out is an ephemeral one, and any connection opened before the process binds it may
-    take it as its local port (the upstream then fails with EADDRINUSE, as it did in CI).
+    Drawn from outside the kernel's ephemeral range where it can be, never with `bind(0)`: a
+    port `bind(0)` hands out is an ephemeral one, and any connection opened before the process
+    binds it may take it as its local port (the upstream then fails with EADDRINUSE, as it did
+    in CI). No port is handed out twice by one process.
     """
-    low = _ephemeral_low()
-    start = max(1024, low - 12_000)
-    for _ in range(200):
-        port = start + secrets.randbelow(low - start)
-        with socket.socket() as s:
-            try:
-                s.bind((host, port))
-            except OSError:
+    ranges = port_ranges(*_ephemeral_range())
+    size = sum(stop - start for start, stop in ranges)
+    for _ in range(200 if size else 0):
+        port = _nth_port(ranges, secrets.randbelow(size))
+        with _HANDED_OUT_LOCK:
+            if port in _HANDED_OUT:
                 continue
+            with socket.socket() as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+            _HANDED_OUT.add(port)
             return port
-    raise RuntimeError(f"no free port on {host} below the ephemeral range ({low})")
+    with socket.socket() as s:  # no room outside the range (e.g. 1024-65535): the kernel's pick
+        s.bind((host, 0))
+        port = int(s.getsockname()[1])
+    return port
 
 
-def _ephemeral_low() -> int:
+_HANDED_OUT: set[int] = set()
+_HANDED_OUT_LOCK = threading.Lock()
+
+
+def port_ranges(low: int, high: int) -> list[tuple[int, int]]:
+    """The unprivileged ports outside the ephemeral range [low, high], as [start, stop) pairs."""
+    below = (max(1024, low - 12_000), low)
+    above = (high + 1, 65536)
+    return [(start, stop) for start, stop in (below, above) if stop - start >= 100]
+
+
+def _nth_port(ranges: list[tuple[int, int]], n: int) -> int:
+    for start, stop in ranges:
+        if n < stop - start:
+            return start + n
+        n -= stop - start
+    raise IndexError(n)
+
+
+def _ephemeral_range() -> tuple[int, int]:
     try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default; macOS starts at 49152, so this stays below it too
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[:2]
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default; macOS uses 49152-65535
 
 
 class TcpServer:

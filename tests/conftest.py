@@ -1,5 +1,6 @@
-"""Test setup shared by every test: Pulumi mocks installed before program code runs, and the
-`slow` mark on every test that starts a process or moto.
+"""Test setup shared by every test: Pulumi mocks installed before program code runs, the
+`slow` mark on every test that starts a process or moto, and a guard that fails a test that
+runs a whole program (`__main__.py`) unless it is marked `program`.
 
 Pulumi's mocks are process-global. Mocks are installed at import time, so anything that
 touches the Pulumi runtime while being imported meets mocks and never a real engine; the
@@ -86,7 +87,7 @@ for _owner, _name in _STARTERS:
 
 
 def _refuse_unless_program(original: Any) -> Any:
-    """A whole program's run costs ~0.3 s: the edit loop (make test-fast) leaves those out."""
+    """The edit loop (make test-fast) leaves out the whole-program runs (pyproject.toml's markers)."""
 
     def guarded(path: Any, *args: Any, **kwargs: Any) -> Any:
         item = _running[-1] if _running else None
