@@ -60,7 +60,7 @@ def boot(
     """One cold start: spawn to /health and /readyz, then stop LibreChat."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = os.environ | services.librechat_env(url) | {"HOST": "127.0.0.1", "PORT": str(port)}
+    env = os.environ | services.librechat_env(url, port)
     prefix: list[str] = []
     with tempfile.TemporaryDirectory(prefix="lambda-tmp-") as tmp:
         if variant == "baked":

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "runtime"))
 from streaming_proxy.readiness import librechat_version, startup_lines
 
 from e2e.client import USER_AGENT, LibreChat
-from e2e.scenario import PASSWORD, Journey, percentile, token_latencies
+from e2e.scenario import PASSWORD, Journey, percentile, round_ms, token_latencies
 from e2e.services import Services
 from emulator.http11 import free_port
 
@@ -125,7 +125,7 @@ def _check_checkout(root: Path) -> str | None:
 def direct_phase(root: Path, services: Services, out: Path) -> dict[str, Any]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = os.environ | services.librechat_env(url) | {"HOST": "127.0.0.1", "PORT": str(port)}
+    env = os.environ | services.librechat_env(url, port)
     log = (out / "librechat-direct.log").open("wb")
     spawned = time.perf_counter()
     process = subprocess.Popen(
@@ -480,25 +480,23 @@ def figures(summary: dict[str, Any]) -> dict[str, Any]:
         "boot_startup_line_s": (direct.get("boot") or {}).get("started_s"),
         "init_s": front.get("init_s"),
         "cold_start_s": front.get("cold_start_s"),
-        "warm_health_ms": _round(front.get("warm_health_ms")),
-        "first_token_ms_front": _round(percentile(firsts, 50)),
-        "first_token_ms_direct": _round(percentile(d_firsts, 50)),
-        "token_ms_p50_direct": _round(d_p50),
-        "token_ms_p50_front": _round(f_p50),
-        "relay_ms_p50": _round(f_p50 - d_p50) if d_p50 is not None and f_p50 is not None else None,
-        "token_ms_p90_front": _round(percentile(f_tokens, 90)),
-        "relay_ms_p95": _round(percentile(f_tokens, 95) - d_p50)
+        "warm_health_ms": round_ms(front.get("warm_health_ms")),
+        "first_token_ms_front": round_ms(percentile(firsts, 50)),
+        "first_token_ms_direct": round_ms(percentile(d_firsts, 50)),
+        "token_ms_p50_direct": round_ms(d_p50),
+        "token_ms_p50_front": round_ms(f_p50),
+        "relay_ms_p50": round_ms(f_p50 - d_p50)
+        if d_p50 is not None and f_p50 is not None
+        else None,
+        "token_ms_p90_front": round_ms(percentile(f_tokens, 90)),
+        "relay_ms_p95": round_ms(percentile(f_tokens, 95) - d_p50)
         if d_p50 is not None and f_tokens
         else None,
         "restore_first_byte_ms": (front.get("snapstart") or {}).get("restore_first_byte_ms"),
-        "first_chat_after_restore_first_token_ms": _round(
+        "first_chat_after_restore_first_token_ms": round_ms(
             (front.get("snapstart") or {}).get("first_chat_first_token_ms")
         ),
     }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
 
 
 def report(summary: dict[str, Any], out: Path) -> int:

@@ -1,8 +1,8 @@
 """Two restores in a row from one snapshot state of the real LibreChat, with CRIU standing in
 for Lambda's microVM snapshot.
 
-    uv run --frozen --group e2e python -m e2e.criu_restores --librechat /work/lcbuild/v0.8.7 \
-        --version v0.8.7 --criu /work/criu-src/criu/criu/criu
+    uv run --frozen --group e2e python -m e2e.criu_restores --librechat ../lcbuild/v0.8.7 \
+        --version v0.8.7 --criu /path/to/criu
 
 Why: the emulator's SnapStart mode freezes a process tree (SIGSTOP) and thaws it once, so one
 snapshot state is never restored twice, and the uniqueness evidence (e2e/uniqueness.py) is a
@@ -33,7 +33,7 @@ established TCP connections are not kept (Lambda keeps none across a snapshot ei
 control's open MongoDB and Redis connections come back closed and the drivers reconnect.
 
 CRIU: built from source, tag v4.2 (commit 3c7d4fa013297b431da48eff821db7f2e8b90c27, from
-github checkpoint-restore/criu) in /work/criu-src/criu with `make -j2 criu` (no docs), on the
+github checkpoint-restore/criu), outside this repository, with `make -j2 criu` (no docs), on the
 Debian 12 packages libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 python3-protobuf libnl-3-dev libcap-dev libnet1-dev libgnutls28-dev libnftables-dev
 pkg-config libbsd-dev uuid-dev libdrm-dev. Debian's criu 3.17.1 fails `criu check` on kernel
@@ -65,9 +65,10 @@ from streaming_proxy import snapstart
 
 from e2e.__main__ import wait_ready, wait_started
 from e2e.client import USER_AGENT, LibreChat
-from e2e.scenario import Journey
+from e2e.scenario import Journey, round_ms
 from e2e.services import Services
 from emulator.http11 import free_port
+from emulator.sandbox import process_state
 
 E2E_DIR = Path(__file__).resolve().parent
 REPO_ROOT = E2E_DIR.parent
@@ -275,8 +276,7 @@ class Pair:
         return result
 
     def boot(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        env = os.environ | self.services.librechat_env(self.url)
-        env |= {"HOST": "127.0.0.1", "PORT": str(self.port), "UV_USE_IO_URING": "0"}
+        env = os.environ | self.services.librechat_env(self.url, self.port)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         bare = ["--bare"] if self.bare else []
         command = [sys.executable, "-m", "e2e.criu_restores", "--hold", str(self.control_port),
@@ -357,7 +357,7 @@ class Pair:
             journey.check(f"restore {n}: login afresh", journey.login)
             stream = journey.chat(f"first chat after restore {n}")
             journey.check(f"restore {n}: first chat", lambda: journey.streamed(stream))
-            result["first_token_ms"] = _round(stream.first_token_ms)
+            result["first_token_ms"] = round_ms(stream.first_token_ms)
             result["steps"] = [vars(s) for s in journey.steps]
             message = stream.response_message
             result["values"] = {
@@ -499,7 +499,7 @@ def _headline(r: dict[str, Any]) -> dict[str, Any]:
     keys = ("criu_restore_ms", "after_done_ms", "first_byte_ms", "first_token_ms")
     head = {k: r.get(k) for k in keys if k in r}
     if "after" in r:
-        head["after_step_ms"] = _round(r["after"].get("ms"))
+        head["after_step_ms"] = round_ms(r["after"].get("ms"))
     return head
 
 
@@ -515,10 +515,6 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
-
-
 def _reap(pid: int) -> None:
     """Wait for an orphan of the tree that came to us (we are its subreaper), if it did."""
     if pid <= 0:
@@ -528,20 +524,12 @@ def _reap(pid: int) -> None:
         try:
             done, _ = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:  # not ours: its parent reaped it, or it was never orphaned
-            if not _alive(pid):
+            if process_state(pid) in ("", "Z"):  # gone, or a zombie of another parent
                 return
         else:
             if done:
                 return
         time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _errors(log: Path) -> str:

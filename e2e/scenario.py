@@ -349,8 +349,8 @@ class Journey:
             if not good:
                 notes[len(streams)] = f" ({detail})"
             streams.append(stream)
-        directions()  # the last turns' too
-        final = [d if None not in d else self.environments(streams[n]) for n, d in known.items()]
+        pairs = zip(directions(), streams, strict=True)
+        final = [d if None not in d else self.environments(s) for d, s in pairs]
         seen = ", ".join("{}->{}".format(*d) + notes.get(n, "") for n, d in enumerate(final))
         if not self._roles_swapped(final):
             return False, f"turns' POST->GET environments: {seen}; not both: a holder " \
@@ -461,8 +461,8 @@ class Journey:
                 "answers": len(streams),
                 "tokens": sum(len(s.arrivals) for s in streams),
                 "lost": sum(len(s.lost) for s in streams),
-                "relay_p50_ms": _round(percentile(relay, 50)),
-                "relay_p95_ms": _round(percentile(relay, 95)),
+                "relay_p50_ms": round_ms(percentile(relay, 50)),
+                "relay_p95_ms": round_ms(percentile(relay, 95)),
             }
         return cells
 
@@ -541,5 +541,5 @@ def percentile(values: list[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def _round(value: float | None) -> float | None:
+def round_ms(value: float | None) -> float | None:
     return None if value is None else round(value, 1)

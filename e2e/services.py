@@ -113,9 +113,11 @@ class Services:
         for name in ("uploads", "images", "logs"):
             (self.workdir / name).mkdir(exist_ok=True)
 
-    def librechat_env(self, public_url: str) -> dict[str, str]:
-        """LibreChat's environment (the .env of a deployment), pointing at these services."""
-        return {
+    def librechat_env(self, public_url: str, port: int | None = None) -> dict[str, str]:
+        """LibreChat's environment (the .env of a deployment), pointing at these services;
+        with `port`, listening there on loopback (else the runtime sets the port)."""
+        listen = {"HOST": "127.0.0.1", "PORT": str(port)} if port is not None else {}
+        return listen | {
             "NODE_ENV": "production",
             "MONGO_URI": f"mongodb://127.0.0.1:{self.mongo.port}/LibreChat",
             "USE_REDIS": "true",
